@@ -1,0 +1,256 @@
+"""The one plugin manager of bench, plugin loading, and the name registries.
+
+Plugins come from the ``bench`` entry-point group only, the built-ins included
+(see ``[project.entry-points.bench]`` in pyproject.toml). Loading is lazy and
+idempotent. A plugin that fails to import, or whose hook raises, is reported
+with its entry point, distribution and version and then skipped, so the rest of
+bench still works; with ``strict=True``, ``--strict-plugins`` or
+``BENCH_STRICT_PLUGINS=1`` the failure is fatal instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from bench import hookspecs
+from bench.errors import PluginError, UnknownNameError
+
+ENTRY_POINT_GROUP = "bench"
+STRICT_ENV = "BENCH_STRICT_PLUGINS"
+
+pm = pluggy.PluginManager("bench")
+pm.add_hookspecs(hookspecs)
+
+
+@dataclass
+class PluginInfo:
+    """Where a plugin came from: its entry point and distribution."""
+
+    name: str
+    module: str = ""
+    distribution: str = ""
+    version: str = ""
+
+    def describe(self) -> str:
+        dist = f"{self.distribution} {self.version}".strip() or "not installed (registered in-process)"
+        return f"entry point {self.name!r} ({self.module or '?'}) from {dist}"
+
+
+@dataclass
+class PluginFailure:
+    """A plugin that could not be loaded or whose hook raised."""
+
+    plugin: PluginInfo
+    stage: str
+    error: str
+    traceback: str = ""
+
+    def message(self) -> str:
+        return (
+            f"plugin {self.plugin.describe()} failed to {self.stage}: {self.error}\n"
+            f"  It was skipped; everything else still works. Fix or uninstall "
+            f"{self.plugin.distribution or 'the plugin'}, or set {STRICT_ENV}=1 to make this fatal."
+        )
+
+
+@dataclass
+class Entry:
+    """One registered encoder or task."""
+
+    kind: str
+    name: str
+    target: Any
+    description: str
+    plugin: PluginInfo
+
+    def load(self) -> Callable[..., Any]:
+        """Resolve the factory, importing a lazy ``"module:attr"`` target now."""
+        if not isinstance(self.target, str):
+            return self.target
+        module_name, _, attr = self.target.partition(":")
+        try:
+            obj = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else []:
+                obj = getattr(obj, part)
+        except Exception as exc:  # a broken plugin must not take bench down
+            raise PluginError(
+                f"{self.kind} {self.name!r} from plugin {self.plugin.describe()} could not be "
+                f"imported from {self.target!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return obj
+
+    def create(self, **options: Any) -> Any:
+        factory = self.load()
+        try:
+            return factory(**options)
+        except PluginError:
+            raise
+        except TypeError as exc:
+            raise PluginError(f"{self.kind} {self.name!r}: bad options {options}: {exc}") from exc
+
+
+@dataclass
+class Registry:
+    """Names to entries for one kind of thing (encoders or tasks)."""
+
+    kind: str
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    def add(self, name: str, target: Any, description: str, plugin: PluginInfo) -> None:
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise PluginError(f"plugin {plugin.describe()} registered a {self.kind} with an invalid name {name!r}")
+        if name in self.entries:
+            other = self.entries[name].plugin
+            raise PluginError(
+                f"duplicate {self.kind} name {name!r}: registered by plugin {other.describe()} "
+                f"and by plugin {plugin.describe()}. Uninstall one of them or ask its author to rename."
+            )
+        self.entries[name] = Entry(self.kind, name, target, description, plugin)
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def get(self, name: str) -> Entry:
+        if name in self.entries:
+            return self.entries[name]
+        close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        available = ", ".join(self.names()) or "(none)"
+        raise UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Available {self.kind}s: {available}.")
+
+    def resolve(self, spec: str) -> list[str]:
+        """Turn ``"all"`` or ``"a,b"`` into a list of known names (unknown names raise)."""
+        if spec.strip() == "all":
+            return self.names()
+        names = [n.strip() for n in spec.split(",") if n.strip()]
+        if not names:
+            raise UnknownNameError(f"no {self.kind} given. Available {self.kind}s: {', '.join(self.names())}.")
+        for n in names:
+            self.get(n)
+        return list(dict.fromkeys(names))
+
+
+@dataclass
+class _State:
+    loaded: bool = False
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    failures: list[PluginFailure] = field(default_factory=list)
+    encoders: Registry | None = None
+    tasks: Registry | None = None
+
+
+_state = _State()
+
+
+def strict_from_env() -> bool:
+    return os.environ.get(STRICT_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _fail(failure: PluginFailure, strict: bool) -> None:
+    _state.failures.append(failure)
+    if strict:
+        raise PluginError(failure.message().split("\n")[0] + f" (strict mode: {STRICT_ENV} / --strict-plugins)")
+    print(f"warning: {failure.message()}", file=sys.stderr)
+
+
+def load_plugins(strict: bool | None = None) -> None:
+    """Import every ``bench`` entry point once; report and skip the broken ones."""
+    if _state.loaded:
+        return
+    strict = strict_from_env() if strict is None else strict
+    _state.loaded = True
+    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = getattr(ep, "dist", None)
+        info = PluginInfo(
+            name=ep.name,
+            module=ep.value,
+            distribution=dist.metadata["Name"] if dist is not None else "",
+            version=dist.version if dist is not None else "",
+        )
+        if ep.name in _state.plugins or pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            module = ep.load()
+            pm.register(module, name=ep.name)
+        except Exception as exc:
+            _fail(PluginFailure(info, "import", f"{type(exc).__name__}: {exc}", traceback.format_exc()), strict)
+            continue
+        _state.plugins[ep.name] = info
+
+
+def plugin_info(plugin: object) -> PluginInfo:
+    name = pm.get_name(plugin) or repr(plugin)
+    return _state.plugins.get(name) or PluginInfo(name=name, module=getattr(plugin, "__name__", ""))
+
+
+def _collect(kind: str, hook_name: str, strict: bool) -> Registry:
+    registry = Registry(kind)
+    hook = getattr(pm.hook, hook_name)
+    # Call each implementation on its own so that one plugin's exception is
+    # attributed to it and does not stop the others from registering.
+    for impl in reversed(hook.get_hookimpls()):
+        info = plugin_info(impl.plugin)
+
+        def register(name: str, target: Any, description: str = "", _info: PluginInfo = info) -> None:
+            registry.add(name, target, description, _info)
+
+        try:
+            impl.function(**{arg: register for arg in impl.argnames})
+        except PluginError:
+            raise
+        except Exception as exc:
+            _fail(PluginFailure(info, f"run {hook_name}", f"{type(exc).__name__}: {exc}", traceback.format_exc()), strict)
+    return registry
+
+
+def encoders(strict: bool | None = None) -> Registry:
+    """The encoder registry (loads plugins on first use)."""
+    strict = strict_from_env() if strict is None else strict
+    load_plugins(strict)
+    if _state.encoders is None:
+        _state.encoders = _collect("encoder", "register_encoders", strict)
+    return _state.encoders
+
+
+def tasks(strict: bool | None = None) -> Registry:
+    """The task registry (loads plugins on first use)."""
+    strict = strict_from_env() if strict is None else strict
+    load_plugins(strict)
+    if _state.tasks is None:
+        _state.tasks = _collect("task", "register_tasks", strict)
+    return _state.tasks
+
+
+def failures() -> list[PluginFailure]:
+    return list(_state.failures)
+
+
+def reset() -> None:
+    """Forget loaded plugins and registries (tests; a long-lived process that installed a plugin)."""
+    global _state
+    for name, _plugin in list(pm.list_name_plugin()):
+        pm.unregister(name=name)
+    _state = _State()
+
+
+def invalidate() -> None:
+    """Rebuild the registries on next use (after ``pm.register`` of an in-process plugin)."""
+    _state.encoders = None
+    _state.tasks = None
+
+
+def get_encoder(name: str, **options: Any):
+    return encoders().get(name).create(**options)
+
+
+def get_task(name: str, **options: Any):
+    return tasks().get(name).create(**options)
