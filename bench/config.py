@@ -1,0 +1,130 @@
+"""Where things live: cache folder, data roots, the optional config file.
+
+Precedence for the data root of a task: a per-task path given on the command
+line (``--data-root TASK=DIR``), a general ``--data-root DIR``, then the
+environment (``BENCH_DATA_ROOT``), then ``data_root`` in the config file
+(``$BENCH_CONFIG`` or ``<user config dir>/bench/config.toml``), and with none
+of those the built-in demo data, generated once into the cache folder.
+
+The cache folder is ``BENCH_CACHE_DIR`` or the user's cache directory
+(``~/.cache/bench`` on Linux).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+DEMO_VERSION = "1"
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("BENCH_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("bench", appauthor=False))
+
+
+def config_file() -> Path:
+    env = os.environ.get("BENCH_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("bench", appauthor=False)) / "config.toml"
+
+
+def read_config() -> dict[str, Any]:
+    path = config_file()
+    if not path.is_file():
+        return {}
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text())
+    except Exception as exc:
+        raise BenchError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+@dataclass
+class DataRoots:
+    """Resolves the data root of each task (real data, or the generated demo)."""
+
+    general: str | None = None
+    per_task: dict[str, str] = field(default_factory=dict)
+    demo_size: str = "small"
+    demo_seed: int = 0
+
+    @classmethod
+    def from_args(cls, values: list[str] | None, demo_size: str = "small") -> "DataRoots":
+        """Parse ``--data-root`` values: ``DIR`` or ``TASK=DIR`` (repeatable)."""
+        roots = cls(demo_size=demo_size)
+        for value in values or []:
+            name, sep, path = value.partition("=")
+            if sep and name and not os.path.sep in name:
+                roots.per_task[name] = path
+            else:
+                roots.general = value
+        if roots.general is None:
+            roots.general = os.environ.get("BENCH_DATA_ROOT") or None
+        if roots.general is None:
+            cfg = read_config()
+            roots.general = cfg.get("data_root")
+            for name, path in (cfg.get("tasks") or {}).items():
+                if isinstance(path, dict) and "data_root" in path:
+                    roots.per_task.setdefault(name, path["data_root"])
+        return roots
+
+    def is_demo(self, task_name: str) -> bool:
+        return task_name not in self.per_task and not self.general
+
+    def root(self, task: Any) -> Path:
+        """The data root of ``task`` (a Task instance); builds the demo data if needed."""
+        if task.name in self.per_task:
+            return Path(self.per_task[task.name]).expanduser()
+        if self.general:
+            return Path(self.general).expanduser()
+        return ensure_demo(task, size=self.demo_size, seed=self.demo_seed)
+
+
+def demo_root(size: str = "small", seed: int = 0) -> Path:
+    return cache_dir() / "demo" / f"v{DEMO_VERSION}-{size}-seed{seed}"
+
+
+def ensure_demo(task: Any, size: str = "small", seed: int = 0, quiet: bool = False) -> Path:
+    """Build the demo dataset of ``task`` once (atomically) and return its data root."""
+    root = demo_root(size, seed)
+    marker = root / f".{task.name}.done"
+    if marker.exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    # Build in a private folder, then move the dataset folders in: an
+    # interrupted build leaves nothing that looks complete.
+    tmp = root / f".building-{task.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    if not quiet:
+        print(f"Building demo data for {task.name} ({size}) in {root} ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    try:
+        task.make_demo(tmp, size=size, seed=seed)
+        for child in tmp.iterdir():
+            dest = root / child.name
+            if dest.exists():
+                shutil.rmtree(dest)
+            child.replace(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    marker.write_text(f"built in {time.perf_counter() - t0:.1f}s\n")
+    if not quiet:
+        print(f"  done in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+    return root
