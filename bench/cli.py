@@ -1,0 +1,249 @@
+"""The `bench` command line. Thin: each verb imports what it needs when it runs.
+
+Verbs: list, run, leaderboard, data (demo, check), and the ones plugins and
+other stages add. `bench VERB --help` documents each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench.errors import BenchError
+
+EPILOG = """examples:
+  bench list
+  bench run --encoder logmel --tasks all
+  bench run --encoder logmel,semisupcon --tasks nsynth_pitch,gtzan --data-root ~/datasets
+  bench leaderboard bench-results/run-20261121-120000
+  bench data check --task nsynth_pitch --data-root ~/datasets
+
+environment:
+  BENCH_DATA_ROOT       data root (folder holding nsynth/, magnatagatune/, ...)
+  BENCH_CACHE_DIR       cache folder (demo data, checkpoints, embeddings)
+  BENCH_STRICT_PLUGINS  1 = a plugin that fails to load is fatal
+  BENCH_CONFIG          config file (TOML; default <user config dir>/bench/config.toml)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Benchmark learned music representations: pretrain or load an encoder, "
+        "embed the standard music tasks, train probes, compare on a leaderboard.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--strict-plugins", action="store_true",
+                        help="fail when a plugin cannot be loaded (default: warn and skip it)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list encoders and tasks and the plugins that provide them",
+                       description="List the registered encoders and tasks, with the plugin, distribution "
+                       "and version that provides each, and any plugin that failed to load.")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="evaluate encoders on tasks and print a leaderboard",
+                       description="Evaluate one or more encoders on one or more tasks: extract embeddings, "
+                       "train a probe per task, write one JSON record per encoder x task x seed and a leaderboard. "
+                       "With no data root configured, generated demo data is used (and every table says so).",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    p.add_argument("--encoder", "-e", required=True, help="encoder name(s), comma-separated (see `bench list`)")
+    p.add_argument("--tasks", "-t", default="all", help="'all' or task names, comma-separated (default: all)")
+    p.add_argument("--out", "-o", type=Path, default=None,
+                   help="folder for records and leaderboard (default: ./bench-results/run-<time>)")
+    p.add_argument("--data-root", action="append", metavar="DIR|TASK=DIR",
+                   help="data root, or a per-task root as TASK=DIR (repeatable; default: $BENCH_DATA_ROOT, "
+                   "the config file, else demo data)")
+    p.add_argument("--demo-size", default="small", choices=["tiny", "small"], help="size of generated demo data")
+    p.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--seeds", default="0", help="probe seeds, comma-separated (default: 0)")
+    p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default: 32)")
+    p.add_argument("--checkpoint", default=None, help="encoder weights to evaluate (skips pretraining)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("leaderboard", help="build a leaderboard from result folders",
+                       description="Read the result records under one or more folders and print and write "
+                       "the leaderboard (markdown, CSV, JSON).")
+    p.add_argument("paths", nargs="+", type=Path, help="result folders or record files")
+    p.add_argument("--out", "-o", type=Path, default=None, help="where to write the leaderboard files "
+                   "(default: the first folder)")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("data", help="build demo data or check a data root",
+                       description="Build the generated demo datasets, or check what a data root holds.")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    d = dsub.add_parser("demo", help="build the demo datasets (real formats, generated audio)",
+                        description="Build the demo datasets of the given tasks into the cache folder "
+                        "(or --out DIR) in the real on-disk formats.")
+    d.add_argument("--tasks", "-t", default="all", help="'all' or task names (default: all)")
+    d.add_argument("--size", default="small", choices=["tiny", "small"], help="demo size (default: small)")
+    d.add_argument("--seed", type=int, default=0, help="generation seed (default: 0)")
+    d.add_argument("--out", type=Path, default=None, help="write here instead of the cache folder")
+    d.set_defaults(func=cmd_data_demo)
+    d = dsub.add_parser("check", help="report what a data root holds for a task",
+                        description="Index a task's splits under a data root and report tracks per split, "
+                        "problems (malformed rows, missing files), corrupt files (--decode) and audio files "
+                        "that belong to no split.")
+    d.add_argument("--task", "-t", required=True, help="task name, or 'all'")
+    d.add_argument("--data-root", action="append", metavar="DIR|TASK=DIR", help="data root (default as for run)")
+    d.add_argument("--decode", action="store_true", help="also decode every file to find corrupt ones")
+    d.set_defaults(func=cmd_data_check)
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+    _extend(sub)
+    return parser
+
+
+def _extend(sub) -> None:
+    """Sub-commands that live with their stage (added only if the stage is installed)."""
+    import importlib.util
+
+    for module in ("bench.pretrain", "bench.compare", "bench.cache"):
+        if importlib.util.find_spec(module) is None:
+            continue
+        mod = __import__(module, fromlist=["add_cli"])
+        if hasattr(mod, "add_cli"):
+            mod.add_cli(sub)
+
+
+def _version() -> str:
+    from bench import __version__
+
+    return __version__
+
+
+def cmd_list(args) -> int:
+    from bench import plugins
+
+    enc, tasks = plugins.encoders(), plugins.tasks()
+    for title, reg in (("Encoders", enc), ("Tasks", tasks)):
+        print(f"{title}:")
+        width = max((len(n) for n in reg.names()), default=4)
+        for name in reg.names():
+            e = reg.entries[name]
+            src = f"{e.plugin.distribution} {e.plugin.version}".strip() or "in-process"
+            print(f"  {name:<{width}}  {e.description}  [plugin {e.plugin.name}, {src}]")
+        if not reg.names():
+            print("  (none)")
+    failed = plugins.failures()
+    if failed:
+        print("Plugins that failed to load:")
+        for f in failed:
+            print(f"  {f.plugin.name} ({f.plugin.distribution} {f.plugin.version}): {f.stage}: {f.error}")
+    return 0
+
+
+def _data_roots(values, demo_size="small"):
+    from bench.config import DataRoots
+
+    return DataRoots.from_args(values, demo_size=demo_size)
+
+
+def cmd_run(args) -> int:
+    from bench import plugins
+    from bench.run import RunConfig, resolve_device, run
+
+    encoders = plugins.encoders().resolve(args.encoder)
+    tasks = plugins.tasks().resolve(args.tasks)
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+    except ValueError:
+        raise BenchError(f"--seeds takes integers separated by commas, got {args.seeds!r}") from None
+    out = args.out or Path("bench-results") / time.strftime("run-%Y%m%d-%H%M%S")
+    config = RunConfig(
+        encoders=encoders,
+        tasks=tasks,
+        out=out,
+        data_roots=_data_roots(args.data_root, args.demo_size),
+        device=resolve_device(args.device),
+        seeds=seeds or (0,),
+        batch_size=args.batch_size,
+        checkpoint=args.checkpoint,
+        progress=not args.no_progress and sys.stderr.isatty() or bool(os.environ.get("BENCH_PROGRESS")),
+    )
+    outcome = run(config)
+    if outcome.failures:
+        print(f"\n{len(outcome.failures)} part(s) of the run failed:", file=sys.stderr)
+        for f in outcome.failures:
+            print(f"  - {f}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from bench import leaderboard
+    from bench.results import read_records
+
+    records = read_records(args.paths)
+    if not records:
+        raise BenchError(f"no result records under {', '.join(map(str, args.paths))}")
+    out = args.out or (args.paths[0] if args.paths[0].is_dir() else args.paths[0].parent)
+    files = leaderboard.write(records, out)
+    print(leaderboard.render(records))
+    print(f"Leaderboard written to {files['markdown']} (also .csv, .json)", file=sys.stderr)
+    return 0
+
+
+def cmd_data_demo(args) -> int:
+    from bench import plugins
+    from bench.config import demo_root, ensure_demo
+
+    for name in plugins.tasks().resolve(args.tasks):
+        task = plugins.get_task(name)
+        t0 = time.perf_counter()
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            task.make_demo(args.out, size=args.size, seed=args.seed)
+            where = args.out
+        else:
+            where = ensure_demo(task, size=args.size, seed=args.seed, quiet=True)
+        print(f"{name}: demo data in {where} ({time.perf_counter() - t0:.1f}s)")
+    if not args.out:
+        print(f"Use it with --data-root {demo_root(args.size, args.seed)} (it is the default when no data root is set).")
+    return 0
+
+
+def cmd_data_check(args) -> int:
+    from bench import plugins
+    from bench.datacheck import check, format_report
+
+    roots = _data_roots(args.data_root)
+    status = 0
+    for name in plugins.tasks().resolve(args.task):
+        task = plugins.get_task(name)
+        try:
+            report = check(task, roots.root(task), decode=args.decode)
+        except BenchError as exc:
+            print(f"{name}: {exc}")
+            status = 1
+            continue
+        print(format_report(report))
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.strict_plugins:
+        os.environ["BENCH_STRICT_PLUGINS"] = "1"
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Results stage: one JSON record per (encoder, task, probe seed), with provenance.
+
+A record holds the metrics and everything needed to trust or reproduce them:
+package and plugin versions, the encoder config and weights hash, the task
+settings, a fingerprint of the data, what was skipped, the probe config and
+timings. Records are written atomically; :func:`read_records` loads a folder of
+them and refuses records of another schema version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from bench.errors import BenchError
+
+SCHEMA_VERSION = 1
+
+
+def versions(extra: dict[str, str] | None = None) -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("music-bench", "torch", "numpy", "scikit-learn", "pandas", "soundfile", "soxr", "mir_eval",
+                 "accelerate", "datasets"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    out.update(extra or {})
+    return out
+
+
+def data_fingerprint(splits: dict[str, Iterable[Any]], data_root: Path) -> str:
+    """SHA-256 over every split's (track id, relative path, file size, label, span).
+
+    Cheap (no audio is read) and stable across machines for the same download.
+    """
+    h = hashlib.sha256()
+    root = str(Path(data_root).resolve())
+    for split in sorted(splits):
+        for item in splits[split]:
+            path = str(Path(item.path).resolve())
+            rel = path[len(root) + 1 :] if path.startswith(root) else path
+            try:
+                size = os.path.getsize(item.path)
+            except OSError:
+                size = -1
+            h.update(f"{split}\t{item.track_id}\t{rel}\t{size}\t{item.label}\t{item.start}\t{item.end}\n".encode())
+    return h.hexdigest()
+
+
+def record_name(rec: dict[str, Any]) -> str:
+    return f"{rec['encoder']}__{rec['task']}__seed{rec['seed']}.json"
+
+
+def write_record(rec: dict[str, Any], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / record_name(rec)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rec, indent=2, sort_keys=True, default=_json_default))
+    tmp.replace(path)
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def new_record(**fields: Any) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(sys.argv),
+        **fields,
+    }
+
+
+def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Load every record under the given files or folders (recursively)."""
+    files: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files.extend(sorted(p.rglob("*.json")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise BenchError(f"results path {p} does not exist")
+    records = []
+    for f in files:
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BenchError(f"{f}: not a readable JSON record ({exc})") from exc
+        if not isinstance(rec, dict) or "schema_version" not in rec or "encoder" not in rec:
+            continue  # leaderboard.json and other files that are not records
+        if rec["schema_version"] != SCHEMA_VERSION:
+            raise BenchError(
+                f"{f}: record schema version {rec['schema_version']}, this bench reads version {SCHEMA_VERSION}. "
+                "Re-run the benchmark with this version, or read it with the bench version that wrote it."
+            )
+        rec["_file"] = str(f)
+        records.append(rec)
+    return records
