@@ -1,0 +1,176 @@
+"""The main job end to end on tiny generated data, and how it treats bad input."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from bench import hookimpl
+from bench.cli import main
+from bench.encoder import Encoder
+
+
+def run_cli(*args):
+    return main(list(args))
+
+
+def test_run_writes_records_with_provenance_and_leaderboard(nsynth_tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = run_cli("run", "--encoder", "logmel", "--tasks", "nsynth_pitch", "--data-root", str(nsynth_tiny),
+                   "--out", str(out), "--device", "cpu", "--seeds", "0,1")
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "logmel" in captured.out and "nsynth_pitch" in captured.out
+    assert str(out / "records") in captured.err  # says where the records went
+    rec = json.loads((out / "records" / "logmel__nsynth_pitch__seed1.json").read_text())
+    assert rec["schema_version"] == 1 and rec["seed"] == 1
+    assert set(rec["metrics"]) == {"accuracy", "pitch_class_accuracy"}
+    assert rec["primary_metric"] == "accuracy"
+    assert rec["demo_data"] is False  # an explicit data root is real data as far as bench knows
+    assert len(rec["data"]["fingerprint"]) == 64 and rec["data"]["tracks"]["train"] > 0
+    assert rec["encoder_config"]["name"] == "logmel" and len(rec["weights_hash"]) == 64
+    assert rec["versions"]["torch"] and rec["plugins"]["encoder"]["distribution"] == "music-bench"
+    assert rec["timings"]["extract_s"] > 0
+    for ext in ("md", "csv", "json"):
+        assert (out / f"leaderboard.{ext}").is_file()
+
+
+def test_demo_data_is_built_once_and_tables_say_demo(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli("run", "-e", "logmel", "-t", "nsynth_pitch", "--demo-size", "tiny", "--out", str(out),
+                   "--device", "cpu") == 0
+    captured = capsys.readouterr()
+    assert "DEMO DATA" in captured.out
+    assert "Building demo data" in captured.err
+    assert "DEMO DATA" in (out / "leaderboard.md").read_text()
+    rec = json.loads((out / "records" / "logmel__nsynth_pitch__seed0.json").read_text())
+    assert rec["demo_data"] is True
+    assert run_cli("run", "-e", "logmel", "-t", "nsynth_pitch", "--demo-size", "tiny", "--out", str(out),
+                   "--device", "cpu") == 0
+    assert "Building demo data" not in capsys.readouterr().err
+
+
+def test_same_config_and_seed_give_identical_metrics(nsynth_tiny, tmp_path):
+    for name in ("a", "b"):
+        assert run_cli("run", "-e", "logmel", "-t", "nsynth_pitch", "--data-root", str(nsynth_tiny),
+                       "--out", str(tmp_path / name), "--device", "cpu") == 0
+    ra = json.loads((tmp_path / "a" / "records" / "logmel__nsynth_pitch__seed0.json").read_text())
+    rb = json.loads((tmp_path / "b" / "records" / "logmel__nsynth_pitch__seed0.json").read_text())
+    assert ra["metrics"] == rb["metrics"]
+
+
+def test_corrupt_and_empty_audio_are_skipped_and_counted(nsynth_tiny, tmp_path, capsys):
+    root = tmp_path / "root"
+    shutil.copytree(nsynth_tiny / "nsynth", root / "nsynth")
+    audio = sorted((root / "nsynth" / "nsynth-train" / "audio").glob("*.wav"))
+    audio[0].write_bytes(b"this is not a wav file" * 20)
+    audio[1].write_bytes(b"")
+    out = tmp_path / "out"
+    assert run_cli("run", "-e", "logmel", "-t", "nsynth_pitch", "--data-root", str(root), "--out", str(out),
+                   "--device", "cpu") == 0
+    err = capsys.readouterr().err
+    assert audio[0].name in err and "skipped 2 unreadable" in err
+    rec = json.loads((out / "records" / "logmel__nsynth_pitch__seed0.json").read_text())
+    assert rec["data"]["skipped_count"] == 2
+    reasons = {s["reason"] for s in rec["data"]["skipped"]["train"]}
+    assert any("empty" in r for r in reasons) and any("cannot decode" in r for r in reasons)
+
+
+class _BadShape(Encoder):
+    name = "bad_shape"
+    sample_rate = 16000
+    window = 16000
+    dim = 8
+
+    def embed(self, waveforms):
+        return torch.zeros(waveforms.shape[0], 5)
+
+
+class _NaNEncoder(_BadShape):
+    name = "nan_encoder"
+
+    def embed(self, waveforms):
+        return torch.full((waveforms.shape[0], 8), float("nan"))
+
+
+class _BadPlugins:
+    @staticmethod
+    @hookimpl
+    def register_encoders(register):
+        register("bad_shape", _BadShape)
+        register("nan_encoder", _NaNEncoder)
+
+
+def test_encoder_breaking_contract_is_named_and_run_goes_on(fresh_plugins, nsynth_tiny, tmp_path, capsys):
+    fresh_plugins.load_plugins()
+    fresh_plugins.pm.register(_BadPlugins(), name="bad-plugins")
+    fresh_plugins.invalidate()
+    out = tmp_path / "out"
+    code = run_cli("run", "-e", "bad_shape,nan_encoder,logmel", "-t", "nsynth_pitch", "--data-root",
+                   str(nsynth_tiny), "--out", str(out), "--device", "cpu")
+    assert code == 1  # some parts failed
+    err = capsys.readouterr().err
+    assert "encoder 'bad_shape': embed() returned shape" in err and "[B, dim]" in err
+    assert "encoder 'nan_encoder': embed() returned NaN" in err
+    assert (out / "records" / "logmel__nsynth_pitch__seed0.json").is_file()  # the rest still ran
+    assert "logmel" in (out / "leaderboard.md").read_text()
+
+
+def test_unknown_encoder_exits_non_zero_with_suggestion(capsys):
+    assert run_cli("run", "--encoder", "logmle", "--tasks", "nsynth_pitch") != 0
+    err = capsys.readouterr().err
+    assert "Did you mean 'logmel'" in err and "Available encoders: " in err
+
+
+def test_unknown_task(capsys):
+    assert run_cli("run", "--encoder", "logmel", "--tasks", "nsynth") != 0
+    assert "Did you mean 'nsynth_pitch'" in capsys.readouterr().err
+
+
+def test_missing_data_root_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    code = run_cli("run", "-e", "logmel", "-t", "nsynth_pitch", "--data-root", str(tmp_path / "nope"),
+                   "--out", str(tmp_path / "out"), "--device", "cpu")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "bench data check" in err and "Traceback" not in err
+
+
+def test_data_root_from_environment(nsynth_tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_DATA_ROOT", str(nsynth_tiny))
+    out = tmp_path / "out"
+    assert run_cli("run", "-e", "logmel", "-t", "nsynth_pitch", "--out", str(out), "--device", "cpu") == 0
+    rec = json.loads((out / "records" / "logmel__nsynth_pitch__seed0.json").read_text())
+    assert rec["data"]["root"] == str(nsynth_tiny) and rec["demo_data"] is False
+
+
+def test_leaderboard_command_rebuilds_table(nsynth_tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli("run", "-e", "logmel", "-t", "nsynth_pitch", "--data-root", str(nsynth_tiny), "--out",
+                   str(out), "--device", "cpu") == 0
+    (out / "leaderboard.md").unlink()
+    capsys.readouterr()
+    assert run_cli("leaderboard", str(out)) == 0
+    assert "logmel" in capsys.readouterr().out
+    assert (out / "leaderboard.md").is_file()
+
+
+def test_data_check_reports_counts_missing_corrupt_and_unexpected(nsynth_tiny, tmp_path, capsys):
+    root = tmp_path / "root"
+    shutil.copytree(nsynth_tiny / "nsynth", root / "nsynth")
+    audio = sorted((root / "nsynth" / "nsynth-test" / "audio").glob("*.wav"))
+    audio[0].unlink()
+    audio[1].write_bytes(b"garbage" * 50)
+    shutil.copy(audio[2], root / "nsynth" / "nsynth-test" / "audio" / "stray-000-000.wav")
+    assert run_cli("data", "check", "--task", "nsynth_pitch", "--data-root", str(root), "--decode") == 0
+    out = capsys.readouterr().out
+    assert "1 missing file(s)" in out and "1 corrupt" in out
+    assert "stray-000-000.wav" in out and "not in any split" in out
+
+
+def test_help_for_every_verb(capsys):
+    for verb in (["run"], ["list"], ["leaderboard"], ["data"], ["data", "demo"], ["data", "check"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*verb, "--help"])
+        assert exc.value.code == 0
+    assert "usage" in capsys.readouterr().out
