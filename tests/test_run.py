@@ -174,3 +174,26 @@ def test_help_for_every_verb(capsys):
             main([*verb, "--help"])
         assert exc.value.code == 0
     assert "usage" in capsys.readouterr().out
+
+
+def test_data_root_from_config_file_and_per_task_override(nsynth_tiny, tmp_path, monkeypatch):
+    from bench.config import DataRoots
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'data_root = "{tmp_path / "elsewhere"}"\n')
+    monkeypatch.setenv("BENCH_CONFIG", str(cfg))
+    roots = DataRoots.from_args(None)
+    assert roots.general == str(tmp_path / "elsewhere")
+    roots = DataRoots.from_args([f"nsynth_pitch={nsynth_tiny}"])
+    assert roots.per_task == {"nsynth_pitch": str(nsynth_tiny)} and not roots.is_demo("nsynth_pitch")
+    cfg.write_text("data_root = [unclosed")
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match="not valid TOML"):
+        DataRoots.from_args(None)
+
+
+def test_data_demo_command_builds_into_folder(tmp_path, capsys):
+    assert run_cli("data", "demo", "--tasks", "nsynth_pitch", "--size", "tiny", "--out", str(tmp_path)) == 0
+    assert (tmp_path / "nsynth" / "nsynth-train" / "examples.json").is_file()
+    assert "nsynth_pitch: demo data in" in capsys.readouterr().out
