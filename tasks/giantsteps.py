@@ -122,6 +122,8 @@ def key_weighted_score(ref: str, est: str, fifths: str = "both") -> float:
 
 
 class GiantStepsKey(Task):
+    """24-class key estimation on GiantSteps (see the module docstring for the protocol)."""
+
     name = "giantsteps_key"
     kind = "multiclass"
     dataset_dirs = (TEST_DIR, MTG_DIR)
