@@ -176,7 +176,7 @@ class Renderer:
         if n <= 8 or i0 < 0:
             return
         f0 = midi_hz(midi)
-        key = (id(inst), round(midi * 4))
+        key = (inst.name, round(midi * 4))
         tab = self._tables.get(key)
         if tab is None:
             tab = self._tables[key] = _table(inst, f0, sr, self.rng)
@@ -482,6 +482,7 @@ def render(plan: Plan, rng: np.random.Generator, dur: float, sr: int) -> np.ndar
     tonal = np.zeros(n, dtype=np.float32)
     for part in plan.parts:
         inst = make_instrument(part["inst"], rng)
+        r._tables = {}  # wavetables are per instrument instance (id() values get reused)
         buf = np.zeros(n, dtype=np.float32)
         ROLES[part["role"]](rng, plan, part, bars, _Bound(r, buf), inst, 0.0)
         if part["inst"] == "dist_guitar" or part.get("distort"):
