@@ -138,7 +138,8 @@ def make_demo(data_root: Path, size: str = "small", seed: int = 0, pitch_min: in
             source_idx = int(rng.integers(len(SOURCES)))
             instrument_str = f"{family}_{SOURCES[source_idx]}_{inst_id:03d}"
             recipe = _recipe(family, rng)
-            offset = int(rng.integers(conf["pitch_step"]))
+            # small: instruments cover different pitches; tiny: all share one grid so every test pitch is seen
+            offset = int(rng.integers(conf["pitch_step"])) if size != "tiny" else 0
             for pitch in range(pitch_min + offset, pitch_max + 1, conf["pitch_step"]):
                 velocity = int(rng.choice(VELOCITIES))
                 note_str = f"{instrument_str}-{pitch:03d}-{velocity:03d}"
