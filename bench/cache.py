@@ -464,6 +464,22 @@ def _write_table(folder: Path, ids: list[str], X: np.ndarray, dim: int) -> None:
     ds.save_to_disk(str(folder))
 
 
+def _matrix(col: Any, n: int) -> np.ndarray:
+    """``[n, D]`` float32 view of a fixed-size-list column, straight from its (memory-mapped) buffer.
+
+    Done by hand because ``flatten``/``to_numpy`` import pyarrow.compute and
+    pandas (half a second), which is most of a warm run's extraction stage.
+    """
+    dim = col.type.list_size
+    if col.null_count or col.values.null_count:
+        raise CacheEntryError("embedding column holds nulls")
+    vals = col.values
+    first = (col.offset * dim) + vals.offset
+    buf = vals.buffers()[1]
+    X = np.frombuffer(buf, dtype=np.float32, count=n * dim, offset=first * 4) if n else np.zeros(0, np.float32)
+    return X.reshape(n, dim)
+
+
 def _read_table(folder: Path) -> tuple[list[str], np.ndarray]:
     """Track ids and the ``[N, D]`` float32 matrix of a dataset saved by :func:`_write_table`.
 
@@ -489,10 +505,7 @@ def _read_table(folder: Path) -> tuple[list[str], np.ndarray]:
 
             table = datasets.load_from_disk(str(folder)).data.table
         ids = table.column("track_id").to_pylist()
-        col = table.column("embedding").combine_chunks()
-        n = len(ids)
-        flat = col.flatten().to_numpy(zero_copy_only=False)
-        X = np.asarray(flat, dtype=np.float32).reshape(n, -1) if n else np.zeros((0, col.type.list_size), np.float32)
+        X = _matrix(table.column("embedding").combine_chunks(), len(ids))
     except Exception as exc:  # pyarrow/datasets raise many types for damaged files
         raise CacheEntryError(f"data unreadable ({type(exc).__name__}: {exc})") from None
     return ids, X
