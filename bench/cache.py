@@ -202,7 +202,9 @@ class EmbeddingCache:
         root = Path(root) if root is not None else default_root()
         why = _writable(root)
         if not why:
-            return cls(root)
+            cache = cls(root)
+            cache._clean_stale_builds()
+            return cache
         fallback = Path(tempfile.gettempdir()) / f"bench-embeddings-{os.getuid() if hasattr(os, 'getuid') else 'u'}"
         why2 = _writable(fallback)
         if not why2:
@@ -216,6 +218,19 @@ class EmbeddingCache:
     @property
     def enabled(self) -> bool:
         return self.root is not None
+
+    def _clean_stale_builds(self) -> None:
+        """Delete ``.tmp`` builds left by processes that no longer run (killed mid-write)."""
+        tmp = self.root / ".tmp" if self.root is not None else None
+        if tmp is None or not tmp.is_dir():
+            return
+        for build in tmp.iterdir():
+            try:
+                pid = int(build.name.split(".")[-2])
+            except (ValueError, IndexError):
+                continue
+            if pid != os.getpid() and not _alive(pid):
+                shutil.rmtree(build, ignore_errors=True)
 
     # paths
     def entry_dir(self, key: CacheKey) -> Path:
@@ -406,6 +421,16 @@ class EmbeddingCache:
         if not encoder and not task and self.enabled:
             self._remove(self.root / ".tmp")
         return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else
+        return True
+    return True
 
 
 def _describe(folder: Path, status: str) -> dict[str, Any]:

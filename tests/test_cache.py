@@ -286,3 +286,17 @@ def test_changed_test_split_recomputes_only_test(demo_cache, tmp_path, monkeypat
     other.options["note"] = "changed config"
     assert C.embed_split(store, "logmel", other, wh, task, "valid", task.items("valid", data).items, data,
                          progress=False)[1]["status"] == "miss"
+
+
+def test_stale_builds_of_dead_processes_are_cleaned(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    stale = tmp_path / "emb" / ".tmp" / f"enc__task__train__abc.{pid}.deadbeef"
+    mine = tmp_path / "emb" / ".tmp" / f"enc__task__train__abc.{os.getpid()}.cafe"
+    stale.mkdir(parents=True)
+    mine.mkdir(parents=True)
+    C.EmbeddingCache.open(tmp_path / "emb")
+    assert not stale.exists() and mine.exists()
