@@ -67,8 +67,8 @@ def main() -> None:
     print(f"  tasks: {', '.join(sorted(st_cold))}; cache status cold {sorted(set().union(*st_cold.values()))}, "
           f"warm {sorted(set().union(*st_warm.values()))}")
     print(f"  whole run:        cold {cold:7.2f} s   warm {warm:7.2f} s   ratio {cold / warm:6.1f}x")
-    print(f"  extraction stage: cold {ex_cold:7.2f} s   warm {ex_warm:7.2f} s   ratio {ex_cold / max(ex_warm, 1e-9):6.1f}x"
-          "   (target >= 20x)")
+    ratio = ex_cold / max(ex_warm, 1e-9)
+    print(f"  extraction stage: cold {ex_cold:7.2f} s   warm {ex_warm:7.2f} s   ratio {ratio:6.1f}x   (target >= 20x)")
 
 
 if __name__ == "__main__":

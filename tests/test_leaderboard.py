@@ -157,7 +157,7 @@ def test_write_outputs_same_numbers_in_every_format(tmp_path):
 def test_cli_leaderboard_merges_several_runs(tmp_path, capsys):
     from bench.cli import main
 
-    for i, rec in enumerate(records3()):
+    for rec in records3():
         write_record(rec, tmp_path / ("run1" if rec["encoder"] == "a" else "run2") / "records")
     assert main(["leaderboard", str(tmp_path / "run1"), str(tmp_path / "run2"), "--out", str(tmp_path / "lb")]) == 0
     out = capsys.readouterr().out
