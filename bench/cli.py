@@ -19,6 +19,8 @@ EPILOG = """examples:
   bench run --encoder logmel --tasks all
   bench run --encoder logmel,semisupcon --tasks nsynth_pitch,gtzan --data-root ~/datasets
   bench leaderboard bench-results/run-20261121-120000
+  bench compare bench-results/run-20261121-120000 baseline.json --tolerance 0.01
+  bench cache list
   bench data check --task nsynth_pitch --data-root ~/datasets
 
 environment:
@@ -61,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "the config file, else demo data)")
     p.add_argument("--demo-size", default="small", choices=["tiny", "small"], help="size of generated demo data")
     p.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda, cuda:1, mps")
-    p.add_argument("--seeds", default="0", help="probe seeds, comma-separated (default: 0)")
+    p.add_argument("--seeds", "--probe-seeds", dest="seeds", default="0,1,2",
+                   help="probe seeds, comma-separated; one record per seed (default: 0,1,2)")
+    p.add_argument("--probe-grid", default="default", metavar="GRID",
+                   help="lr x weight-decay grid chosen on validation: 'default' (lr 1e-3,3e-4 x wd 1e-6,1e-4), "
+                   "'fast' (one point, the paper's lr 3e-4 wd 1e-6: for CI) or 'lr=1e-3,3e-4;wd=1e-6,1e-4'")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not read or write the embedding cache (see `bench cache list`)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default: 32)")
     p.add_argument("--checkpoint", default=None, help="encoder weights to evaluate (skips pretraining)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -149,6 +157,9 @@ def cmd_run(args) -> int:
     from bench import plugins
     from bench.run import RunConfig, resolve_device, run
 
+    from bench.probe import parse_grid
+
+    parse_grid(args.probe_grid)  # a bad grid is an error before any work is done
     encoders = plugins.encoders().resolve(args.encoder)
     tasks = plugins.tasks().resolve(args.tasks)
     try:
@@ -165,6 +176,8 @@ def cmd_run(args) -> int:
         seeds=seeds or (0,),
         batch_size=args.batch_size,
         checkpoint=args.checkpoint,
+        probe_grid=args.probe_grid,
+        cache=not args.no_cache,
         progress=not args.no_progress and sys.stderr.isatty() or bool(os.environ.get("BENCH_PROGRESS")),
     )
     outcome = run(config)
@@ -186,7 +199,7 @@ def cmd_leaderboard(args) -> int:
     out = args.out or (args.paths[0] if args.paths[0].is_dir() else args.paths[0].parent)
     files = leaderboard.write(records, out)
     print(leaderboard.render(records))
-    print(f"Leaderboard written to {files['markdown']} (also .csv, .json)", file=sys.stderr)
+    print(f"Leaderboard written to {files['markdown']} (also .csv, .json, .html, .png)", file=sys.stderr)
     return 0
 
 

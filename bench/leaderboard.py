@@ -1,53 +1,185 @@
 """Leaderboard stage: a table of encoders x tasks from result records.
 
-One row per encoder, one column per task holding the task's primary metric
-(mean over probe seeds), then the tasks' other metrics. Written as markdown
-(tabulate), CSV and JSON. A table whose numbers come from the generated demo
-data says so in its title; records from demo and real data are never averaged
-together (they are shown as separate rows, the demo ones marked).
+One row per encoder; per task the primary metric as the mean over probe seeds
+with its 95% interval, then the tasks' other metrics (means over seeds), then
+the average rank over tasks (rank of the primary metric, 1 = best, ties
+averaged). The best value of every column is marked (bold in markdown and
+HTML). Interval: the seeds' bootstrap resamples over test tracks are paired
+(same resamples for every seed), averaged resample by resample, and the 2.5 /
+97.5 percentiles of those averages are the interval ("pooled paired
+bootstrap", :func:`bench.confidence.pooled_interval`); when the records lack
+the resample values the mean of the per-seed bounds is used and the table says
+so.
+
+Written as markdown (tabulate), CSV and JSON of the same numbers, a
+self-contained HTML report (tables and the chart inline as a base64 PNG) and a
+PNG chart (one panel per task, a bar per encoder with interval whiskers).
+
+Trust rules: a table whose numbers come from the generated demo data says so
+in its title; demo and real records are never averaged together (rows are
+labelled "(demo data)"); two records of the same encoder and task that come
+from different data (fingerprints differ) are refused; two versions of an
+encoder under one name (different weights or config) become separate rows
+labelled with a short hash; records of another schema version are refused; a
+(encoder, task, seed) seen twice keeps the newest record, with a warning.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
+import io
 import json
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
 
 DEMO_NOTE = "DEMO DATA: generated data in the real formats; these numbers say nothing about real music."
+RANK_COL = "avg rank"
+BASELINE_FORMAT = "bench-baseline"
+BASELINE_FORMAT_VERSION = 1
 
 
-def table(records: list[dict[str, Any]]):
-    """A pandas DataFrame indexed by encoder with one column per task metric."""
-    import pandas as pd
+# -- records -> summary ------------------------------------------------------------------------------
+
+
+def _variant(r: dict[str, Any]) -> str:
+    cfg = json.dumps(r.get("encoder_config"), sort_keys=True, default=str)
+    return hashlib.sha256(f"{r.get('weights_hash')}|{cfg}".encode()).hexdigest()[:8]
+
+
+def _fingerprint(r: dict[str, Any]) -> str | None:
+    return (r.get("data") or {}).get("fingerprint")
+
+
+def prepare(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check records can share a table and give each its row label (``_label``).
+
+    Raises BenchError for another schema version or for one encoder x task
+    measured on different data; keeps the newest of duplicated seeds.
+    """
+    from bench.results import SCHEMA_VERSION
 
     if not records:
         raise BenchError("no result records to tabulate")
-    rows = []
     for r in records:
-        label = r["encoder"] + (" (demo data)" if _mixed(records) and r.get("demo_data") else "")
-        for metric, value in r["metrics"].items():
-            rows.append({
+        if r.get("schema_version") != SCHEMA_VERSION:
+            raise BenchError(
+                f"{r.get('_file', 'a record')}: schema version {r.get('schema_version')}, this bench reads "
+                f"version {SCHEMA_VERSION}. Re-run the benchmark, or tabulate it with the bench that wrote it."
+            )
+    mixed = _mixed(records)
+    variants: dict[str, set[str]] = {}
+    for r in records:
+        variants.setdefault(r["encoder"], set()).add(_variant(r))
+    out: dict[tuple[str, str, Any], dict[str, Any]] = {}
+    for r in records:
+        label = r["encoder"]
+        if len(variants[r["encoder"]]) > 1:
+            label += f" @{_variant(r)}"
+        if mixed and r.get("demo_data"):
+            label += " (demo data)"
+        r = {**r, "_label": label}
+        k = (label, r["task"], r["seed"])
+        if k in out:
+            older, newer = sorted([out[k], r], key=lambda x: str(x.get("created", "")))
+            print(f"warning: {label} x {r['task']} seed {r['seed']} appears twice; keeping the newer record "
+                  f"({newer.get('_file', '?')}) over {older.get('_file', '?')}", file=sys.stderr)
+            r = newer
+        out[k] = r
+    recs = list(out.values())
+    by_pair: dict[tuple[str, str], dict[str | None, list[str]]] = {}
+    for r in recs:
+        by_pair.setdefault((r["_label"], r["task"]), {}).setdefault(_fingerprint(r), []).append(
+            r.get("_file", f"seed {r['seed']}"))
+    for (label, task), fps in by_pair.items():
+        if len(fps) > 1:
+            detail = "; ".join(f"{(fp or 'none')[:12]}: {', '.join(files[:3])}" for fp, files in fps.items())
+            raise BenchError(
+                f"records of {label} on {task} come from different data (data fingerprints differ: {detail}). "
+                "Their seeds cannot be averaged: tabulate each run on its own, or re-run on the same data."
+            )
+    return recs
+
+
+def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Long form: one row per (encoder, task, metric) with mean, std over seeds and, for the primary, the interval."""
+    from bench.confidence import pooled_interval
+
+    recs = prepare(records)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in recs:
+        groups.setdefault((r["_label"], r["task"]), []).append(r)
+    rows = []
+    for (label, task), rs in groups.items():
+        rs.sort(key=lambda r: r["seed"])
+        primary = rs[0]["primary_metric"]
+        names = list(dict.fromkeys(m for r in rs for m in r["metrics"]))
+        for metric in names:
+            vals = [float(r["metrics"][metric]) for r in rs if r["metrics"].get(metric) is not None]
+            finite = [v for v in vals if math.isfinite(v)]
+            mean = sum(finite) / len(finite) if finite else float("nan")
+            std = (sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) ** 0.5 if len(finite) > 1 else 0.0
+            row = {
                 "encoder": label,
-                "task": r["task"],
+                "encoder_name": rs[0]["encoder"],
+                "task": task,
                 "metric": metric,
-                "primary": metric == r["primary_metric"],
-                "seed": r["seed"],
-                "value": value,
-            })
-    df = pd.DataFrame(rows)
-    agg = df.groupby(["encoder", "task", "metric", "primary"], sort=False)["value"].agg(["mean", "std", "count"])
-    agg = agg.reset_index()
-    agg["column"] = agg.apply(lambda r: r["task"] if r["primary"] else f"{r['task']} {r['metric']}", axis=1)
-    wide = agg.pivot(index="encoder", columns="column", values="mean")
-    tasks = sorted(agg["task"].unique())
-    primary_cols = [t for t in tasks if t in wide.columns]
-    other_cols = sorted(c for c in wide.columns if c not in primary_cols)
-    wide = wide[primary_cols + other_cols]
+                "primary": metric == primary,
+                "mean": mean,
+                "std": std,
+                "n_seeds": len(vals),
+                "seeds": [r["seed"] for r in rs],
+                "demo_data": bool(rs[0].get("demo_data")),
+                "data_fingerprint": _fingerprint(rs[0]),
+                "weights_hash": rs[0].get("weights_hash"),
+                "lo": None,
+                "hi": None,
+                "interval": None,
+            }
+            if metric == primary:
+                lo, hi, how = pooled_interval([r.get("confidence") for r in rs])
+                if math.isfinite(lo) and math.isfinite(hi):
+                    row.update(lo=lo, hi=hi, interval=how)
+            rows.append(row)
+    return rows
+
+
+def table(records: list[dict[str, Any]]):
+    """A pandas DataFrame indexed by encoder: per task the primary mean and its bounds, other metrics, avg rank."""
+    return _wide(summary(records))
+
+
+def _wide(rows: list[dict[str, Any]]):
+    import pandas as pd
+
+    tasks = sorted({r["task"] for r in rows})
+    encoders = list(dict.fromkeys(r["encoder"] for r in rows))
+    data: dict[str, dict[str, float]] = {e: {} for e in encoders}
+    others: set[str] = set()
+    for r in rows:
+        if r["primary"]:
+            data[r["encoder"]][r["task"]] = r["mean"]
+            data[r["encoder"]][f"{r['task']} lo"] = r["lo"] if r["lo"] is not None else float("nan")
+            data[r["encoder"]][f"{r['task']} hi"] = r["hi"] if r["hi"] is not None else float("nan")
+        else:
+            col = f"{r['task']} {r['metric']}"
+            others.add(col)
+            data[r["encoder"]][col] = r["mean"]
+    df = pd.DataFrame.from_dict(data, orient="index")
+    df.index.name = "encoder"
+    primary_cols = [t for t in tasks if t in df.columns]
+    cols = [c for t in primary_cols for c in (t, f"{t} lo", f"{t} hi")] + sorted(others)
+    df = df.reindex(columns=cols).astype(float)
     if primary_cols:
-        wide = wide.sort_values(primary_cols[0], ascending=False)
-    return wide
+        ranks = df[primary_cols].rank(ascending=False, method="average")
+        df[RANK_COL] = ranks.mean(axis=1, skipna=True)
+        df = df.sort_values([RANK_COL, primary_cols[0]], ascending=[True, False])
+    return df
 
 
 def _mixed(records: list[dict[str, Any]]) -> bool:
@@ -60,7 +192,7 @@ def title(records: list[dict[str, Any]]) -> str:
         metrics[r["task"]] = r["primary_metric"]
     seeds = sorted({r["seed"] for r in records})
     head = "Leaderboard: " + ", ".join(f"{t} = {m}" for t, m in sorted(metrics.items()))
-    head += f" (mean over probe seeds {seeds})"
+    head += f" (mean over probe seeds {seeds}, [95% interval])"
     if all(r.get("demo_data") for r in records):
         head = DEMO_NOTE + "\n" + head
     elif _mixed(records):
@@ -68,28 +200,181 @@ def title(records: list[dict[str, Any]]) -> str:
     return head
 
 
+def _notes(rows: list[dict[str, Any]]) -> str:
+    how = sorted({r["interval"] for r in rows if r["primary"] and r["interval"]})
+    text = "Intervals: " + (", ".join(how) if how else "none recorded") + " (bootstrap over test tracks). "
+    text += f"'{RANK_COL}': mean rank of the primary metric over tasks (1 = best). Best per column in bold."
+    return text
+
+
+# -- rendering ---------------------------------------------------------------------------------------
+
+
+def _display(df, bold: str) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells (primary = 'mean [lo, hi]'); ``bold`` wraps the best, e.g. '**{}**'."""
+    primary = [c for c in df.columns if f"{c} lo" in df.columns]
+    shown = [c for c in df.columns if not (c.endswith(" lo") or c.endswith(" hi")) or c[:-3] not in primary]
+    best = {}
+    for c in shown:
+        col = df[c].dropna()
+        if len(col):
+            best[c] = col.min() if c == RANK_COL else col.max()
+    cells = []
+    for enc, row in df.iterrows():
+        out = [str(enc)]
+        for c in shown:
+            v = row[c]
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                out.append("")
+                continue
+            text = f"{v:.2f}" if c == RANK_COL else f"{v:.4f}"
+            if c in primary and not math.isnan(row[f"{c} lo"]):
+                text += f" [{row[f'{c} lo']:.4f}, {row[f'{c} hi']:.4f}]"
+            if c in best and abs(v - best[c]) < 1e-12 and len(df) > 1:
+                text = bold.format(text)
+            out.append(text)
+        cells.append(out)
+    return ["encoder"] + shown, cells
+
+
 def to_markdown(df) -> str:
     from tabulate import tabulate
 
-    return tabulate(df.reset_index(), headers="keys", tablefmt="github", floatfmt=".4f", showindex=False)
+    headers, cells = _display(df, "**{}**")
+    return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def chart_png(rows: list[dict[str, Any]], demo: bool) -> bytes:
+    """A PNG: one panel per task, a bar per encoder (primary mean) with its interval as whiskers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prim = [r for r in rows if r["primary"]]
+    tasks = sorted({r["task"] for r in prim})
+    encoders = list(dict.fromkeys(r["encoder"] for r in prim))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(4.0, 2.2 + 0.9 * len(encoders)) * len(tasks), 4.2),
+                             squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    for ax, task in zip(axes[0], tasks):
+        rs = {r["encoder"]: r for r in prim if r["task"] == task}
+        names = [e for e in encoders if e in rs]
+        means = [rs[e]["mean"] for e in names]
+        err = [[max(0.0, rs[e]["mean"] - rs[e]["lo"]) if rs[e]["lo"] is not None else 0.0 for e in names],
+               [max(0.0, rs[e]["hi"] - rs[e]["mean"]) if rs[e]["hi"] is not None else 0.0 for e in names]]
+        ax.bar(range(len(names)), means, yerr=err, capsize=4,
+               color=[colors[i % len(colors)] for i in range(len(names))])
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{task}\n{rs[names[0]]['metric']}" if names else task, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(("DEMO DATA - " if demo else "") + "primary metric, mean over seeds, 95% interval", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def to_html(records: list[dict[str, Any]], df, rows: list[dict[str, Any]], png: bytes) -> str:
+    headers, cells = _display(df, "<b>{}</b>")
+    demo = all(r.get("demo_data") for r in records)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_esc_keep_bold(c)}</td>" for c in row) + "</tr>" for row in cells)
+    banner = f'<p class="demo">{html.escape(DEMO_NOTE)}</p>' if demo else (
+        '<p class="demo">Mixed table: rows marked (demo data) come from generated demo data.</p>'
+        if _mixed(records) else "")
+    img = base64.b64encode(png).decode()
+    title_lines = "<br>".join(html.escape(x) for x in title(records).splitlines() if x != DEMO_NOTE)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>bench leaderboard</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
+.demo{{background:#fff3cd;border:1px solid #e0c060;padding:8px;font-weight:bold}}</style></head>
+<body><h1>bench leaderboard</h1>{banner}<p>{title_lines}</p>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<p>{html.escape(_notes(rows))}</p>
+<img alt="primary metric per task and encoder with 95% intervals" src="data:image/png;base64,{img}">
+<p>{len(records)} record(s).</p></body></html>
+"""
+
+
+def _esc_keep_bold(text: str) -> str:
+    if text.startswith("<b>") and text.endswith("</b>"):
+        return "<b>" + html.escape(text[3:-4]) + "</b>"
+    return html.escape(text)
+
+
+# -- baseline entries (shared with bench.compare) ------------------------------------------------------
+
+
+def baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The committed-baseline document: per (encoder, task) the primary mean and interval.
+
+    ``leaderboard.json`` embeds the same ``entries``, so either file can be
+    the BASELINE of ``bench compare``.
+    """
+    from bench.results import SCHEMA_VERSION
+
+    import time
+
+    rows = [r for r in summary(records) if r["primary"]]
+    return {
+        "format": BASELINE_FORMAT,
+        "format_version": BASELINE_FORMAT_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "demo_data": all(r.get("demo_data") for r in records),
+        "entries": [
+            {k: _num(r[k]) for k in ("encoder", "task", "metric", "mean", "std", "lo", "hi", "n_seeds", "demo_data",
+                                     "data_fingerprint", "interval")}
+            for r in rows
+        ],
+    }
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 6) if math.isfinite(v) else None
+    return v
+
+
+# -- files ---------------------------------------------------------------------------------------------
 
 
 def write(records: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
-    """Write leaderboard.md/.csv/.json into ``out_dir`` and return their paths."""
-    df = table(records)
+    """Write leaderboard .md/.csv/.json/.html/.png into ``out_dir`` and return their paths."""
+    rows = summary(records)
+    df = _wide(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
+    head = title(records)
+    files: dict[str, Path] = {}
     md = out_dir / "leaderboard.md"
-    md.write_text(title(records) + "\n\n" + to_markdown(df) + "\n")
+    md.write_text(head + "\n\n" + to_markdown(df) + "\n\n" + _notes(rows) + "\n")
+    files["markdown"] = md
     csv = out_dir / "leaderboard.csv"
-    df.to_csv(csv)
+    df.to_csv(csv, float_format="%.6f")
+    files["csv"] = csv
     js = out_dir / "leaderboard.json"
-    js.write_text(json.dumps({
-        "title": title(records),
-        "demo_data": all(r.get("demo_data") for r in records),
+    doc = baseline(records)
+    doc.update({
+        "title": head,
+        "notes": _notes(rows),
         "rows": json.loads(df.reset_index().to_json(orient="records")),
-    }, indent=2))
-    return {"markdown": md, "csv": csv, "json": js}
+        "summary": [{k: _num(v) for k, v in r.items()} for r in rows],
+    })
+    js.write_text(json.dumps(doc, indent=2))
+    files["json"] = js
+    png = chart_png(rows, all(r.get("demo_data") for r in records))
+    (out_dir / "leaderboard.png").write_bytes(png)
+    files["png"] = out_dir / "leaderboard.png"
+    page = out_dir / "leaderboard.html"
+    page.write_text(to_html(records, df, rows, png))
+    files["html"] = page
+    return files
 
 
 def render(records: list[dict[str, Any]]) -> str:
-    return title(records) + "\n\n" + to_markdown(table(records))
+    rows = summary(records)
+    return title(records) + "\n\n" + to_markdown(_wide(rows)) + "\n\n" + _notes(rows)

@@ -32,6 +32,10 @@ class RunConfig:
     checkpoint: str | None = None
     progress: bool = True
     encoder_options: dict[str, Any] = field(default_factory=dict)
+    #: lr x weight-decay grid chosen on validation: "fast", "default" or "lr=..;wd=.." (bench.probe.parse_grid)
+    probe_grid: str = "default"
+    #: read and write the embedding cache (bench.cache); False recomputes everything
+    cache: bool = True
 
 
 @dataclass
@@ -116,16 +120,16 @@ def run(config: RunConfig) -> RunOutcome:
         print(leaderboard.render(records))
     log(f"Records written to {config.out / 'records'}")
     if outcome.files:
-        log(f"Leaderboard: {outcome.files['markdown']} (also .csv, .json)")
+        log(f"Leaderboard: {outcome.files['markdown']} (also .csv, .json, .html, .png)")
     return outcome
 
 
 def run_pair(entry, encoder, task, config: RunConfig) -> list[dict[str, Any]]:
     """Extract, probe and score one encoder on one task; write its records."""
-    from bench import extract as ex
-    from bench import results
+    from bench import cache as embcache
+    from bench import confidence, results
     from bench.encoder import weights_hash
-    from bench.probe import ProbeConfig, targets, train_probe
+    from bench.probe import ProbeConfig, parse_grid, select_probe, targets
 
     t_start = time.perf_counter()
     root = config.data_roots.root(task)
@@ -145,11 +149,14 @@ def run_pair(entry, encoder, task, config: RunConfig) -> list[dict[str, Any]]:
         if len(splits[s]) == 0:
             raise BenchError(f"task {task.name}: the {s} split is empty under {root}. {task.data_help()}")
 
-    embs = {}
+    whash = weights_hash(encoder)
+    grid = parse_grid(config.probe_grid)
+    store = embcache.EmbeddingCache.open(enabled=config.cache)
+    embs, cache_status = {}, {}
     for s in SPLITS:
-        embs[s] = ex.extract(encoder, splits[s].items, device=config.device, batch_size=config.batch_size,
-                             max_windows=task.max_windows, progress=config.progress,
-                             desc=f"{encoder.name} x {task.name} [{s}]")
+        embs[s], cache_status[s] = embcache.embed_split(
+            store, entry.name, encoder, whash, task, s, splits[s].items, root, device=config.device,
+            batch_size=config.batch_size, progress=config.progress)
         if embs[s].skipped:
             log(f"[{task.name}] skipped {len(embs[s].skipped)} unreadable file(s) in {s}:")
             for sk in embs[s].skipped[:5]:
@@ -160,20 +167,23 @@ def run_pair(entry, encoder, task, config: RunConfig) -> list[dict[str, Any]]:
     n_classes = len(classes)
     y = {s: targets([it.label for it in embs[s].items], n_classes, task.kind) for s in SPLITS}
     probe_conf = ProbeConfig(head=task.probe, device=config.device)
-    whash = weights_hash(encoder)
     fingerprint = results.data_fingerprint({s: splits[s].items for s in SPLITS}, root)
     extract_s = sum(e.seconds for e in embs.values())
     out = []
     for seed in config.seeds:
-        res = train_probe(embs["train"].X, y["train"], embs["valid"].X, y["valid"], embs["test"].X,
-                          kind=task.kind, n_classes=n_classes, config=probe_conf, seed=seed)
+        sel = select_probe(embs["train"].X, y["train"], embs["valid"].X, y["valid"], embs["test"].X,
+                           kind=task.kind, n_classes=n_classes, config=probe_conf, grid=grid, seed=seed,
+                           score_fn=task.score, metric=task.primary_metric)
+        res = sel.result
         metrics = task.score(y["test"], res.test_scores)
+        ci = confidence.bootstrap(task.score, y["test"], res.test_scores, task.primary_metric)
         rec = results.new_record(
             encoder=encoder.name if encoder.name == entry.name else entry.name,
             task=task.name,
             seed=seed,
             primary_metric=task.primary_metric,
             metrics=metrics,
+            confidence=ci,
             demo_data=demo,
             encoder_config=encoder.config(),
             weights_hash=whash,
@@ -190,9 +200,12 @@ def run_pair(entry, encoder, task, config: RunConfig) -> list[dict[str, Any]]:
                 "skipped_count": sum(len(embs[s].skipped) for s in SPLITS),
                 "index_problems": problems,
                 "index_problem_count": n_problems,
+                "split_fingerprints": {s: cache_status[s].get("fingerprint") for s in SPLITS},
             },
-            probe={**probe_conf.to_dict(), "best_epoch": res.best_epoch, "epochs": res.epochs,
-                   "valid_loss": res.valid_loss},
+            cache={s: cache_status[s]["status"] for s in SPLITS},
+            probe={**probe_conf.to_dict(), "lr": sel.lr, "weight_decay": sel.weight_decay,
+                   "best_epoch": res.best_epoch, "epochs": res.epochs, "valid_loss": res.valid_loss,
+                   "grid_spec": config.probe_grid, "selection_metric": sel.selection_metric, "grid": sel.grid},
             device=config.device,
             plugins={
                 "encoder": {"name": entry.name, "plugin": entry.plugin.name,
@@ -205,7 +218,8 @@ def run_pair(entry, encoder, task, config: RunConfig) -> list[dict[str, Any]]:
         )
         results.write_record(rec, config.out / "records")
         out.append(rec)
-        log(f"[{entry.name} x {task.name} seed {seed}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        log(f"[{entry.name} x {task.name} seed {seed}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+            + f" ({task.primary_metric} 95% CI [{ci['lo']}, {ci['hi']}]; lr {sel.lr:g}, wd {sel.weight_decay:g})")
     return out
 
 

@@ -1,0 +1,209 @@
+"""`bench compare`: gate CI on scores not falling against a committed baseline.
+
+CURRENT and BASELINE are each a results folder (records are read and
+summarised like the leaderboard does) or a JSON file with baseline ``entries``:
+a baseline file written by ``bench compare RESULTS --write-baseline FILE`` or a
+``leaderboard.json`` (it embeds the same entries). Format of a baseline file::
+
+    {"format": "bench-baseline", "format_version": 1, "schema_version": 1,
+     "demo_data": true, "created": "...",
+     "entries": [{"encoder": "logmel", "task": "nsynth_pitch", "metric": "accuracy",
+                  "mean": 0.29, "lo": 0.22, "hi": 0.36, "std": 0.01, "n_seeds": 3,
+                  "demo_data": true, "data_fingerprint": "...", "interval": "..."}]}
+
+Per (encoder, task) the primary metric's mean is compared: the pair fails
+("regressed") when it fell by more than ``--tolerance`` (absolute), or with
+``--below-interval`` when it is below the baseline's interval lower bound. A
+pair only in CURRENT is "new" (never a failure); a pair only in BASELINE is
+"missing" and fails unless ``--allow-missing``. Exit status: 0 pass, 1 fail,
+2 unusable input (the message names the file and what to do).
+
+Comparing demo numbers against a real-data baseline (or the reverse), or
+files of another schema version, is refused: such a delta means nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+EXIT_PASS = 0
+EXIT_FAIL = 1
+
+
+def load_entries(path: Path) -> dict[str, Any]:
+    """A baseline-shaped document from a results folder, a record file set, or a baseline/leaderboard JSON."""
+    from bench import leaderboard
+    from bench.results import SCHEMA_VERSION, read_records
+
+    path = Path(path)
+    if path.is_dir():
+        records = read_records([path])
+        if not records:
+            raise BenchError(f"{path}: no result records found (expected records/*.json from `bench run`)")
+        doc = leaderboard.baseline(records)
+    elif path.is_file():
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise BenchError(f"{path}: not a readable JSON file ({exc})") from None
+        if not isinstance(doc, dict) or "entries" not in doc:
+            if isinstance(doc, dict) and "schema_version" in doc and "encoder" in doc:
+                doc = leaderboard.baseline(read_records([path]))
+            else:
+                raise BenchError(
+                    f"{path}: not a baseline file (no 'entries'). Write one with "
+                    f"`bench compare RESULTS_DIR --write-baseline {path.name}`, or pass a results folder "
+                    "or its leaderboard.json."
+                )
+    else:
+        raise BenchError(f"{path} does not exist (expected a results folder or a baseline JSON file)")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise BenchError(
+            f"{path}: written for record schema version {doc.get('schema_version')}, this bench uses "
+            f"{SCHEMA_VERSION}. Regenerate it with this version (`bench compare RESULTS --write-baseline FILE`)."
+        )
+    for e in doc["entries"]:
+        missing = {"encoder", "task", "mean"} - set(e)
+        if missing:
+            raise BenchError(f"{path}: an entry lacks {sorted(missing)}: {e}")
+    doc["_source"] = str(path)
+    return doc
+
+
+def compare(current: dict[str, Any], base: dict[str, Any], *, tolerance: float = 0.01,
+            below_interval: bool = False, allow_missing: bool = False) -> tuple[list[dict[str, Any]], bool]:
+    """Rows of (encoder, task, metric, baseline, current, delta, status) and whether the gate passes."""
+    if bool(current.get("demo_data")) != bool(base.get("demo_data")):
+        kind = lambda d: "demo data" if d.get("demo_data") else "real data"  # noqa: E731
+        raise BenchError(
+            f"{current['_source']} is on {kind(current)} but the baseline {base['_source']} is on {kind(base)}; "
+            "their scores cannot be compared. Use a baseline made from the same kind of data."
+        )
+    cur = {(e["encoder"], e["task"]): e for e in current["entries"]}
+    ref = {(e["encoder"], e["task"]): e for e in base["entries"]}
+    rows, ok = [], True
+    for key in sorted(set(cur) | set(ref)):
+        c, b = cur.get(key), ref.get(key)
+        row = {"encoder": key[0], "task": key[1], "metric": (c or b).get("metric", ""),
+               "baseline": b["mean"] if b else None, "current": c["mean"] if c else None,
+               "delta": None, "baseline_lo": b.get("lo") if b else None, "status": "", "note": ""}
+        if b is None:
+            row["status"] = "new"
+        elif c is None:
+            row["status"] = "missing"
+            ok = ok and allow_missing
+            if allow_missing:
+                row["note"] = "allowed (--allow-missing)"
+        else:
+            if c.get("metric") and b.get("metric") and c["metric"] != b["metric"]:
+                raise BenchError(f"{key[0]} x {key[1]}: the primary metric is {c['metric']} now but "
+                                 f"{b['metric']} in the baseline {base['_source']}; regenerate the baseline.")
+            cm, bm = _f(c["mean"]), _f(b["mean"])
+            delta = cm - bm
+            row["delta"] = delta
+            if math.isnan(cm):
+                row["status"], fail = "regressed", True
+                row["note"] = "current value is undefined (NaN)"
+            elif below_interval:
+                lo = _f(b.get("lo"))
+                if math.isnan(lo):
+                    raise BenchError(f"{base['_source']}: {key[0]} x {key[1]} has no interval; "
+                                     "compare with --tolerance instead of --below-interval.")
+                fail = cm < lo
+                row["status"] = "below-interval" if fail else ("improved" if delta > 0 else "ok")
+            else:
+                fail = delta < -tolerance
+                row["status"] = "regressed" if fail else ("improved" if delta > tolerance else "ok")
+            ok = ok and not fail
+            if c.get("data_fingerprint") and b.get("data_fingerprint") and \
+                    c["data_fingerprint"] != b["data_fingerprint"]:
+                row["note"] = (row["note"] + "; " if row["note"] else "") + "data differs from the baseline's"
+        rows.append(row)
+    return rows, ok
+
+
+def _f(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate
+
+    def num(v: Any, sign: bool = False) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        return f"{v:+.4f}" if sign else f"{v:.4f}"
+
+    table = [[r["encoder"], r["task"], r["metric"], num(r["baseline"]), num(r["current"]), num(r["delta"], True),
+              r["status"], r["note"]] for r in rows]
+    return tabulate(table, headers=["encoder", "task", "metric", "baseline", "current", "delta", "status", "note"],
+                    tablefmt="github", disable_numparse=True)
+
+
+def write_baseline(source: Path, out: Path) -> dict[str, Any]:
+    """Write the baseline file of a results folder (atomically)."""
+    doc = load_entries(source)
+    doc.pop("_source", None)
+    for k in ("title", "notes", "rows", "summary"):  # a leaderboard.json source: keep the baseline part
+        doc.pop(k, None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(out)
+    return doc
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare", help="compare results against a baseline; exit 1 on a regression (for CI)",
+        description="Compare the primary metric of every encoder x task in CURRENT with BASELINE (results "
+        "folders, baseline files or leaderboard.json). Exit 1 when a score fell by more than --tolerance "
+        "(or, with --below-interval, below the baseline's 95% interval) or a baseline pair is missing; "
+        "exit 0 otherwise. With --write-baseline FILE, write CURRENT's baseline file instead.",
+        epilog="examples:\n  bench compare ci-results baselines/demo.json --tolerance 0.02\n"
+        "  bench compare ci-results --write-baseline baselines/demo.json",
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("current", type=Path, help="results folder, or a baseline / leaderboard.json file")
+    p.add_argument("baseline", type=Path, nargs="?", help="baseline file or results folder")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="largest allowed absolute drop of a primary metric (default: 0.01)")
+    p.add_argument("--below-interval", action="store_true",
+                   help="fail only when the current mean is below the baseline's interval lower bound")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="do not fail when a baseline encoder x task is missing from CURRENT")
+    p.add_argument("--write-baseline", type=Path, metavar="FILE", default=None,
+                   help="write CURRENT as a baseline file to FILE and exit")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the comparison as JSON")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args) -> int:
+    if args.write_baseline:
+        doc = write_baseline(args.current, args.write_baseline)
+        print(f"Baseline of {len(doc['entries'])} encoder x task pair(s) written to {args.write_baseline}"
+              + (" (demo data)" if doc.get("demo_data") else ""))
+        return EXIT_PASS
+    if args.baseline is None:
+        raise BenchError("bench compare needs CURRENT and BASELINE (or --write-baseline FILE)")
+    if args.tolerance < 0:
+        raise BenchError(f"--tolerance must be >= 0, got {args.tolerance}")
+    cur, base = load_entries(args.current), load_entries(args.baseline)
+    rows, ok = compare(cur, base, tolerance=args.tolerance, below_interval=args.below_interval,
+                       allow_missing=args.allow_missing)
+    rule = "below the baseline's interval lower bound" if args.below_interval else f"drop > {args.tolerance:g}"
+    if cur.get("demo_data"):
+        print("DEMO DATA: both sides are generated demo data.")
+    print(f"Comparing {args.current} against baseline {args.baseline} (fail: {rule}"
+          + ("" if args.allow_missing else ", or a baseline pair missing") + ")\n")
+    print(format_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"pass": ok, "rows": rows}, indent=2, default=str))
+    bad = [r for r in rows if r["status"] in ("regressed", "below-interval")
+           or (r["status"] == "missing" and not args.allow_missing)]
+    print(f"\n{'PASS' if ok else 'FAIL'}: {len(rows)} pair(s), {len(bad)} failing")
+    return EXIT_PASS if ok else EXIT_FAIL
