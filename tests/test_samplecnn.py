@@ -81,8 +81,8 @@ def test_random_encoder_is_deterministic_and_seeded():
 def test_unknown_options_and_presets_are_clear():
     from bench_plugins.ssl_encoders import SemiSupConEncoder, SimCLREncoder
 
-    with pytest.raises(PluginError, match="unknown SampleCNN preset 'tiny'.*demo, paper"):
-        SemiSupConEncoder(preset="tiny")
+    with pytest.raises(PluginError, match="unknown SampleCNN preset 'huge'.*demo, paper"):
+        SemiSupConEncoder(preset="huge")
     with pytest.raises(PluginError, match="unknown option.*'tua'"):
         SemiSupConEncoder(tua=0.2)
     with pytest.raises(PluginError, match="uses no labels"):
