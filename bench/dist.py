@@ -34,9 +34,13 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x`` from every process along dim 0, differentiably (rank order)."""
     if world_size() == 1:
         return x
+    import warnings
+
     import torch.distributed.nn.functional as dnn
 
-    return torch.cat(dnn.all_gather(x.contiguous()), dim=0)
+    with warnings.catch_warnings():  # deprecated for a private successor; still the public autograd gather
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.cat(dnn.all_gather(x.contiguous()), dim=0)
 
 
 def gather(x: torch.Tensor) -> torch.Tensor:
@@ -51,9 +55,13 @@ def gather(x: torch.Tensor) -> torch.Tensor:
 
 
 def _all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    import warnings
+
     import torch.distributed.nn.functional as dnn
 
-    return dnn.all_reduce(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return dnn.all_reduce(x)
 
 
 class SyncBatchNorm(nn.BatchNorm1d):
@@ -73,17 +81,20 @@ class SyncBatchNorm(nn.BatchNorm1d):
             return super().forward(x)
         dims = [0, 2] if x.dim() == 3 else [0]
         n_local = x.numel() // x.shape[1]
-        stats = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_tensor([float(n_local)])])
+        # statistics accumulated in float64: var = E[x^2] - E[x]^2 cancels badly in float32
+        x64 = x.double()
+        stats = torch.cat([x64.sum(dims), (x64 * x64).sum(dims), x64.new_tensor([float(n_local)])])
         stats = _all_reduce_sum(stats)
         c = x.shape[1]
         n = stats[-1]
-        mean = stats[:c] / n
-        var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0.0)
+        mean64 = stats[:c] / n
+        var64 = (stats[c : 2 * c] / n - mean64 * mean64).clamp_min(0.0)
+        mean, var = mean64.to(x.dtype), var64.to(x.dtype)
         with torch.no_grad():
             if self.track_running_stats and self.running_mean is not None:
                 self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                unbiased = var * (n / (n - 1).clamp_min(1.0))
+                unbiased = (var64 * (n / (n - 1).clamp_min(1.0))).to(x.dtype)
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
                 self.running_var.mul_(1 - m).add_(unbiased.detach(), alpha=m)
         shape = [1, c] + [1] * (x.dim() - 2)

@@ -83,7 +83,7 @@ def contrastive_loss(
         raise ValueError(f"z must be [V, d] and clip_index [V]; got {tuple(z.shape)} and {tuple(clip_index.shape)}")
     if labels is not None and labels.shape[0] != z.shape[0]:
         raise ValueError(f"labels has {labels.shape[0]} rows for {z.shape[0]} views")
-    z = F.normalize(z.float(), dim=1)
+    z = F.normalize(z if z.dtype == torch.float64 else z.float(), dim=1)  # fp32 at least (bf16 autocast)
     v_local = z.shape[0]
     # Dense clip ids 0..K-1 so that ids of different processes can be offset apart.
     _, local_ids = torch.unique(clip_index, return_inverse=True)
@@ -93,7 +93,7 @@ def contrastive_loss(
         z_all = dist.gather_with_grad(z)
         ids_all = dist.gather(local_ids + r * v_local)
         ids_local = local_ids + r * v_local
-        labels_all = dist.gather(labels.float()) if labels is not None else None
+        labels_all = dist.gather(labels.to(z.dtype)) if labels is not None else None
         first = r * v_local
     else:
         z_all, ids_all, ids_local, labels_all, first = z, local_ids, local_ids, labels, 0

@@ -678,7 +678,7 @@ def pretrain(
             loss_value = float(losses.mean())
             clips_since += batch_size
             bar.update(1)
-            if step % log_every == 0 or step == steps:
+            if step % log_every == 0 or step == steps or step == start_step + 1:
                 now = time.perf_counter()
                 rate = clips_since / max(now - t_last, 1e-9)
                 bar.set_postfix(loss=f"{loss_value:.4f}", clips_s=f"{rate:.1f}")
@@ -695,6 +695,11 @@ def pretrain(
 
     unwrapped = accelerator.unwrap_model(model)
     final_state = {k: v.detach().cpu() for k, v in unwrapped.state_dict().items()}
+    # DDP keeps processes in sync by construction; check it, since a silent drift would void the run
+    sums = torch.stack([v.double().sum() for v in final_state.values() if v.is_floating_point()])
+    per_rank = accelerator.gather(sums.to(accelerator.device).reshape(1, -1)).cpu()
+    drift = float((per_rank - per_rank[0]).abs().max())
+    record["ranks_in_sync"] = {"processes": world, "max_param_sum_difference": drift, "in_sync": drift == 0.0}
     encoder.module.load_state_dict(final_state)
     encoder.module.to("cpu")
     encoder.module.eval()
