@@ -536,6 +536,11 @@ def pretrain(
 
     if not getattr(encoder, "trainable", False):
         raise BenchError(f"encoder {encoder.name!r} cannot be pretrained (it has no pretraining objective)")
+    if not callable(getattr(encoder, "recipe", None)) or not callable(getattr(encoder, "setup_pretraining", None)):
+        raise BenchError(
+            f"encoder {encoder.name!r} has a pretrain_loss but no recipe()/setup_pretraining(); "
+            "bench pretrain needs both (see bench_plugins.ssl_encoders.SampleCNNEncoder for an example)"
+        )
     recipe = {**encoder.recipe(), **(overrides or {})}
     obj = getattr(encoder, "objective", {})
     run_dir = Path(run_dir)
