@@ -115,10 +115,19 @@ class Encoder:
         self.module.load_state_dict(state)
 
     # -- optional: pretraining ---------------------------------------------
-    def pretrain_loss(self, views: "torch.Tensor", labels: "torch.Tensor | None") -> "torch.Tensor":
-        """Loss over a batch of augmented views ``[B, N, window]`` and multi-hot labels.
+    def pretrain_loss(
+        self, views: "torch.Tensor", labels: "torch.Tensor | None", labeled: "torch.Tensor | None" = None, *,
+        model: Any = None,
+    ) -> "torch.Tensor":
+        """Loss over a batch of augmented views ``[B, N, window]`` and multi-hot labels ``[B, C]``.
 
-        Implemented by trainable encoders only; a frozen encoder keeps this default.
+        ``labeled [B]`` (bool) says which rows of ``labels`` are real (the
+        others are unlabeled clips); ``model`` is the module to run, which the
+        training loop passes as the DDP-wrapped ``self.module`` (gradients are
+        only synchronised through the wrapper's forward). Trainable encoders
+        also provide ``recipe()`` and ``setup_pretraining(num_classes, kind)``
+        (see bench_plugins.ssl_encoders). Implemented by trainable encoders
+        only; a frozen encoder keeps this default.
         """
         raise NotImplementedError(f"encoder {self.name!r} cannot be pretrained (frozen encoder)")
 

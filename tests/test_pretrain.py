@@ -1,0 +1,231 @@
+"""Pretraining: pools, batch composition, held-out exclusion, resume, refusals, NaN, ensure_pretrained."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from bench.errors import BenchError, DataError
+from conftest import write_wav_array as write_wav
+
+
+def semisupcon(**kw):
+    from bench_plugins.ssl_encoders import SemiSupConEncoder
+
+    opts = dict(preset="tiny", label_task="tiny", unlabeled_tasks=("tiny",), augment=False)
+    opts.update(kw)
+    return SemiSupConEncoder(**opts)
+
+
+def state_of(encoder):
+    return {k: v.clone() for k, v in encoder.state_dict().items()}
+
+
+def test_label_fraction_is_deterministic_and_batches_put_labeled_first(tiny_task, tmp_path):
+    from bench.pretrain import AudioStore, BatchSampler, build_pools
+
+    pools = build_pools(data_roots=tiny_task, label_task="tiny", label_fraction=0.5, unlabeled_tasks=("tiny",))
+    again = build_pools(data_roots=tiny_task, label_task="tiny", label_fraction=0.5, unlabeled_tasks=("tiny",))
+    assert len(pools.labeled) == 3 and pools.labeled == again.labeled
+    assert len(pools.unlabeled) == 6 and all(t.label is None for t in pools.unlabeled)
+    store = AudioStore(pools.labeled + pools.unlabeled, 4000, tmp_path / "cache")
+    s = BatchSampler(pools, store, batch_size=8, labeled_share=0.25, views=2, window=243, seed=1)
+    views, labels, labeled = s.batch(0)
+    assert views.shape == (8, 2, 243) and labels.shape == (8, 3)
+    assert labeled.tolist() == [True, True] + [False] * 6
+    assert (labels[:2].sum(1) >= 1).all() and (labels[2:] == 0).all()
+    # the batch is a function of (seed, step): same again, different next step
+    assert np.array_equal(s.batch(0)[0], views) and not np.array_equal(s.batch(1)[0], views)
+    # two processes take rows r::2 of the same global batch, labeled first in each share
+    v0, l0, m0 = s.batch(0, rank=0, world=2)
+    v1, l1, m1 = s.batch(0, rank=1, world=2)
+    assert np.array_equal(v0, views[0::2]) and np.array_equal(v1, views[1::2])
+    assert m0.tolist() == [True, False, False, False] and m1.tolist() == [True, False, False, False]
+
+
+def test_views_are_adjacent_spans_or_independent_padded_windows():
+    from bench.pretrain import crop_views
+
+    ramp = np.arange(1000, dtype=np.float32)
+    v = crop_views(ramp, 2, 243, np.array([0.5, 0.9]))
+    assert v[1, 0] == v[0, -1] + 1  # adjacent: one span of 2 x 243 cut in two
+    short = np.arange(300, dtype=np.float32)
+    v = crop_views(short, 2, 243, np.array([0.0, 0.99]))
+    assert v[0, 0] == 0 and v[1, 0] == 57  # independent windows
+    tiny = np.ones(100, dtype=np.float32)
+    v = crop_views(tiny, 2, 243, np.array([0.3, 0.7]))
+    assert (v[:, :100] == 1).all() and (v[:, 100:] == 0).all()  # zero-padded
+
+
+def test_valid_and_test_tracks_are_excluded_and_recorded(tiny_task, tmp_path):
+    from bench.pretrain import build_pools, pretrain
+
+    data = tmp_path / "data" / "tiny"
+    pool = tmp_path / "pool"
+    shutil.copytree(data, pool / "dataset")  # copies: same track ids, other paths
+    write_wav(pool / "extra" / "song.wav", np.zeros(4000))
+    pools = build_pools(data_roots=tiny_task, label_task=None, unlabeled_tasks=(),
+                        unlabeled_dirs=(str(pool), str(data)))
+    names = sorted(t.track_id for t in pools.unlabeled)
+    assert names == sorted([f"train{i:03d}" for i in range(6)] * 2 + ["song"])
+    held = pools.held_out
+    assert held["checked"]["tiny"] == {"valid": 2, "test": 2}
+    assert held["excluded_count"] == 8  # 4 by path (the dataset itself) + 4 by track id (the copies)
+    reasons = [e["reason"] for e in held["excluded"]]
+    assert sum("same file" in r for r in reasons) == 4 and sum("track id" in r for r in reasons) == 4
+
+    enc = semisupcon(steps=1, unlabeled_tasks=(), unlabeled_dirs=(str(pool),))
+    result = pretrain(enc, data_roots=tiny_task, run_dir=tmp_path / "run", quiet=True)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["event"] == "start" and lines[0]["held_out_check"]["excluded_count"] == 4
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["held_out_check"]["checked"]["tiny"] == {"valid": 2, "test": 2}
+    assert result.steps == 1
+
+
+def test_resume_after_kill_gives_identical_weights(tiny_task, tmp_path):
+    from bench.pretrain import pretrain
+
+    straight = semisupcon()
+    pretrain(straight, data_roots=tiny_task, run_dir=tmp_path / "a", quiet=True)
+
+    killed = semisupcon()
+    r = pretrain(killed, data_roots=tiny_task, run_dir=tmp_path / "b", quiet=True, stop_after=3)
+    assert r.stopped_early and r.steps == 3  # checkpoint of step 2 on disk, step 3 lost
+    resumed = semisupcon()
+    r = pretrain(resumed, data_roots=tiny_task, run_dir=tmp_path / "b", quiet=True)
+    assert r.record["resumed_from"] == 2 and r.steps == 4
+    a, b = state_of(straight), state_of(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert not torch.equal(a["encoder.stem.0.weight"], state_of(semisupcon())["encoder.stem.0.weight"])
+    # the straight run's optimizer state and step survive in its checkpoint, readable as data only
+    st = torch.load(tmp_path / "a" / "train-state.pt", weights_only=True)
+    assert st["step"] == 4 and "state" in st["optimizer"]
+
+
+def test_training_checkpoint_of_another_preset_is_refused(tiny_task, tmp_path):
+    from bench.pretrain import pretrain
+
+    pretrain(semisupcon(steps=2), data_roots=tiny_task, run_dir=tmp_path / "run", quiet=True)
+    with pytest.raises(BenchError, match=r'(?s)belongs to another run.*"preset": "tiny".*"preset": "tiny2"'):
+        pretrain(semisupcon(preset="tiny2", steps=3), data_roots=tiny_task, run_dir=tmp_path / "run", quiet=True)
+    from bench_plugins.ssl_encoders import SimCLREncoder
+
+    with pytest.raises(BenchError, match="(?s)belongs to another run.*semisupcon.*simclr"):
+        pretrain(SimCLREncoder(preset="tiny", unlabeled_tasks=("tiny",), augment=False, steps=3),
+                 data_roots=tiny_task, run_dir=tmp_path / "run", quiet=True)
+
+
+def test_nan_loss_stops_with_step_and_last_checkpoint(tiny_task, tmp_path):
+    from bench.pretrain import pretrain
+    from bench_plugins.ssl_encoders import SemiSupConEncoder
+
+    class Diverging(SemiSupConEncoder):
+        calls = 0
+
+        def pretrain_loss(self, *a, **kw):
+            loss = super().pretrain_loss(*a, **kw)
+            Diverging.calls += 1
+            return loss * float("nan") if Diverging.calls > 3 else loss
+
+    enc = Diverging(preset="tiny", label_task="tiny", unlabeled_tasks=("tiny",), augment=False, steps=6)
+    with pytest.raises(BenchError, match=r"loss became nan at step 3 .*Last good checkpoint: .*train-state.pt"):
+        pretrain(enc, data_roots=tiny_task, run_dir=tmp_path / "run", quiet=True)
+    assert torch.load(tmp_path / "run" / "train-state.pt", weights_only=True)["step"] == 2
+
+
+def test_empty_pool_folder_and_missing_labeled_data_are_clear(tiny_task, tmp_path):
+    from bench.config import DataRoots
+    from bench.pretrain import build_pools
+
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("no audio")
+    with pytest.raises(DataError, match="holds no audio files.*--unlabeled-dir"):
+        build_pools(data_roots=tiny_task, label_task=None, unlabeled_tasks=(), unlabeled_dirs=(str(tmp_path / "empty"),))
+    nowhere = DataRoots(per_task={"tiny": str(tmp_path / "missing")})
+    with pytest.raises(DataError, match="missing does not exist.*tiny"):
+        build_pools(data_roots=nowhere, label_task="tiny", unlabeled_tasks=())
+    (tmp_path / "hollow" / "tiny").mkdir(parents=True)
+    (tmp_path / "hollow" / "tiny" / "train.csv").write_text("")
+    with pytest.raises(DataError, match="no usable train tracks"):
+        build_pools(data_roots=DataRoots(per_task={"tiny": str(tmp_path / "hollow")}), label_task="tiny",
+                    unlabeled_tasks=())
+
+
+def test_supervised_and_simclr_train(tiny_task, tmp_path):
+    from bench.pretrain import pretrain
+    from bench_plugins.ssl_encoders import SimCLREncoder, SupervisedEncoder
+
+    sup = SupervisedEncoder(preset="tiny", label_task="tiny", steps=2)
+    before = state_of(sup)
+    r = pretrain(sup, data_roots=tiny_task, run_dir=tmp_path / "sup", quiet=True)
+    assert r.record["pools"]["unlabeled"] == 0 and r.record["pools"]["labeled_per_batch"] == 4
+    assert sup.module.head.out_features == 3 and np.isfinite(r.final_loss)
+    assert not torch.equal(before["encoder.stem.0.weight"], sup.state_dict()["encoder.stem.0.weight"])
+    sim = SimCLREncoder(preset="tiny", unlabeled_tasks=("tiny",), augment=False, steps=2)
+    r = pretrain(sim, data_roots=tiny_task, run_dir=tmp_path / "sim", quiet=True)
+    assert r.record["pools"]["labeled"] == 0 and np.isfinite(r.final_loss)
+
+
+def test_augmenter_is_called_on_device_batches(tiny_task, tmp_path, monkeypatch):
+    augment = pytest.importorskip("bench.augment")
+    from bench.pretrain import pretrain
+
+    seen = []
+
+    class Spy(augment.Augmenter):
+        def __call__(self, views, generator=None):
+            seen.append((tuple(views.shape), generator.initial_seed()))
+            return super().__call__(views, generator=generator)
+
+    monkeypatch.setattr(augment, "Augmenter", Spy)
+    pretrain(semisupcon(augment=True, steps=2), data_roots=tiny_task, run_dir=tmp_path / "r", quiet=True)
+    assert [s for s, _ in seen] == [(4, 2, 243)] * 2 and seen[0][1] != seen[1][1]
+
+
+def test_ensure_pretrained_caches_and_random_is_not_trained(tiny_task, tmp_path):
+    from bench.encoder import weights_hash
+    from bench.pretrain import ensure_pretrained
+    from bench_plugins.ssl_encoders import RandomEncoder
+
+    cache = tmp_path / "cache"
+    enc = semisupcon(steps=2)
+    path = ensure_pretrained(enc, data_roots=tiny_task, cache_dir=cache, quiet=True)
+    assert path.parent == cache / "checkpoints" and path.name.startswith("semisupcon-") and path.suffix == ".safetensors"
+    assert (path.parent / (path.stem + ".run") / "metrics.jsonl").is_file()
+    mtime = path.stat().st_mtime_ns
+    again = semisupcon(steps=2)
+    assert ensure_pretrained(again, data_roots=tiny_task, cache_dir=cache, quiet=True) == path
+    assert path.stat().st_mtime_ns == mtime and weights_hash(again) == weights_hash(enc)
+    other = ensure_pretrained(semisupcon(steps=2, lr=1e-2), data_roots=tiny_task, cache_dir=cache, quiet=True)
+    assert other != path  # another recipe, another checkpoint
+
+    r = RandomEncoder(preset="tiny")
+    h = weights_hash(r)
+    rp = ensure_pretrained(r, data_roots=tiny_task, cache_dir=cache, quiet=True)
+    assert rp.name.startswith("random-") and weights_hash(r) == h
+    assert weights_hash(RandomEncoder(preset="tiny", checkpoint=str(rp))) == h
+
+
+def test_cli_help_and_run(tiny_task, tmp_path, capsys):
+    import argparse
+
+    from bench.pretrain import add_cli, main
+
+    parser = argparse.ArgumentParser(prog="bench")
+    add_cli(parser.add_subparsers(dest="command"))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["pretrain", "--help"])
+    assert "accelerate launch" in capsys.readouterr().out
+    rc = main(["pretrain", "--encoder", "simclr", "--preset", "tiny", "--steps", "1", "--no-augment",
+               "--unlabeled-dir", str(tmp_path / "data" / "tiny" / "train"), "--out", str(tmp_path / "s.safetensors"),
+               "--quiet", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "checkpoint:" in out and (tmp_path / "s.safetensors").is_file()
+    assert main(["pretrain", "--encoder", "random", "--preset", "tiny"]) == 2

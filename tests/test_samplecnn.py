@@ -1,0 +1,120 @@
+"""SampleCNN shapes, presets, seeded init, and the encoder plugins' contract."""
+
+import time
+
+import pytest
+import torch
+
+from bench.errors import PluginError
+
+
+def test_paper_preset_shapes():
+    from bench_plugins import samplecnn
+
+    p = samplecnn.PRESETS["paper"]
+    assert (p["sample_rate"], p["window"], p["dim"]) == (22050, 59535, 512)
+    net = samplecnn.build("paper", seed=0)
+    assert len(net.encoder.blocks) == 9
+    assert [b[0].out_channels for b in net.encoder.blocks] == [128, 128, 256, 256, 256, 256, 256, 256, 512]
+    stem = net.encoder.stem[0]
+    assert (stem.in_channels, stem.out_channels, stem.kernel_size, stem.stride) == (1, 128, (3,), (3,))
+    assert [m.bias is None for m in net.head if isinstance(m, torch.nn.Linear)] == [True, True]
+    net.eval()
+    with torch.no_grad():
+        x = torch.randn(2, 59535)
+        assert net.encoder(x).shape == (2, 512)
+        assert net(x).shape == (2, 128)
+
+
+def test_demo_preset_shapes_and_wrong_window():
+    from bench_plugins import samplecnn
+
+    p = samplecnn.PRESETS["demo"]
+    net = samplecnn.build("demo", seed=0)
+    assert net.encoder(torch.randn(3, p["window"])).shape == (3, p["dim"])
+    with pytest.raises(ValueError, match="expects"):
+        net.encoder(torch.randn(3, p["window"] - 1))
+    with pytest.raises(ValueError, match="time axis"):
+        samplecnn.SampleCNN(1000, 8, (8, 8), 8)
+
+
+def test_encoders_registered_cheaply_and_contract():
+    from bench import plugins
+
+    names = plugins.encoders().names()
+    assert {"semisupcon", "simclr", "supervised", "random"} <= set(names)
+    for name in ("semisupcon", "simclr", "supervised", "random"):
+        enc = plugins.get_encoder(name)
+        enc.eval()
+        with torch.no_grad():
+            out = enc.embed(torch.randn(2, enc.window))
+        assert out.shape == (2, enc.dim)
+        assert enc.config()["preset"] == "demo"
+        assert "checkpoint" not in enc.config()
+    assert not plugins.get_encoder("random").trainable
+    assert plugins.get_encoder("semisupcon").trainable
+
+
+def test_plugin_module_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, bench_plugins.ssl_encoders; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_random_encoder_is_deterministic_and_seeded():
+    from bench.encoder import weights_hash
+    from bench_plugins.ssl_encoders import RandomEncoder
+
+    torch.manual_seed(999)
+    before = torch.rand(1)
+    a, b = RandomEncoder(), RandomEncoder()
+    assert weights_hash(a) == weights_hash(b)
+    assert weights_hash(RandomEncoder(seed=1)) != weights_hash(a)
+    torch.manual_seed(999)
+    RandomEncoder()
+    assert torch.rand(1) == before  # building an encoder leaves the caller's RNG alone
+
+
+def test_unknown_options_and_presets_are_clear():
+    from bench_plugins.ssl_encoders import SemiSupConEncoder, SimCLREncoder
+
+    with pytest.raises(PluginError, match="unknown SampleCNN preset 'huge'.*demo, paper"):
+        SemiSupConEncoder(preset="huge")
+    with pytest.raises(PluginError, match="unknown option.*'tua'"):
+        SemiSupConEncoder(tua=0.2)
+    with pytest.raises(PluginError, match="uses no labels"):
+        SimCLREncoder(label_task="mtat")
+
+
+def test_checkpoint_of_another_preset_or_encoder_refused(tmp_path):
+    from bench.encoder import save_checkpoint
+    from bench_plugins.ssl_encoders import SemiSupConEncoder, SimCLREncoder
+
+    path = save_checkpoint(SimCLREncoder(), tmp_path / "simclr.safetensors")
+    assert SimCLREncoder(checkpoint=str(path)).checkpoint == str(path)
+    with pytest.raises(PluginError, match="(?s)saved by encoder 'simclr'.*loaded into encoder 'semisupcon'"):
+        SemiSupConEncoder(checkpoint=str(path))
+    with pytest.raises(PluginError, match="'preset': 'demo'"):
+        SimCLREncoder(preset="paper", checkpoint=str(path))
+
+
+def test_supervised_head_and_loss():
+    from bench_plugins.ssl_encoders import SupervisedEncoder
+
+    enc = SupervisedEncoder()
+    enc.setup_pretraining(5, "multilabel")
+    views = torch.randn(3, 1, enc.window)
+    labels = torch.tensor([[1, 0, 1, 0, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 1]]).float()
+    loss = enc.pretrain_loss(views, labels, torch.ones(3, dtype=torch.bool))
+    loss.backward()
+    assert enc.module.head.weight.grad is not None and enc.module.encoder.stem[0].weight.grad is not None
+    enc.setup_pretraining(5, "multiclass")
+    assert torch.isfinite(enc.pretrain_loss(views, labels)).item()
+    # the head travels with the checkpoint and is rebuilt on load
+    state = enc.state_dict()
+    other = SupervisedEncoder()
+    other.load_state_dict(state)
+    assert other.module.head.weight.shape == (5, enc.dim)
