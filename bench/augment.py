@@ -251,15 +251,18 @@ def pitch_shift(
     ratio = torch.pow(2.0, semis / 12.0)  # [M]
     window = torch.hann_window(n_fft, device=x.device, dtype=torch.float32)
     xf = x.float()
+    # torch.stft gives [M, F, K] as a transposed view of a frames-major buffer: work in that
+    # [M, K, F] layout (contiguous), which also makes gathers along F and the istft copy-free.
     spec = torch.stft(xf, n_fft, hop_length=hop, window=window, center=True, return_complex=True)
-    n_bins, n_frames = spec.shape[-2], spec.shape[-1]
+    spec = spec.transpose(1, 2)
+    n_frames, n_bins = spec.shape[1], spec.shape[2]
     mag = spec.abs()
-    phase = torch.angle(spec)
 
-    # deviation of each bin's phase advance per hop from its centre frequency, wrapped to [-pi, pi)
+    # deviation of each bin's phase advance per hop from its centre frequency, already wrapped to
+    # (-pi, pi]: the angle of X[k] * conj(X[k-1] * exp(i omega hop)) (one atan2 pass, no unwrapping)
     omega = 2.0 * math.pi * torch.arange(n_bins, device=x.device, dtype=torch.float64) / n_fft  # rad/sample
-    dev = phase[..., 1:] - phase[..., :-1] - (omega * hop).float()[:, None]
-    dev -= (2.0 * math.pi) * torch.round(dev * (0.5 / math.pi))
+    rot = torch.polar(torch.ones_like(omega), omega * hop).to(spec.dtype)
+    dev = torch.angle(spec[:, 1:] * (spec[:, :-1] * rot).conj())  # [M, K-1, F]
 
     # source position of every output bin
     src = torch.arange(n_bins, device=x.device, dtype=torch.float32)[None, :] / ratio[:, None]  # [M, F]
@@ -267,26 +270,27 @@ def pitch_shift(
     src = src.clamp(max=n_bins - 1)
     i0 = src.floor().long()
     i1 = (i0 + 1).clamp(max=n_bins - 1)
-    frac = (src - i0.float())[..., None]
+    frac = (src - i0.float())[:, None, :]
     inear = torch.round(src).long()
 
     def take(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return torch.gather(a, 1, idx[..., None].expand(m, n_bins, a.shape[-1]))
+        """a[r, k, idx[r, f]] for every row r, frame k and output bin f."""
+        return torch.gather(a, 2, idx[:, None, :].expand(m, a.shape[1], n_bins))
 
-    mag_out = torch.lerp(take(mag, i0), take(mag, i1), frac.expand(m, n_bins, n_frames))
+    mag_out = torch.lerp(take(mag, i0), take(mag, i1), frac.expand(m, n_frames, n_bins))
     if not bool(valid.all()):
-        mag_out *= valid[..., None]
+        mag_out *= valid[:, None, :]
     # output phase: the source bin's start phase, then per hop ratio x (centre advance + deviation).
     # The centre part is reduced mod 2 pi in float64 so the running phase stays small and precise.
     base = torch.remainder(ratio.double()[:, None] * omega[inear] * hop, 2.0 * math.pi).float()  # [M, F]
-    inc = take(dev, inear) * ratio[:, None, None] + base[..., None]
     phase_out = torch.empty_like(mag_out)
-    phase_out[..., 0] = torch.gather(phase[..., 0], 1, inear)
+    phase_out[:, 0] = torch.gather(torch.angle(spec[:, 0]), 1, inear)
     if n_frames > 1:
-        torch.cumsum(inc, dim=-1, out=phase_out[..., 1:])
-        phase_out[..., 1:] += phase_out[..., :1]
-    out_spec = torch.polar(mag_out, phase_out)
-    y = torch.istft(out_spec, n_fft, hop_length=hop, window=window, center=True, length=t)
+        inc = take(dev, inear).mul_(ratio[:, None, None]).add_(base[:, None, :])
+        torch.cumsum(inc, dim=1, out=phase_out[:, 1:])
+        phase_out[:, 1:] += phase_out[:, :1]
+    out_spec = torch.complex(mag_out * torch.cos(phase_out), mag_out * torch.sin(phase_out))  # 3x polar on CPU
+    y = torch.istft(out_spec.transpose(1, 2), n_fft, hop_length=hop, window=window, center=True, length=t)
     y = torch.where((semis == 0)[:, None], xf, y)
     return y.to(x.dtype)
 

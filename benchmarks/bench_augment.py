@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
+import statistics
 import time
 
 import torch
@@ -85,36 +87,67 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_batched(clips, augmenter, device, steps, seed) -> float:
+def bench_batched(clips, augmenter, device, steps, seed) -> tuple[float, float]:
+    """(clips/s wall, CPU-seconds of this process per clip) of the batched Augmenter."""
     views = clips.to(device)
     g = torch.Generator().manual_seed(seed)
     augmenter(views, g)  # warm-up (allocator, FFT plans, kernels)
     sync(device)
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     for _ in range(steps):
         views = clips.to(device)
         out = augmenter(views, g)
     sync(device)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert out.shape == clips.shape
-    return clips.shape[0] * steps / dt
+    n = clips.shape[0] * steps
+    return n / dt, cpu / n
 
 
-def bench_per_clip(clips, augmenter, device, batches, workers, seed) -> float:
+def _collate(items):
+    # runs in the worker: report its pid and cumulative CPU time with each batch
+    return torch.stack(items), os.getpid(), time.process_time()
+
+
+def bench_per_clip(clips, augmenter, device, batches, workers, seed) -> tuple[float, float]:
+    """(clips/s wall, CPU-seconds per clip summed over workers and main) of the per-clip loader.
+
+    The first batch of every worker is a warm-up (worker start-up); it is not timed, and
+    it gives each worker's starting CPU clock."""
     b = clips.shape[0]
-    ds = PerClipDataset(clips, augmenter, length=b * (batches + 1), seed=seed)
-    loader = DataLoader(ds, batch_size=b, shuffle=False, num_workers=workers, persistent_workers=workers > 0)
+    warm = max(workers, 1)
+    ds = PerClipDataset(clips, augmenter, length=b * (batches + warm), seed=seed)
+    loader = DataLoader(ds, batch_size=b, shuffle=False, num_workers=workers, collate_fn=_collate)
     it = iter(loader)
-    next(it)  # warm-up batch: starts the workers, not timed
-    t0 = time.perf_counter()
+    seen: dict[int, list[float]] = {}
+    for _ in range(warm):
+        batch, pid, cpu = next(it)
+        seen.setdefault(pid, []).append(cpu)
+    c0, t0 = time.process_time(), time.perf_counter()
     n = 0
-    for batch in it:
+    worker_cpu = 0.0
+    for batch, pid, cpu in it:
         out = batch.to(device)
         n += batch.shape[0]
+        if workers == 0:
+            continue
+        if pid in seen:
+            worker_cpu += cpu - seen[pid][-1]
+            seen[pid].append(cpu)
+        else:  # a worker whose warm-up batch came late: its first batch only sets the clock
+            seen[pid] = [cpu]
+            n -= batch.shape[0]
     sync(device)
-    dt = time.perf_counter() - t0
+    dt, main_cpu = time.perf_counter() - t0, time.process_time() - c0
     assert out.shape == clips.shape
-    return n / dt
+    return n / dt, (worker_cpu + main_cpu) / n
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -124,12 +157,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--views", type=int, default=2, help="views per clip")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=3, help="timed batches of the batched version")
-    ap.add_argument("--baseline-batches", type=int, default=2, help="timed batches of the per-clip loader")
+    ap.add_argument("--baseline-batches", type=int, default=4, help="timed batches of the per-clip loader")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the per-clip baseline")
     ap.add_argument("--severity", type=float, default=1.0)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved (a)/(b) measurements; medians reported")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads of the batched process")
     ap.add_argument("--seed", type=int, default=123)
     args = ap.parse_args(argv)
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     preset = PRESETS[args.preset]
     sr, window = preset["sample_rate"], preset["window"]
     device = torch.device(args.device)
@@ -137,12 +174,21 @@ def main(argv: list[str] | None = None) -> None:
     augmenter = Augmenter(sr, severity=args.severity)
 
     print(f"device: {device_name(device)}; torch {torch.__version__}")
-    print(f"preset {args.preset}: {sr} Hz x {window} samples, batch {args.batch} clips x {args.views} views")
-    batched = bench_batched(clips, augmenter, device, args.steps, args.seed)
-    print(f"(a) batched Augmenter on {device.type}:            {batched:8.1f} clips/s")
-    per_clip = bench_per_clip(clips, augmenter, device, args.baseline_batches, args.workers, args.seed)
-    print(f"(b) per-clip in DataLoader ({args.workers} workers, CPU):    {per_clip:8.1f} clips/s")
-    print(f"ratio (a)/(b): {batched / per_clip:.2f}x")
+    print(f"preset {args.preset}: {sr} Hz x {window} samples, batch {args.batch} clips x {args.views} views, "
+          f"severity {args.severity}; load average before: {loadavg()}")  # fmt: skip
+    rows = []
+    for r in range(args.rounds):  # interleaved, so a busy neighbour on a shared machine hits both alike
+        a_wall, a_cpu = bench_batched(clips, augmenter, device, args.steps, args.seed + r)
+        b_wall, b_cpu = bench_per_clip(clips, augmenter, device, args.baseline_batches, args.workers, args.seed + r)
+        rows.append((a_wall, b_wall, a_cpu, b_cpu))
+        print(f"  round {r}: batched {a_wall:7.1f} clips/s ({1e3 * a_cpu:6.1f} CPU-ms/clip) | "
+              f"per-clip {b_wall:7.1f} clips/s ({1e3 * b_cpu:6.1f} CPU-ms/clip)")  # fmt: skip
+    a_wall, b_wall, a_cpu, b_cpu = (statistics.median(col) for col in zip(*rows))
+    print(f"load average after: {loadavg()}; medians over {args.rounds} rounds:")
+    print(f"(a) batched Augmenter on {device}: {a_wall:8.1f} clips/s, {1e3 * a_cpu:6.1f} CPU-ms/clip")
+    print(f"(b) per-clip, DataLoader with {args.workers} workers (CPU): {b_wall:8.1f} clips/s, "
+          f"{1e3 * b_cpu:6.1f} CPU-ms/clip")  # fmt: skip
+    print(f"ratio (a)/(b): {a_wall / b_wall:.2f}x clips/s; {b_cpu / a_cpu:.2f}x less CPU per clip")
 
 
 if __name__ == "__main__":
