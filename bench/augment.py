@@ -41,7 +41,6 @@ See docs/augmentation.md for the algorithms and the choices made.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import torch
@@ -493,23 +492,11 @@ class Augmenter:
             w = white[noise_rank[start:stop][on]] if on.any() else None
             out[start:stop] = self._apply(x[start:stop].float(), p.rows(start, stop), w)
 
-        threads = torch.get_num_threads()
-        if views.device.type != "cpu" or threads <= 1 or len(spans) <= 1:
-            for span in spans:
-                run(span)
-        else:
-            # CPU: chunks run in parallel, one thread each (torch ops release the GIL). Small
-            # single-threaded chunks stay in cache, and intra-op threading of MKL's FFT was
-            # measured several times slower than one thread on small batches.
-            def run_single(span: tuple[int, int]) -> None:
-                torch.set_num_threads(1)
-                run(span)
-
-            try:
-                with ThreadPoolExecutor(threads) as pool:
-                    list(pool.map(run_single, spans))
-            finally:
-                torch.set_num_threads(threads)  # set_num_threads is partly process-global (MKL)
+        # Chunks run one after the other in the calling thread with the caller's torch threads.
+        # (A thread pool over chunks was tried: forked DataLoader workers started later in the
+        # same process then hung in their first FFT, so the chain stays single-caller.)
+        for span in spans:
+            run(span)
         return out.reshape(b, n, t).to(views.dtype)
 
     def _apply(self, x: torch.Tensor, p: ChainParams, white: torch.Tensor | None) -> torch.Tensor:
