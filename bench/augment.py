@@ -41,22 +41,22 @@ See docs/augmentation.md for the algorithms and the choices made.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import torch
 
 __all__ = [
-    "Augmenter",
     "FILTER_KINDS",
-    "gain",
-    "polarity",
+    "Augmenter",
     "coloured_noise",
-    "white_noise",
-    "fft_filter",
-    "pitch_shift",
     "delay",
+    "fft_filter",
+    "gain",
     "good_fft_size",
+    "pitch_shift",
+    "polarity",
+    "white_noise",
 ]
 
 #: Filter type codes used by :func:`fft_filter` (an int tensor indexes this tuple).
@@ -187,7 +187,9 @@ def filter_response(
     f0sq = lo * hi
     r_bp = ((f * f - f0sq).abs() / (f * bw)).clamp(max=cap)
     r_bs = (f * bw / (f * f - f0sq).abs().clamp(min=1e-6)).clamp(max=cap)
-    r = torch.where(codes == 0, r_bp, torch.where(codes == 1, r_bs, torch.where(codes == 2, r_hp, r_lp)))
+    r = torch.where(
+        codes == 0, r_bp, torch.where(codes == 1, r_bs, torch.where(codes == 2, r_hp, r_lp))
+    )
     h = torch.rsqrt(1.0 + r.pow(two_n))
     return torch.where(codes < 0, torch.ones_like(h), h)
 
@@ -260,12 +262,13 @@ def pitch_shift(
 
     # deviation of each bin's phase advance per hop from its centre frequency, already wrapped to
     # (-pi, pi]: the angle of X[k] * conj(X[k-1] * exp(i omega hop)) (one atan2 pass, no unwrapping)
-    omega = 2.0 * math.pi * torch.arange(n_bins, device=x.device, dtype=torch.float64) / n_fft  # rad/sample
+    # bin centre frequencies in rad/sample
+    omega = 2.0 * math.pi * torch.arange(n_bins, device=x.device, dtype=torch.float64) / n_fft
     rot = torch.polar(torch.ones_like(omega), omega * hop).to(spec.dtype)
     dev = torch.angle(spec[:, 1:] * (spec[:, :-1] * rot).conj())  # [M, K-1, F]
 
-    # source position of every output bin
-    src = torch.arange(n_bins, device=x.device, dtype=torch.float32)[None, :] / ratio[:, None]  # [M, F]
+    # source position [M, F] of every output bin
+    src = torch.arange(n_bins, device=x.device, dtype=torch.float32)[None, :] / ratio[:, None]
     valid = src <= (n_bins - 1)
     src = src.clamp(max=n_bins - 1)
     i0 = src.floor().long()
@@ -282,15 +285,19 @@ def pitch_shift(
         mag_out *= valid[:, None, :]
     # output phase: the source bin's start phase, then per hop ratio x (centre advance + deviation).
     # The centre part is reduced mod 2 pi in float64 so the running phase stays small and precise.
-    base = torch.remainder(ratio.double()[:, None] * omega[inear] * hop, 2.0 * math.pi).float()  # [M, F]
+    base = torch.remainder(ratio.double()[:, None] * omega[inear] * hop, 2.0 * math.pi)
+    base = base.float()  # [M, F]
     phase_out = torch.empty_like(mag_out)
     phase_out[:, 0] = torch.gather(torch.angle(spec[:, 0]), 1, inear)
     if n_frames > 1:
         inc = take(dev, inear).mul_(ratio[:, None, None]).add_(base[:, None, :])
         torch.cumsum(inc, dim=1, out=phase_out[:, 1:])
         phase_out[:, 1:] += phase_out[:, :1]
-    out_spec = torch.complex(mag_out * torch.cos(phase_out), mag_out * torch.sin(phase_out))  # 3x polar on CPU
-    y = torch.istft(out_spec.transpose(1, 2), n_fft, hop_length=hop, window=window, center=True, length=t)
+    # cos/sin + complex() rather than torch.polar: polar is not vectorised on CPU (3x slower)
+    out_spec = torch.complex(mag_out * torch.cos(phase_out), mag_out * torch.sin(phase_out))
+    y = torch.istft(
+        out_spec.transpose(1, 2), n_fft, hop_length=hop, window=window, center=True, length=t
+    )
     y = torch.where((semis == 0)[:, None], xf, y)
     return y.to(x.dtype)
 
@@ -380,10 +387,22 @@ class Augmenter:
     DELAY_VOLUMES = (0.3, 0.7)
     DELAY_REPEATS = (1, 3)
     DELAY_ATTENUATIONS = (0.3, 0.7)
-    P = {"gain": 0.4, "polarity": 0.6, "noise": 0.6, "filter": 0.3, "pitch": 0.6, "delay": 0.6}
+    P: ClassVar[dict[str, float]] = {
+        "gain": 0.4,
+        "polarity": 0.6,
+        "noise": 0.6,
+        "filter": 0.3,
+        "pitch": 0.6,
+        "delay": 0.6,
+    }
 
     def __init__(
-        self, sample_rate: int, severity: float = 1.0, p_apply: float = 0.8, *, max_rows: int | None = None
+        self,
+        sample_rate: int,
+        severity: float = 1.0,
+        p_apply: float = 0.8,
+        *,
+        max_rows: int | None = None,
     ) -> None:
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
@@ -468,7 +487,9 @@ class Augmenter:
             return max(1, (1 << 19) // max(t, 1))  # 8 rows at the paper window
         return max(1, (1 << 23) // max(t, 1))  # ~140 rows at the paper window
 
-    def __call__(self, views: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, views: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """views [B, N, T] float (B clips x N views) on any device -> augmented [B, N, T], same device/dtype."""
         if views.dim() != 3:
             raise ValueError(f"views must be [B, N, T], got shape {tuple(views.shape)}")
@@ -493,23 +514,11 @@ class Augmenter:
             w = white[noise_rank[start:stop][on]] if on.any() else None
             out[start:stop] = self._apply(x[start:stop].float(), p.rows(start, stop), w)
 
-        threads = torch.get_num_threads()
-        if views.device.type != "cpu" or threads <= 1 or len(spans) <= 1:
-            for span in spans:
-                run(span)
-        else:
-            # CPU: chunks run in parallel, one thread each (torch ops release the GIL). Small
-            # single-threaded chunks stay in cache, and intra-op threading of MKL's FFT was
-            # measured several times slower than one thread on small batches.
-            def run_single(span: tuple[int, int]) -> None:
-                torch.set_num_threads(1)
-                run(span)
-
-            try:
-                with ThreadPoolExecutor(threads) as pool:
-                    list(pool.map(run_single, spans))
-            finally:
-                torch.set_num_threads(threads)  # set_num_threads is partly process-global (MKL)
+        # Chunks run one after the other in the calling thread with the caller's torch threads.
+        # (A thread pool over chunks was tried: forked DataLoader workers started later in the
+        # same process then hung in their first FFT, so the chain stays single-caller.)
+        for span in spans:
+            run(span)
         return out.reshape(b, n, t).to(views.dtype)
 
     def _apply(self, x: torch.Tensor, p: ChainParams, white: torch.Tensor | None) -> torch.Tensor:
@@ -532,7 +541,9 @@ class Augmenter:
         if (i := rows(p.noise_on)) is not None:
             x[i] = coloured_noise(x[i], sub(p.snr_db, i), sub(p.slope, i), white=white)
         if (i := rows(p.filter_on)) is not None:
-            x[i] = fft_filter(x[i], sr, sub(p.filter_kind, i), sub(p.filter_low, i), sub(p.filter_high, i))
+            x[i] = fft_filter(
+                x[i], sr, sub(p.filter_kind, i), sub(p.filter_low, i), sub(p.filter_high, i)
+            )
         if (i := rows(p.pitch_on & (p.semitones != 0))) is not None:
             x[i] = pitch_shift(x[i], sr, sub(p.semitones, i))
         if (i := rows(p.delay_on)) is not None:

@@ -35,7 +35,9 @@ PRESETS = {
 }
 
 
-def synthetic_clips(n_clips: int, n_views: int, window: int, sample_rate: int, seed: int = 0) -> torch.Tensor:
+def synthetic_clips(
+    n_clips: int, n_views: int, window: int, sample_rate: int, seed: int = 0
+) -> torch.Tensor:
     """Music-like test signals: a few harmonic tones with decaying notes, plus a little noise."""
     g = torch.Generator().manual_seed(seed)
     t = torch.arange(window, dtype=torch.float32) / sample_rate
@@ -52,7 +54,9 @@ def synthetic_clips(n_clips: int, n_views: int, window: int, sample_rate: int, s
 class PerClipDataset(Dataset):
     """What a per-clip pipeline does: augment clip ``i``'s views inside ``__getitem__``."""
 
-    def __init__(self, clips: torch.Tensor, augmenter: Augmenter, length: int, seed: int = 0) -> None:
+    def __init__(
+        self, clips: torch.Tensor, augmenter: Augmenter, length: int, seed: int = 0
+    ) -> None:
         self.clips = clips
         self.augmenter = augmenter
         self.length = length
@@ -157,11 +161,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--views", type=int, default=2, help="views per clip")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=3, help="timed batches of the batched version")
-    ap.add_argument("--baseline-batches", type=int, default=4, help="timed batches of the per-clip loader")
-    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the per-clip baseline")
+    ap.add_argument(
+        "--baseline-batches", type=int, default=4, help="timed batches of the per-clip loader"
+    )
+    ap.add_argument(
+        "--workers", type=int, default=2, help="DataLoader workers of the per-clip baseline"
+    )
     ap.add_argument("--severity", type=float, default=1.0)
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved (a)/(b) measurements; medians reported")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads of the batched process")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="interleaved (a)/(b) measurements; medians reported"
+    )
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch threads of the batched process"
+    )
     ap.add_argument("--seed", type=int, default=123)
     args = ap.parse_args(argv)
 
@@ -177,15 +189,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"preset {args.preset}: {sr} Hz x {window} samples, batch {args.batch} clips x {args.views} views, "
           f"severity {args.severity}; load average before: {loadavg()}")  # fmt: skip
     rows = []
-    for r in range(args.rounds):  # interleaved, so a busy neighbour on a shared machine hits both alike
+    for r in range(
+        args.rounds
+    ):  # interleaved, so a busy neighbour on a shared machine hits both alike
         a_wall, a_cpu = bench_batched(clips, augmenter, device, args.steps, args.seed + r)
-        b_wall, b_cpu = bench_per_clip(clips, augmenter, device, args.baseline_batches, args.workers, args.seed + r)
+        b_wall, b_cpu = bench_per_clip(
+            clips, augmenter, device, args.baseline_batches, args.workers, args.seed + r
+        )
         rows.append((a_wall, b_wall, a_cpu, b_cpu))
         print(f"  round {r}: batched {a_wall:7.1f} clips/s ({1e3 * a_cpu:6.1f} CPU-ms/clip) | "
               f"per-clip {b_wall:7.1f} clips/s ({1e3 * b_cpu:6.1f} CPU-ms/clip)")  # fmt: skip
     a_wall, b_wall, a_cpu, b_cpu = (statistics.median(col) for col in zip(*rows))
     print(f"load average after: {loadavg()}; medians over {args.rounds} rounds:")
-    print(f"(a) batched Augmenter on {device}: {a_wall:8.1f} clips/s, {1e3 * a_cpu:6.1f} CPU-ms/clip")
+    print(
+        f"(a) batched Augmenter on {device}: {a_wall:8.1f} clips/s, {1e3 * a_cpu:6.1f} CPU-ms/clip"
+    )
     print(f"(b) per-clip, DataLoader with {args.workers} workers (CPU): {b_wall:8.1f} clips/s, "
           f"{1e3 * b_cpu:6.1f} CPU-ms/clip")  # fmt: skip
     print(f"ratio (a)/(b): {a_wall / b_wall:.2f}x clips/s; {b_cpu / a_cpu:.2f}x less CPU per clip")
