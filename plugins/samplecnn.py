@@ -34,9 +34,11 @@ head) but is small enough to pretrain on 2 CPU cores in minutes:
 
 Training recipe per preset (``recipe`` below): paper = Adam 1e-4, no weight
 decay, batch 96 clips x 2 views, 50k steps, seed 123 (method.md); demo =
-Adam 1e-3 (a short run needs a larger step), batch 16 x 2, 100 steps: one
-step of 32 views takes ~1-2 s on 2 CPU cores (measured), so a run stays
-under the 3-minute budget with the pool decoding included.
+Adam 1e-3 (a short run needs a larger step), batch 32 x 2, 300 steps: a
+step of 64 views took ~0.5 s on 2 otherwise idle CPU cores (1.86 steps/s
+measured), so a run takes ~2.5 min with the pool decoding included. 100 steps
+of 16 clips left semisupcon below the random network on two of four demo
+tasks while 300 x 32 lifted GTZAN from 0.34 to 0.47 (3-seed probe means).
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dim": 128,
         "proj_hidden": 128,
         "proj_dim": 64,
-        "recipe": {"lr": 1e-3, "batch_size": 16, "views": 2, "steps": 100, "seed": 123,
-                   "checkpoint_every": 25, "log_every": 10},
+        "recipe": {"lr": 1e-3, "batch_size": 32, "views": 2, "steps": 300, "seed": 123,
+                   "checkpoint_every": 100, "log_every": 10},
     },
 }
 
