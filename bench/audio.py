@@ -42,7 +42,10 @@ def load(path: str | Path, sample_rate: int, start: float | None = None, end: fl
                 f.seek(first)
             data = f.read(frames=frames, dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises several types for bad data
-        raise AudioError(path, f"cannot decode ({type(exc).__name__}: {exc})") from exc
+        detail = str(exc).replace(f"Error opening {str(path)!r}: ", "")
+        if "does not exist" in detail:  # libsndfile says this of MP3s it cannot parse
+            detail = "not a valid audio stream"
+        raise AudioError(path, f"cannot decode: corrupt or unsupported audio ({detail})") from exc
     if data.size == 0:
         raise AudioError(path, "no audio samples decoded")
     mono = data.mean(axis=1)
