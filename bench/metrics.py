@@ -1,7 +1,7 @@
-"""Metrics stage: the field's standard scores, computed with scikit-learn.
+"""Metrics stage: the field's standard scores.
 
 Multiclass: ``accuracy`` (top-1). Multilabel: ``roc_auc`` (macro ROC-AUC) and
-``average_precision`` (macro PR-AUC). Classes absent from the test labels (no
+``average_precision`` (macro PR-AUC), equal to scikit-learn's per-class scores. Classes absent from the test labels (no
 positive or no negative) are left out of the macro averages, as is usual; how
 many were left out is reported as ``<metric>_classes``.
 Task-specific metrics (key weighted score, pitch-class accuracy) live in their
@@ -30,16 +30,28 @@ def _macro(fn, y_true: np.ndarray, scores: np.ndarray) -> tuple[float, int]:
     return float(np.mean(vals)), int(valid.sum())
 
 
-def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+# Per-class ROC-AUC and AP use the vectorised implementations of
+# bench.confidence (the bootstrap needs them anyway), which equal
+# scikit-learn's roc_auc_score / average_precision_score (tested) but skip its
+# input validation: probe selection scores every grid point on validation, and
+# sklearn's per-call checks were most of a warm run's time.
+def _one(fn):
+    def per_class(y: np.ndarray, s: np.ndarray) -> float:
+        return float(fn(np.asarray(y, dtype=np.float64), np.asarray(s, dtype=np.float64), np.ones((1, len(y))))[0])
 
-    return _macro(roc_auc_score, y_true, scores)[0]
+    return per_class
+
+
+def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    from bench.confidence import weighted_roc_auc
+
+    return _macro(_one(weighted_roc_auc), y_true, scores)[0]
 
 
 def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import average_precision_score
+    from bench.confidence import weighted_average_precision
 
-    return _macro(average_precision_score, y_true, scores)[0]
+    return _macro(_one(weighted_average_precision), y_true, scores)[0]
 
 
 METRICS = {

@@ -162,3 +162,19 @@ def test_cli_leaderboard_merges_several_runs(tmp_path, capsys):
     assert main(["leaderboard", str(tmp_path / "run1"), str(tmp_path / "run2"), "--out", str(tmp_path / "lb")]) == 0
     out = capsys.readouterr().out
     assert "| a " in out and "| b " in out and (tmp_path / "lb" / "leaderboard.html").is_file()
+
+
+def test_metrics_module_matches_sklearn_macro_scores():
+    import numpy as np
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from bench import metrics
+
+    rng = np.random.default_rng(1)
+    y = (rng.random((60, 7)) < 0.3).astype(float)
+    y[:, 6] = 0  # a class with no positive is left out of the macro average
+    s = np.round(rng.random((60, 7)), 1)  # ties
+    keep = [c for c in range(7) if 0 < y[:, c].sum() < 60]
+    assert metrics.roc_auc(y, s) == pytest.approx(np.mean([roc_auc_score(y[:, c], s[:, c]) for c in keep]))
+    assert metrics.average_precision(y, s) == pytest.approx(
+        np.mean([average_precision_score(y[:, c], s[:, c]) for c in keep]))
