@@ -18,7 +18,7 @@ def check(task: Any, data_root: Path, decode: bool = False, progress: bool = Tru
     for split in SPLITS:
         sp = task.items(split, data_root)
         entry = {"tracks": len(sp), "problems": [str(p) for p in sp.problems], "corrupt": []}
-        missing = [str(p) for p in sp.problems if p.kind == "missing"]
+        missing = [str(p) for p in sp.problems if p.kind == "missing_audio"]
         entry["missing"] = len(missing)
         for item in sp:
             referenced.add(str(Path(item.path).resolve()))

@@ -60,7 +60,12 @@ class Item:
 
 @dataclass(frozen=True)
 class Problem:
-    """A row or file that could not be used, with where it is and what is wrong."""
+    """A row or file that could not be used, with where it is and what is wrong.
+
+    ``kind`` is one of: ``malformed`` (an unparsable row or entry),
+    ``missing_audio`` (a listed audio file is not on disk; `bench data check`
+    counts these), ``duplicate``, ``unknown_label``, or a task-specific word.
+    """
 
     file: str
     line: int | None

@@ -88,7 +88,8 @@ class NSynthPitch(Task):
                 continue  # outside the task's pitch range by design, not a problem
             fname = f"{key}.wav"
             if fname not in present:
-                out.problem(folder / "audio" / fname, None, "audio file listed in examples.json is missing", "missing")
+                out.problem(folder / "audio" / fname, None, "audio file listed in examples.json is missing",
+                           "missing_audio")
                 continue
             out.items.append(Item(key, str(folder / "audio" / fname), ex["pitch"] - lo))
         return out

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -197,3 +198,14 @@ def test_data_demo_command_builds_into_folder(tmp_path, capsys):
     assert run_cli("data", "demo", "--tasks", "nsynth_pitch", "--size", "tiny", "--out", str(tmp_path)) == 0
     assert (tmp_path / "nsynth" / "nsynth-train" / "examples.json").is_file()
     assert "nsynth_pitch: demo data in" in capsys.readouterr().out
+
+
+def test_data_check_counts_missing_files_of_every_builtin_task(tmp_path, capsys):
+    from bench import plugins
+
+    task = plugins.get_task("gtzan")
+    task.make_demo(tmp_path, size="tiny", seed=0)
+    victim = task.items("test", tmp_path).items[0]
+    Path(victim.path).unlink()
+    assert run_cli("data", "check", "--task", "gtzan", "--data-root", str(tmp_path)) == 0
+    assert "1 missing file(s)" in capsys.readouterr().out
