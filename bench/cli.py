@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.errors import BenchError
 
@@ -29,6 +30,32 @@ environment:
   BENCH_STRICT_PLUGINS  1 = a plugin that fails to load is fatal
   BENCH_CONFIG          config file (TOML; default <user config dir>/bench/config.toml)
 """
+
+
+def parse_value(text: str) -> Any:
+    """An option value from the command line: int, float, true/false, none, else the text itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_options(values: list[str] | None) -> dict[str, Any]:
+    """``["k=v", ...]`` to a dict; a malformed item is a usage error naming it."""
+    out: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise BenchError(f"--option {item!r}: expected KEY=VALUE, e.g. -O preset=paper")
+        out[key.strip()] = parse_value(val)
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true",
                    help="do not read or write the embedding cache (see `bench cache list`)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default: 32)")
-    p.add_argument("--checkpoint", default=None, help="encoder weights to evaluate (skips pretraining)")
+    p.add_argument("--checkpoint", default=None,
+                   help="encoder weights to evaluate (skips pretraining); the encoder takes the options it was "
+                        "trained with (preset, seed, objective) from the checkpoint")
+    p.add_argument("--option", "-O", action="append", default=None, metavar="KEY=VALUE",
+                   help="encoder option, repeatable, e.g. -O preset=paper -O label_task=mtat,gtzan "
+                        "(values: numbers, true/false, none, else text); given to every encoder of the run")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_run)
 
@@ -176,6 +208,7 @@ def cmd_run(args) -> int:
         seeds=seeds or (0,),
         batch_size=args.batch_size,
         checkpoint=args.checkpoint,
+        encoder_options=parse_options(args.option),
         probe_grid=args.probe_grid,
         cache=not args.no_cache,
         progress=not args.no_progress and sys.stderr.isatty() or bool(os.environ.get("BENCH_PROGRESS")),

@@ -126,7 +126,9 @@ class Encoder:
         training loop passes as the DDP-wrapped ``self.module`` (gradients are
         only synchronised through the wrapper's forward). Trainable encoders
         also provide ``recipe()`` and ``setup_pretraining(num_classes, kind)``
-        (see bench_plugins.ssl_encoders). Implemented by trainable encoders
+        (see bench_plugins.ssl_encoders); with several labeled tasks, kind is
+        ``"multitask"``, labels are -1 on the other tasks' classes and
+        ``setup_pretraining`` also gets ``groups=`` (each task's block). Implemented by trainable encoders
         only; a frozen encoder keeps this default.
         """
         raise NotImplementedError(f"encoder {self.name!r} cannot be pretrained (frozen encoder)")
@@ -185,6 +187,21 @@ def save_checkpoint(encoder: Encoder, path: str | Path, extra: dict[str, Any] | 
     save_file(state, str(tmp), metadata=meta)
     tmp.replace(path)
     return path
+
+
+def checkpoint_config(path: str | Path) -> tuple[str | None, dict[str, Any]]:
+    """The encoder name and config saved in a checkpoint's metadata (without loading the weights)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise PluginError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:
+        raise PluginError(f"checkpoint {path} is not a readable safetensors file: {exc}") from exc
+    return meta.get("encoder"), json.loads(meta.get("config", "{}"))
 
 
 def load_checkpoint(encoder: Encoder, path: str | Path) -> dict[str, Any]:

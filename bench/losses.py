@@ -107,13 +107,32 @@ def contrastive_loss(
     return per_anchor.mean()
 
 
-def supervised_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:
+def supervised_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str,
+                    groups: list[dict] | None = None) -> torch.Tensor:
     """Loss of the supervised baseline: BCE for multilabel, cross-entropy for multiclass.
 
     ``labels`` are multi-hot ``[B, C]`` in both cases (one-hot for multiclass).
+    ``kind="multitask"``: several labeled tasks share the label space;
+    ``groups`` gives each task's ``kind``, ``offset`` and ``size`` (its block
+    of columns) and a row holds -1 on the other tasks' columns. The loss is
+    the mean over the tasks present in the batch of each task's own loss on
+    its own rows and columns (a missing label is never read as a negative).
     """
     if kind == "multilabel":
         return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
     if kind == "multiclass":
         return F.cross_entropy(logits.float(), labels.argmax(dim=1))
-    raise ValueError(f"unknown label kind {kind!r} (expected 'multilabel' or 'multiclass')")
+    if kind == "multitask":
+        if not groups:
+            raise ValueError("supervised_loss: kind 'multitask' needs the groups (task blocks of the label space)")
+        losses = []
+        for g in groups:
+            lo, hi = int(g["offset"]), int(g["offset"]) + int(g["size"])
+            rows = labels[:, lo] >= 0
+            if not bool(rows.any()):
+                continue
+            losses.append(supervised_loss(logits[rows, lo:hi], labels[rows, lo:hi], g["kind"]))
+        if not losses:
+            raise ValueError("supervised_loss: no row of the batch belongs to any labeled task")
+        return torch.stack(losses).mean()
+    raise ValueError(f"unknown label kind {kind!r} (expected 'multilabel', 'multiclass' or 'multitask')")

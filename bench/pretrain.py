@@ -16,7 +16,11 @@ What it does (docs/pretraining.md has the long form):
 
 - Pools. Labeled: the train split of a registered task (``label_task``),
   labels as multi-hot rows, a deterministic fraction ``label_fraction``
-  (p_s) of it. Unlabeled: audio folders (recursive) and/or train splits of
+  (p_s) of it. Several tasks (``label_task="mtat,gtzan"``) share one
+  concatenated label space (``task:class``); a clip's row is -1 on the other
+  tasks' classes (unknown, not absent), each labeled row of a batch picks a
+  task uniformly and then a track of it, and the supervised baseline sums
+  one loss per task over the rows of that task. Unlabeled: audio folders (recursive) and/or train splits of
   tasks. The validation and test tracks of every registered task whose data
   is present are collected first, and any pool track with the same resolved
   path or the same track id is dropped; the check (tasks checked, tasks that
@@ -88,6 +92,7 @@ class Track:
     label: tuple[int, ...] | None = None
     start: float | None = None
     end: float | None = None
+    group: int = 0  # which labeled task (index into Pools.groups) the label belongs to
 
 
 @dataclass
@@ -97,6 +102,8 @@ class Pools:
     classes: list[str] | None = None
     label_kind: str | None = None
     label_task: str | None = None
+    #: one entry per labeled task: task, kind, offset and size of its block of ``classes``, tracks kept
+    groups: list[dict[str, Any]] = field(default_factory=list)
     held_out: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, Any] = field(default_factory=dict)
 
@@ -145,6 +152,17 @@ def held_out_tracks(data_roots: Any, *, quiet: bool = True) -> tuple[set[str], d
             record["unchecked"][name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
 
     return paths, ids, record
+
+
+def split_tasks(label_task: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Task names of a ``label_task`` setting: ``"mtat"``, ``"mtat,gtzan"`` or a list; duplicates refused."""
+    if not label_task:
+        return []
+    names = [t.strip() for t in (label_task.split(",") if isinstance(label_task, str) else label_task) if t.strip()]
+    dupes = sorted({t for t in names if names.count(t) > 1})
+    if dupes:
+        raise BenchError(f"label_task names a task twice: {', '.join(dupes)}")
+    return names
 
 
 def _task_train_tracks(task: Any, root: Path, source: str) -> tuple[list[Any], list[str]]:
@@ -211,34 +229,44 @@ def build_pools(
             return False
         return True
 
-    # labeled pool
-    if label_task:
-        task = plugins.get_task(label_task)
+    # labeled pool: one task, or several (comma-separated) in one concatenated label space
+    names = split_tasks(label_task)
+    sources: list[dict[str, Any]] = []
+    for name in names:
+        task = plugins.get_task(name)
         if task.kind not in ("multilabel", "multiclass"):
-            raise BenchError(f"labeled task {label_task!r} is {task.kind}; pretraining needs multilabel or multiclass labels")
+            raise BenchError(f"labeled task {name!r} is {task.kind}; pretraining needs multilabel or multiclass labels")
         root = data_roots.root(task)
         classes = list(task.classes(root))
-        items, problems = _task_train_tracks(task, root, label_task)
+        items, problems = _task_train_tracks(task, root, name)
         ids = same_dataset_ids(task)
+        group, offset = len(pools.groups), len(pools.classes or [])
         tracks = [
-            Track(it.path, str(it.track_id), f"task:{label_task}", _multi_hot(it.label, len(classes), label_task),
-                  it.start, it.end)
+            Track(it.path, str(it.track_id), f"task:{name}",
+                  tuple(offset + i for i in _multi_hot(it.label, len(classes), name)), it.start, it.end, group)
             for it in items
-            if keep(it.path, str(it.track_id), ids, f"task:{label_task}")
+            if keep(it.path, str(it.track_id), ids, f"task:{name}")
         ]
         if not tracks:
             raise DataError(
-                f"labeled task {label_task!r} has no usable train tracks under {root}"
+                f"labeled task {name!r} has no usable train tracks under {root}"
                 + (f" ({len(problems)} problems, first: {problems[0]})" if problems else "")
                 + f". {task.data_help()}"
             )
         n_keep = max(1, int(round(label_fraction * len(tracks))))
-        order = np.random.default_rng([seed, 1]).permutation(len(tracks))
-        pools.labeled = [tracks[i] for i in sorted(order[:n_keep])]
-        pools.classes, pools.label_kind, pools.label_task = classes, task.kind, label_task
-        pools.sources["labeled"] = {"task": label_task, "root": _resolve(root), "demo": data_roots.is_demo(label_task),
-                                    "train_tracks": len(tracks), "kept": n_keep, "label_fraction": label_fraction,
-                                    "problems": len(problems)}
+        order = np.random.default_rng([seed, 1] if len(names) == 1 else [seed, 1, group]).permutation(len(tracks))
+        pools.labeled += [tracks[i] for i in sorted(order[:n_keep])]
+        prefix = f"{name}:" if len(names) > 1 else ""
+        pools.classes = (pools.classes or []) + [f"{prefix}{c}" for c in classes]
+        pools.groups.append({"task": name, "kind": task.kind, "offset": offset, "size": len(classes),
+                             "tracks": n_keep})
+        sources.append({"task": name, "root": _resolve(root), "demo": data_roots.is_demo(name),
+                        "train_tracks": len(tracks), "kept": n_keep, "label_fraction": label_fraction,
+                        "problems": len(problems)})
+    if names:
+        pools.label_kind = pools.groups[0]["kind"] if len(names) == 1 else "multitask"
+        pools.label_task = ",".join(names)
+        pools.sources["labeled"] = sources[0] if len(names) == 1 else sources
 
     # unlabeled pool
     if need_unlabeled:
@@ -392,6 +420,13 @@ class BatchSampler:
         self.store = store
         self.batch_size, self.views, self.window, self.seed = batch_size, views, window, seed
         self.n_classes = len(pools.classes) if pools.classes else 0
+        #: several labeled tasks: each labeled row picks a task uniformly, then a track of it
+        self.groups = pools.groups if len(pools.groups) > 1 else []
+        self._by_group = [np.array([i for i, t in enumerate(self.labeled) if t.group == g], dtype=int)
+                          for g in range(len(self.groups))]
+        empty = [self.groups[g]["task"] for g, idx in enumerate(self._by_group) if not len(idx)]
+        if empty:
+            raise DataError(f"labeled task(s) {', '.join(empty)}: no train track could be decoded")
         if not 0 <= labeled_share <= 1:
             raise BenchError(f"labeled_share (b_s) must be in [0, 1], got {labeled_share}")
         self.n_labeled = int(round(batch_size * labeled_share)) if self.labeled or labeled_share > 0 else 0
@@ -405,7 +440,12 @@ class BatchSampler:
 
     def rows(self, step: int) -> tuple[list[tuple[bool, int]], np.ndarray]:
         rng = np.random.default_rng([self.seed, step])
-        lab = rng.integers(0, len(self.labeled), size=self.n_labeled) if self.n_labeled else np.zeros(0, int)
+        if self.groups and self.n_labeled:
+            g = rng.integers(0, len(self.groups), size=self.n_labeled)
+            pick = rng.random(self.n_labeled)
+            lab = np.array([self._by_group[k][int(p * len(self._by_group[k]))] for k, p in zip(g, pick)], dtype=int)
+        else:
+            lab = rng.integers(0, len(self.labeled), size=self.n_labeled) if self.n_labeled else np.zeros(0, int)
         n_u = self.batch_size - self.n_labeled
         unl = rng.integers(0, len(self.unlabeled), size=n_u) if n_u else np.zeros(0, int)
         u = rng.random((self.batch_size, self.views))
@@ -421,7 +461,12 @@ class BatchSampler:
             labels = np.zeros((len(mine), self.n_classes), dtype=np.float32)
             for k, i in enumerate(mine):
                 if rows[i][0]:
-                    labels[k, list(self.labeled[rows[i][1]].label)] = 1.0
+                    t = self.labeled[rows[i][1]]
+                    if self.groups:  # -1: classes of the other tasks, unknown for this clip
+                        g = self.groups[t.group]
+                        labels[k, :] = -1.0
+                        labels[k, g["offset"] : g["offset"] + g["size"]] = 0.0
+                    labels[k, list(t.label)] = 1.0
         return views, labels, labeled
 
     def _track(self, row: tuple[bool, int]) -> Track:
@@ -519,13 +564,15 @@ def pretrain(
     compile: bool = False,
     sync_batchnorm: bool = True,
     stop_after: int | None = None,
+    progress: bool = True,
 ) -> PretrainResult:
     """Train ``encoder`` in place with its recipe (plus ``overrides``); return a summary.
 
     ``run_dir`` holds ``train-state.pt``, ``metrics.jsonl`` and ``run.json``;
     with ``resume`` a run continues from the state found there.
     ``stop_after``: stop (as if killed, no checkpoint written) once this
-    step is reached; for tests of resuming.
+    step is reached; for tests of resuming. ``quiet`` hides messages and
+    progress bars; ``progress=False`` hides only the bars.
     """
     import torch
     from accelerate import Accelerator
@@ -564,10 +611,14 @@ def pretrain(
             need_unlabeled=float(obj.get("labeled_share", 0.0)) < 1.0,
             seed=int(recipe["seed"]),
         )
-        store = AudioStore(pools.labeled + pools.unlabeled, encoder.sample_rate, cache_dir, quiet=quiet)
+        store = AudioStore(pools.labeled + pools.unlabeled, encoder.sample_rate, cache_dir,
+                           quiet=quiet or not progress)
     sampler = BatchSampler(pools, store, batch_size=batch_size, labeled_share=float(obj.get("labeled_share", 0.0)),
                            views=n_views, window=encoder.window, seed=int(recipe["seed"]))
-    encoder.setup_pretraining(len(pools.classes) if pools.classes else None, pools.label_kind)
+    if len(pools.groups) > 1:
+        encoder.setup_pretraining(len(pools.classes), pools.label_kind, groups=pools.groups)
+    else:
+        encoder.setup_pretraining(len(pools.classes) if pools.classes else None, pools.label_kind)
 
     model = encoder.module
     model.to(accelerator.device)
@@ -650,7 +701,7 @@ def pretrain(
 
     last_good = state_path if state_path.is_file() else None
     loss_value: float | None = None
-    bar = tqdm(total=steps, initial=start_step, desc=f"pretrain {encoder.name}", unit="step", disable=quiet)
+    bar = tqdm(total=steps, initial=start_step, desc=f"pretrain {encoder.name}", unit="step", disable=quiet or not progress)
     t_last, clips_since = time.perf_counter(), 0
     step = start_step
     every, log_every = int(recipe["checkpoint_every"]), int(recipe["log_every"])
@@ -734,7 +785,7 @@ def checkpoint_key(encoder: Any, data_roots: Any, overrides: dict[str, Any] | No
     recipe = {**encoder.recipe(), **(overrides or {})}
     obj = getattr(encoder, "objective", {})
     data: dict[str, Any] = {}
-    for name in [obj.get("label_task")] + list(recipe.get("unlabeled_tasks") or []):
+    for name in split_tasks(obj.get("label_task")) + list(recipe.get("unlabeled_tasks") or []):
         if name:
             data[name] = "demo" if data_roots.is_demo(name) else str(data_roots.per_task.get(name) or data_roots.general)
     if recipe.get("unlabeled_tasks") is None:
@@ -750,7 +801,8 @@ def checkpoint_key(encoder: Any, data_roots: Any, overrides: dict[str, Any] | No
 
 
 def ensure_pretrained(encoder: Any, *, data_roots: Any, cache_dir: str | Path, device: str = "cpu",
-                      quiet: bool = False, overrides: dict[str, Any] | None = None) -> Path:
+                      quiet: bool = False, overrides: dict[str, Any] | None = None,
+                      progress: bool = True) -> Path:
     """The checkpoint of ``encoder`` for its default recipe: reused if cached, else trained now.
 
     Kept at ``cache_dir/checkpoints/<key>.safetensors`` (see
@@ -780,7 +832,7 @@ def ensure_pretrained(encoder: Any, *, data_roots: Any, cache_dir: str | Path, d
     if not quiet:
         print(f"Pretraining {encoder.name} (preset {encoder.preset}); run folder {run_dir}", file=sys.stderr)
     result = pretrain(encoder, data_roots=data_roots, run_dir=run_dir, cache_dir=cache_dir, device=device,
-                      quiet=quiet, overrides=overrides)
+                      quiet=quiet, overrides=overrides, progress=progress)
     _save_final(encoder, path, result)
     load_checkpoint(encoder, path)
     return path
@@ -817,7 +869,6 @@ def load_or_random(encoder: Any) -> Path | None:
 
 def add_cli(subparsers: Any) -> Any:
     """Add the ``pretrain`` sub-command to an argparse subparsers object; it runs :func:`cli_main`."""
-    import argparse
 
     p = subparsers.add_parser(
         "pretrain",
@@ -828,11 +879,10 @@ def add_cli(subparsers: Any) -> Any:
             "`accelerate launch --num_processes N -m bench.cli pretrain ...` (add --cpu for CPU/gloo). "
             "A run folder keeps train-state.pt, metrics.jsonl and run.json; rerunning the same command resumes."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--encoder", required=True, help="semisupcon, simclr or supervised (see `bench list`)")
-    p.add_argument("--preset", default="demo", help="demo (CPU, minutes) or paper (method.md)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the initial weights and of the batches")
+    p.add_argument("--preset", default="demo", help="demo (CPU, minutes; the default) or paper (method.md)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the initial weights and of the batches (default: 123)")
     g = p.add_argument_group("objective (part of the encoder config: pass the same to `bench run`)")
     g.add_argument("--label-task", default=None, help="task whose train split is the labeled pool (default: mtat)")
     g.add_argument("--label-fraction", type=float, default=None, help="p_s: fraction of the labeled pool kept")
@@ -860,7 +910,7 @@ def add_cli(subparsers: Any) -> Any:
     o.add_argument("--out", default=None, help="final checkpoint path (.safetensors); default: in the cache")
     o.add_argument("--run-dir", default=None, help="run folder (training state, metrics log); default: beside --out")
     o.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
-    o.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu or cuda")
+    o.add_argument("--device", default="auto", help="auto (GPU when there is one; the default), cpu or cuda")
     o.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU only)")
     o.add_argument("--compile", action="store_true", help="torch.compile the network (GPU only)")
     o.add_argument("--no-sync-bn", action="store_true", help="per-process BatchNorm statistics in DDP")

@@ -67,7 +67,16 @@ def prepare_encoder(name: str, config: RunConfig):
     from bench.encoder import load_checkpoint
 
     entry = plugins.encoders().get(name)
-    encoder = entry.create(**config.encoder_options)
+    options = dict(config.encoder_options)
+    if config.checkpoint:
+        # the checkpoint says which options it was trained with; explicit options win
+        from bench.encoder import checkpoint_config
+
+        from_ckpt = getattr(entry.load(), "options_from_config", None)
+        saved_name, saved = checkpoint_config(config.checkpoint)
+        if callable(from_ckpt) and saved_name == name and saved:
+            options = {**from_ckpt(saved), **options}
+    encoder = entry.create(**options)
     if config.checkpoint:
         load_checkpoint(encoder, config.checkpoint)
         log(f"[{name}] loaded checkpoint {config.checkpoint}")
@@ -75,7 +84,7 @@ def prepare_encoder(name: str, config: RunConfig):
         from bench import pretrain
 
         path = pretrain.ensure_pretrained(encoder, data_roots=config.data_roots, cache_dir=_cache(),
-                                          device=config.device)
+                                          device=config.device, progress=config.progress)
         log(f"[{name}] using pretrained weights {path}")
     return entry, encoder
 

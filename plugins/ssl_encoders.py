@@ -68,8 +68,21 @@ class SampleCNNEncoder(Encoder):
         self.module = samplecnn.build(preset, self.seed, head=self.head_kind)
         self.checkpoint = checkpoint
         self.label_kind: str | None = None
+        self.label_groups: list[dict[str, Any]] | None = None
         if checkpoint:
             load_checkpoint(self, checkpoint)
+
+    @classmethod
+    def options_from_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Constructor options that rebuild the encoder a checkpoint's ``config()`` describes.
+
+        ``bench run --checkpoint PATH`` uses it, so a checkpoint trained with
+        non-default options (another preset, ``label_fraction=0.05``, ...)
+        loads without repeating them.
+        """
+        out = {k: config[k] for k in ("preset", "seed") if k in config}
+        out.update({k: v for k, v in (config.get("objective") or {}).items() if k in cls.objective_defaults})
+        return out
 
     # -- contract ------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -95,9 +108,15 @@ class SampleCNNEncoder(Encoder):
         base = {"augment": True, "severity": 1.0, "p_apply": 0.8, "unlabeled_tasks": None, "unlabeled_dirs": ()}
         return {**base, **samplecnn.preset(self.preset)["recipe"], **self.recipe_defaults, **self._recipe_options}
 
-    def setup_pretraining(self, num_classes: int | None, label_kind: str | None) -> None:
-        """Called by the training loop before the optimizer is built (labels known now)."""
+    def setup_pretraining(self, num_classes: int | None, label_kind: str | None,
+                          groups: list[dict[str, Any]] | None = None) -> None:
+        """Called by the training loop before the optimizer is built (labels known now).
+
+        ``groups`` (several labeled tasks, ``label_kind="multitask"``): each
+        task's kind and block of the label space.
+        """
         self.label_kind = label_kind
+        self.label_groups = groups
 
 
 class _ContrastiveEncoder(SampleCNNEncoder):
@@ -118,7 +137,7 @@ class _ContrastiveEncoder(SampleCNNEncoder):
         clip = torch.arange(b, device=views.device).repeat_interleave(n)
         y = None
         if labels is not None:
-            y = labels.float()
+            y = labels.float().clamp_min(0.0)  # -1 marks another labeled task's classes: not shared
             if labeled is not None:
                 y = y * labeled.to(y.device, y.dtype)[:, None]
             y = y.repeat_interleave(n, dim=0)
@@ -164,10 +183,14 @@ class SupervisedEncoder(SampleCNNEncoder):
     recipe_defaults = {"augment": False, "views": 1}
     head_kind = None
 
-    def setup_pretraining(self, num_classes: int | None, label_kind: str | None) -> None:
+    def setup_pretraining(self, num_classes: int | None, label_kind: str | None,
+                          groups: list[dict[str, Any]] | None = None) -> None:
         import torch
 
-        if not num_classes or label_kind not in ("multilabel", "multiclass"):
+        if label_kind == "multitask" and not groups:
+            raise PluginError("encoder 'supervised': several labeled tasks but no task blocks (groups) given")
+        self.label_groups = groups
+        if not num_classes or label_kind not in ("multilabel", "multiclass", "multitask"):
             raise PluginError(
                 f"encoder 'supervised' needs a labeled task (multilabel or multiclass); got "
                 f"{num_classes} classes of kind {label_kind!r}"
@@ -201,7 +224,7 @@ class SupervisedEncoder(SampleCNNEncoder):
         if labeled is not None and not bool(labeled.all()):
             raise PluginError("encoder 'supervised' trains on labeled clips only (labeled_share must be 1.0)")
         logits = model(views.reshape(b * n, t))
-        return supervised_loss(logits, labels.repeat_interleave(n, dim=0), self.label_kind)
+        return supervised_loss(logits, labels.repeat_interleave(n, dim=0), self.label_kind, self.label_groups)
 
 
 class RandomEncoder(SampleCNNEncoder):

@@ -131,6 +131,44 @@ def make_tiny(root: Path, n_train: int = 6, seed: int = 0, seconds: float = 0.5)
     return root
 
 
+class TinyClassTask(TinyTask):
+    """2-class multiclass task on the tiny task's files: class = index of the track mod 2."""
+
+    name = "tinyclass"
+    kind = "multiclass"
+    primary_metric = "accuracy"
+    metrics = ("accuracy",)
+
+    def classes(self, data_root):
+        return ["even", "odd"]
+
+    def items(self, split, data_root):
+        out = Split(split)
+        for it in TinyTask.items(self, split, data_root):
+            out.items.append(Item(it.track_id, it.path, int(it.track_id[-3:]) % 2))
+        return out
+
+
+class _TinyClassPlugin:
+    @hookimpl
+    def register_tasks(self, register):
+        register("tinyclass", TinyClassTask, description="tiny multiclass test task")
+
+
+@pytest.fixture
+def tiny_two_tasks(tiny_task):
+    """The tiny task plus ``tinyclass`` (multiclass, same files): for several labeled tasks."""
+    from bench import plugins
+
+    plugins.pm.register(_TinyClassPlugin(), name="tinyclass-test-plugin")
+    plugins.invalidate()
+    try:
+        yield tiny_task
+    finally:
+        plugins.pm.unregister(name="tinyclass-test-plugin")
+        plugins.invalidate()
+
+
 class _TinyPlugin:
     @hookimpl
     def register_tasks(self, register):

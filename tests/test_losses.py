@@ -110,3 +110,24 @@ def test_supervised_loss_multilabel_and_multiclass():
     assert supervised_loss(logits, onehot, "multiclass").item() == pytest.approx(want.item())
     with pytest.raises(ValueError):
         supervised_loss(logits, onehot, "regression")
+
+
+def test_supervised_loss_multitask_reads_each_task_on_its_own_rows_and_columns():
+    groups = [{"kind": "multilabel", "offset": 0, "size": 3}, {"kind": "multiclass", "offset": 3, "size": 2}]
+    torch.manual_seed(0)
+    logits = torch.randn(4, 5)
+    labels = torch.tensor([[1, 0, 1, -1, -1], [0, 0, 1, -1, -1], [-1, -1, -1, 0, 1], [-1, -1, -1, 1, 0]],
+                          dtype=torch.float32)
+    got = supervised_loss(logits, labels, "multitask", groups)
+    a = supervised_loss(logits[:2, :3], labels[:2, :3], "multilabel")
+    b = supervised_loss(logits[2:, 3:], labels[2:, 3:], "multiclass")
+    assert torch.allclose(got, (a + b) / 2)
+    # the unknown (-1) columns are never read: changing those logits changes nothing
+    other = logits.clone()
+    other[:2, 3:] += 5.0
+    other[2:, :3] -= 5.0
+    assert torch.allclose(supervised_loss(other, labels, "multitask", groups), got)
+    # a batch with one task only is that task's loss
+    assert torch.allclose(supervised_loss(logits[:2], labels[:2], "multitask", groups), a)
+    with pytest.raises(ValueError, match="groups"):
+        supervised_loss(logits, labels, "multitask")

@@ -229,3 +229,57 @@ def test_cli_help_and_run(tiny_task, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "checkpoint:" in out and (tmp_path / "s.safetensors").is_file()
     assert main(["pretrain", "--encoder", "random", "--preset", "tiny"]) == 2
+
+
+def test_several_labeled_tasks_share_one_label_space_with_unknowns(tiny_two_tasks, tmp_path):
+    from bench.pretrain import AudioStore, BatchSampler, build_pools
+
+    pools = build_pools(data_roots=tiny_two_tasks, label_task="tiny,tinyclass", unlabeled_tasks=("tiny",))
+    assert pools.classes == ["tiny:a", "tiny:b", "tiny:c", "tinyclass:even", "tinyclass:odd"]
+    assert pools.label_kind == "multitask" and pools.label_task == "tiny,tinyclass"
+    assert [(g["task"], g["kind"], g["offset"], g["size"]) for g in pools.groups] == [
+        ("tiny", "multilabel", 0, 3), ("tinyclass", "multiclass", 3, 2)]
+    assert [s["task"] for s in pools.sources["labeled"]] == ["tiny", "tinyclass"]
+    store = AudioStore(pools.labeled + pools.unlabeled, 4000, tmp_path / "cache")
+    s = BatchSampler(pools, store, batch_size=64, labeled_share=1.0, views=1, window=243, seed=1)
+    _, labels, labeled = s.batch(0)
+    rows = [s.labeled[i] for _, i in s.rows(0)[0]]
+    for row, t in zip(labels, rows):
+        own = slice(0, 3) if t.group == 0 else slice(3, 5)
+        other = slice(3, 5) if t.group == 0 else slice(0, 3)
+        assert (row[other] == -1).all() and set(row[own].tolist()) <= {0.0, 1.0}
+        assert sorted(np.flatnonzero(row == 1).tolist()) == sorted(t.label)
+    # each labeled row draws a task first: both tasks get about half the batch
+    n0 = sum(t.group == 0 for t in rows)
+    assert 20 <= n0 <= 44
+    with pytest.raises(BenchError, match="twice"):
+        build_pools(data_roots=tiny_two_tasks, label_task="tiny,tiny", unlabeled_tasks=())
+
+
+def test_supervised_and_semisupcon_train_on_several_labeled_tasks(tiny_two_tasks, tmp_path):
+    from bench.pretrain import pretrain
+    from bench_plugins.ssl_encoders import SupervisedEncoder
+
+    sup = SupervisedEncoder(preset="tiny", label_task="tiny,tinyclass", steps=2)
+    r = pretrain(sup, data_roots=tiny_two_tasks, run_dir=tmp_path / "sup", quiet=True)
+    assert sup.module.head.out_features == 5 and np.isfinite(r.final_loss)
+    assert r.record["pools"]["label_kind"] == "multitask"
+    enc = semisupcon(label_task="tiny,tinyclass", steps=2)
+    r = pretrain(enc, data_roots=tiny_two_tasks, run_dir=tmp_path / "ssc", quiet=True)
+    assert np.isfinite(r.final_loss)
+
+
+def test_contrastive_loss_reads_unknown_labels_as_not_shared(tiny_presets):
+    enc = semisupcon()
+    torch.manual_seed(0)
+    views = torch.randn(4, 2, 243)
+    labels = torch.tensor([[1, 0, -1, -1], [1, 0, -1, -1], [-1, -1, 0, 1], [-1, -1, 0, 1]], dtype=torch.float32)
+    labeled = torch.ones(4, dtype=torch.bool)
+
+    def model(x):  # distinct projections, so the positive mask shows in the loss
+        return x[:, :16]
+
+    got = enc.pretrain_loss(views, labels, labeled, model=model)
+    assert torch.allclose(got, enc.pretrain_loss(views, labels.clamp_min(0), labeled, model=model))
+    # -1 x -1 would otherwise count as a shared label between clips 0 and 2
+    assert not torch.allclose(got, enc.pretrain_loss(views, labels.abs(), labeled, model=model))
