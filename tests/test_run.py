@@ -209,3 +209,30 @@ def test_data_check_counts_missing_files_of_every_builtin_task(tmp_path, capsys)
     Path(victim.path).unlink()
     assert run_cli("data", "check", "--task", "gtzan", "--data-root", str(tmp_path)) == 0
     assert "1 missing file(s)" in capsys.readouterr().out
+
+
+def test_checkpoint_brings_its_encoder_options_and_dash_o_sets_them(tmp_path):
+    from bench_plugins.ssl_encoders import SemiSupConEncoder
+
+    from bench.cli import parse_options
+    from bench.config import DataRoots
+    from bench.encoder import save_checkpoint
+    from bench.errors import BenchError, PluginError
+    from bench.run import RunConfig, prepare_encoder
+
+    assert parse_options(["label_fraction=0.05", "weighted=true", "label_task=mtat,gtzan", "seed=7"]) == {
+        "label_fraction": 0.05, "weighted": True, "label_task": "mtat,gtzan", "seed": 7}
+    with pytest.raises(BenchError, match="KEY=VALUE"):
+        parse_options(["preset"])
+    trained = SemiSupConEncoder(preset="tiny", label_fraction=0.05, threshold=2.0, seed=5)
+    path = tmp_path / "ssc.safetensors"
+    save_checkpoint(trained, path)
+
+    def config(**kw):
+        return RunConfig(encoders=["semisupcon"], tasks=[], out=tmp_path, data_roots=DataRoots(), **kw)
+
+    _, enc = prepare_encoder("semisupcon", config(checkpoint=str(path)))
+    assert enc.config() == trained.config() and enc.objective["label_fraction"] == 0.05
+    # explicit options win, and a mismatch with the checkpoint is refused with both configs shown
+    with pytest.raises(PluginError, match="label_fraction"):
+        prepare_encoder("semisupcon", config(checkpoint=str(path), encoder_options={"label_fraction": 0.5}))
