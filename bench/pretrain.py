@@ -63,6 +63,8 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -829,13 +831,49 @@ def ensure_pretrained(encoder: Any, *, data_roots: Any, cache_dir: str | Path, d
             print(f"Using cached pretrained checkpoint {path}", file=sys.stderr)
         return path
     run_dir = folder / f"{key}.run"
-    if not quiet:
-        print(f"Pretraining {encoder.name} (preset {encoder.preset}); run folder {run_dir}", file=sys.stderr)
-    result = pretrain(encoder, data_roots=data_roots, run_dir=run_dir, cache_dir=cache_dir, device=device,
-                      quiet=quiet, overrides=overrides, progress=progress)
-    _save_final(encoder, path, result)
+    with _exclusive(folder / f"{key}.lock", encoder.name, quiet):
+        if path.is_file():  # another process finished it while this one waited
+            load_checkpoint(encoder, path)
+            if not quiet:
+                print(f"Using the checkpoint another process just trained: {path}", file=sys.stderr)
+            return path
+        if not quiet:
+            print(f"Pretraining {encoder.name} (preset {encoder.preset}); run folder {run_dir}", file=sys.stderr)
+        result = pretrain(encoder, data_roots=data_roots, run_dir=run_dir, cache_dir=cache_dir, device=device,
+                          quiet=quiet, overrides=overrides, progress=progress)
+        _save_final(encoder, path, result)
     load_checkpoint(encoder, path)
     return path
+
+
+@contextmanager
+def _exclusive(lock_path: Path, what: str, quiet: bool) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (two ``bench run`` sharing a cache train once).
+
+    POSIX ``flock``; where it is missing (Windows), and inside a multi-process
+    launch (whose ranks must all enter the training loop together), no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not quiet:
+                print(f"Waiting for another process that is pretraining {what} (lock file {lock_path})",
+                      file=sys.stderr)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _save_final(encoder: Any, path: Path, result: PretrainResult) -> None:

@@ -44,6 +44,10 @@ class SampleCNNEncoder(Encoder):
     objective_defaults: dict[str, Any] = {}
     #: recipe defaults that differ from the preset's
     recipe_defaults: dict[str, Any] = {"augment": True}
+    #: per preset: objective defaults of this encoder (over objective_defaults; options win)
+    preset_objective: dict[str, dict[str, Any]] = {}
+    #: per preset: recipe defaults of this encoder (over the preset's recipe and recipe_defaults)
+    preset_recipe: dict[str, dict[str, Any]] = {}
     head_kind: str | None = "projection"
 
     def __init__(self, preset: str = "demo", checkpoint: str | None = None, seed: int = 123, **options: Any) -> None:
@@ -59,7 +63,8 @@ class SampleCNNEncoder(Encoder):
         p = samplecnn.preset(preset)
         self.preset = preset
         self.seed = int(seed)
-        self.objective = {**self.objective_defaults, **{k: v for k, v in options.items() if k in self.objective_defaults}}
+        self.objective = {**self.objective_defaults, **self.preset_objective.get(preset, {}),
+                          **{k: v for k, v in options.items() if k in self.objective_defaults}}
         self._recipe_options = {k: v for k, v in options.items() if k in RECIPE_KEYS}
         super().__init__(preset=preset, seed=self.seed, **self.objective)
         self.sample_rate = p["sample_rate"]
@@ -106,7 +111,8 @@ class SampleCNNEncoder(Encoder):
         from bench_plugins import samplecnn
 
         base = {"augment": True, "severity": 1.0, "p_apply": 0.8, "unlabeled_tasks": None, "unlabeled_dirs": ()}
-        return {**base, **samplecnn.preset(self.preset)["recipe"], **self.recipe_defaults, **self._recipe_options}
+        return {**base, **samplecnn.preset(self.preset)["recipe"], **self.recipe_defaults,
+                **self.preset_recipe.get(self.preset, {}), **self._recipe_options}
 
     def setup_pretraining(self, num_classes: int | None, label_kind: str | None,
                           groups: list[dict[str, Any]] | None = None) -> None:

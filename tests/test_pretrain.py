@@ -283,3 +283,36 @@ def test_contrastive_loss_reads_unknown_labels_as_not_shared(tiny_presets):
     assert torch.allclose(got, enc.pretrain_loss(views, labels.clamp_min(0), labeled, model=model))
     # -1 x -1 would otherwise count as a shared label between clips 0 and 2
     assert not torch.allclose(got, enc.pretrain_loss(views, labels.abs(), labeled, model=model))
+
+
+def test_ensure_pretrained_waits_for_a_process_training_the_same_encoder(tiny_task, tmp_path, capsys):
+    import fcntl
+    import threading
+
+    from bench.encoder import save_checkpoint
+    from bench.pretrain import checkpoint_key, ensure_pretrained
+
+    cache = tmp_path / "cache"
+    enc = semisupcon(steps=2)
+    key = checkpoint_key(enc, tiny_task)
+    lock = cache / "checkpoints" / f"{key}.lock"
+    lock.parent.mkdir(parents=True)
+    trained = semisupcon(steps=2)  # "the other process's" weights, made distinguishable
+    with torch.no_grad():
+        trained.module.encoder.stem[0].weight.add_(1.0)
+    got = {}
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # another process is training this encoder
+        t = threading.Thread(target=lambda: got.setdefault("path", ensure_pretrained(
+            enc, data_roots=tiny_task, cache_dir=cache)))
+        t.start()
+        t.join(timeout=1.0)
+        assert t.is_alive()  # waiting, not training a second copy
+        save_checkpoint(trained, cache / "checkpoints" / f"{key}.safetensors")
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    t.join(timeout=30)
+    assert not t.is_alive() and got["path"].name == f"{key}.safetensors"
+    assert not (cache / "checkpoints" / f"{key}.run").exists()  # it never trained
+    assert torch.equal(enc.module.encoder.stem[0].weight, trained.module.encoder.stem[0].weight)
+    err = capsys.readouterr().err
+    assert "Waiting for another process" in err and "another process just trained" in err
