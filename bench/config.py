@@ -70,7 +70,7 @@ class DataRoots:
         roots = cls(demo_size=demo_size)
         for value in values or []:
             name, sep, path = value.partition("=")
-            if sep and name and not os.path.sep in name:
+            if sep and name and os.path.sep not in name:
                 roots.per_task[name] = path
             else:
                 roots.general = value

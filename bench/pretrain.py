@@ -963,7 +963,6 @@ def cli_main(args: Any) -> int:
     """Run ``bench pretrain`` from parsed arguments; prints where the checkpoint went."""
     from bench import plugins
     from bench.config import DataRoots, cache_dir
-    from bench.encoder import save_checkpoint
 
     options: dict[str, Any] = {"preset": args.preset}
     if args.seed is not None:

@@ -1,6 +1,5 @@
 """SampleCNN shapes, presets, seeded init, and the encoder plugins' contract."""
 
-import time
 
 import pytest
 import torch
