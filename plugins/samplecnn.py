@@ -68,7 +68,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dim": 128,
         "proj_hidden": 128,
         "proj_dim": 64,
-        "recipe": {"lr": 1e-3, "batch_size": 32, "views": 2, "steps": 300, "seed": 123,
+        "recipe": {"lr": 3e-4, "batch_size": 32, "views": 2, "steps": 300, "seed": 123,
                    "checkpoint_every": 100, "log_every": 10},
     },
 }

@@ -117,3 +117,17 @@ def test_supervised_head_and_loss():
     other = SupervisedEncoder()
     other.load_state_dict(state)
     assert other.module.head.weight.shape == (5, enc.dim)
+
+
+def test_presets_set_their_own_objective_and_recipe_defaults():
+    from bench_plugins.ssl_encoders import DEMO_LABEL_TASKS, SimCLREncoder, SupervisedEncoder
+
+    paper = SupervisedEncoder(preset="paper")
+    demo = SupervisedEncoder(preset="demo")
+    assert paper.objective["label_task"] == "mtat"  # the paper's labeled pool
+    assert demo.objective["label_task"] == DEMO_LABEL_TASKS
+    assert demo.config()["objective"]["label_task"] == DEMO_LABEL_TASKS  # part of the checkpoint's identity
+    assert SupervisedEncoder(preset="demo", label_task="gtzan").objective["label_task"] == "gtzan"
+    assert paper.recipe()["steps"] == 50_000 and paper.recipe()["lr"] == 1e-4
+    assert demo.recipe()["steps"] == 1000 and SupervisedEncoder(preset="demo", steps=5).recipe()["steps"] == 5
+    assert SimCLREncoder(preset="demo").recipe()["lr"] == 3e-4
