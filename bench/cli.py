@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "trained with (preset, seed, objective) from the checkpoint")
     p.add_argument("--option", "-O", action="append", default=None, metavar="KEY=VALUE",
                    help="encoder option, repeatable, e.g. -O preset=paper -O label_task=mtat,gtzan "
-                        "(values: numbers, true/false, none, else text); given to every encoder of the run")
+                        "(values: numbers, true/false, none, else text); given to every encoder of the run, "
+                        "or to one as ENCODER:KEY=VALUE (-O semisupcon:label_fraction=0.05)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_run)
 

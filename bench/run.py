@@ -67,7 +67,7 @@ def prepare_encoder(name: str, config: RunConfig):
     from bench.encoder import load_checkpoint
 
     entry = plugins.encoders().get(name)
-    options = dict(config.encoder_options)
+    options = encoder_options_for(name, config.encoder_options)
     if config.checkpoint:
         # the checkpoint says which options it was trained with; explicit options win
         from bench.encoder import checkpoint_config
@@ -87,6 +87,13 @@ def prepare_encoder(name: str, config: RunConfig):
                                           device=config.device, progress=config.progress)
         log(f"[{name}] using pretrained weights {path}")
     return entry, encoder
+
+
+def encoder_options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options of encoder ``name``: unscoped keys, and ``name:key`` keys (which win)."""
+    out = {k: v for k, v in options.items() if ":" not in k}
+    out.update({k.split(":", 1)[1]: v for k, v in options.items() if k.split(":", 1)[0] == name and ":" in k})
+    return out
 
 
 def _cache() -> Path:

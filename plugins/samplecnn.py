@@ -34,11 +34,13 @@ head) but is small enough to pretrain on 2 CPU cores in minutes:
 
 Training recipe per preset (``recipe`` below): paper = Adam 1e-4, no weight
 decay, batch 96 clips x 2 views, 50k steps, seed 123 (method.md); demo =
-Adam 1e-3 (a short run needs a larger step), batch 32 x 2, 300 steps: a
-step of 64 views took ~0.5 s on 2 otherwise idle CPU cores (1.86 steps/s
-measured), so a run takes ~2.5 min with the pool decoding included. 100 steps
-of 16 clips left semisupcon below the random network on two of four demo
-tasks while 300 x 32 lifted GTZAN from 0.34 to 0.47 (3-seed probe means).
+Adam 3e-4, batch 32 x 2, 300 steps: a step of 64 views took ~0.5 s on 2
+otherwise idle CPU cores, so a run takes ~2.5 min with the pool decoding
+included. lr 1e-3 wiped out, within those 300 steps, the pitch information
+the untrained network carries (SimCLR fell from 0.13 to 0.06 NSynth pitch
+accuracy); 3e-4 keeps it. The encoders may override the recipe per preset
+(the supervised baseline runs 1000 cheaper steps); docs/pretraining.md
+"Demo recipe" has the runs behind these choices.
 """
 
 from __future__ import annotations

@@ -224,6 +224,11 @@ def test_checkpoint_brings_its_encoder_options_and_dash_o_sets_them(tmp_path):
         "label_fraction": 0.05, "weighted": True, "label_task": "mtat,gtzan", "seed": 7}
     with pytest.raises(BenchError, match="KEY=VALUE"):
         parse_options(["preset"])
+    from bench.run import encoder_options_for
+
+    opts = parse_options(["preset=paper", "semisupcon:label_fraction=0.05", "simclr:tau=0.2"])
+    assert encoder_options_for("semisupcon", opts) == {"preset": "paper", "label_fraction": 0.05}
+    assert encoder_options_for("logmel", opts) == {"preset": "paper"}
     trained = SemiSupConEncoder(preset="tiny", label_fraction=0.05, threshold=2.0, seed=5)
     path = tmp_path / "ssc.safetensors"
     save_checkpoint(trained, path)
