@@ -28,6 +28,7 @@ environment:
   BENCH_DATA_ROOT       data root (folder holding nsynth/, magnatagatune/, ...)
   BENCH_CACHE_DIR       cache folder (demo data, checkpoints, embeddings)
   BENCH_STRICT_PLUGINS  1 = a plugin that fails to load is fatal
+  BENCH_THREADS         torch CPU threads (as --threads)
   BENCH_CONFIG          config file (TOML; default <user config dir>/bench/config.toml)
 """
 
@@ -101,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None,
                    help="encoder weights to evaluate (skips pretraining); the encoder takes the options it was "
                         "trained with (preset, seed, objective) from the checkpoint")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads for extraction and pretraining (default: $BENCH_THREADS, else torch's "
+                        "choice, one per core). On a machine shared with other jobs, 1 can be faster")
     p.add_argument("--option", "-O", action="append", default=None, metavar="KEY=VALUE",
                    help="encoder option, repeatable, e.g. -O preset=paper -O label_task=mtat,gtzan "
                         "(values: numbers, true/false, none, else text); given to every encoder of the run, "
@@ -274,6 +278,24 @@ def cmd_data_check(args) -> int:
     return status
 
 
+def apply_threads(threads: int | None) -> int | None:
+    """Set torch's CPU thread count from ``--threads`` or ``BENCH_THREADS``; None leaves torch's default."""
+    if threads is None:
+        env = os.environ.get("BENCH_THREADS", "").strip()
+        if not env:
+            return None
+        try:
+            threads = int(env)
+        except ValueError:
+            raise BenchError(f"BENCH_THREADS={env!r} is not a whole number of threads") from None
+    if threads < 1:
+        raise BenchError(f"--threads / BENCH_THREADS must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+    return threads
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -283,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if hasattr(args, "threads"):  # run, pretrain: the verbs that compute with torch
+            apply_threads(args.threads)
         return int(args.func(args) or 0)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

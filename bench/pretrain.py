@@ -954,6 +954,9 @@ def add_cli(subparsers: Any) -> Any:
     o.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU only)")
     o.add_argument("--compile", action="store_true", help="torch.compile the network (GPU only)")
     o.add_argument("--no-sync-bn", action="store_true", help="per-process BatchNorm statistics in DDP")
+    o.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads (default: $BENCH_THREADS, else one per core); on a machine shared "
+                        "with other jobs, 1 can be faster")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cli_main)
     return p
@@ -1027,6 +1030,9 @@ def main(argv: list[str] | None = None) -> int:
     add_cli(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:
+        from bench.cli import apply_threads
+
+        apply_threads(args.threads)
         return args.func(args)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -241,3 +241,26 @@ def test_checkpoint_brings_its_encoder_options_and_dash_o_sets_them(tmp_path):
     # explicit options win, and a mismatch with the checkpoint is refused with both configs shown
     with pytest.raises(PluginError, match="label_fraction"):
         prepare_encoder("semisupcon", config(checkpoint=str(path), encoder_options={"label_fraction": 0.5}))
+
+
+def test_threads_option_and_environment(monkeypatch):
+    import torch
+
+    from bench.cli import apply_threads
+    from bench.errors import BenchError
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("BENCH_THREADS", raising=False)
+        assert apply_threads(None) is None and torch.get_num_threads() == before
+        assert apply_threads(1) == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("BENCH_THREADS", "2")
+        assert apply_threads(None) == 2 and torch.get_num_threads() == 2
+        assert apply_threads(1) == 1  # the option wins over the environment
+        monkeypatch.setenv("BENCH_THREADS", "two")
+        with pytest.raises(BenchError, match="BENCH_THREADS"):
+            apply_threads(None)
+        with pytest.raises(BenchError, match="at least 1"):
+            apply_threads(0)
+    finally:
+        torch.set_num_threads(before)
