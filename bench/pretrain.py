@@ -669,6 +669,9 @@ def pretrain(
         "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe.items()},
         "world_size": world,
         "device": str(accelerator.device),
+        # CPU weights depend on it (sums in another order): recorded so runs can be compared
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "mixed_precision": mixed_precision,
         "sync_batchnorm": bool(world > 1 and sync_batchnorm),
         "pools": {"labeled": len(sampler.labeled), "unlabeled": len(sampler.unlabeled),
