@@ -924,10 +924,10 @@ def add_cli(subparsers: Any) -> Any:
     p.add_argument("--encoder", required=True, help="semisupcon, simclr or supervised (see `bench list`)")
     p.add_argument("--preset", default="demo", help="demo (CPU, minutes; the default) or paper (method.md)")
     p.add_argument("--seed", type=int, default=None, help="seed of the initial weights and of the batches (default: 123)")
-    g = p.add_argument_group("objective (part of the encoder config: pass the same to `bench run`)")
+    g = p.add_argument_group("objective (part of the encoder config; `bench run --checkpoint` reads it from the checkpoint)")
     g.add_argument("--label-task", default=None,
-                   help="task whose train split is the labeled pool (default: mtat); several, comma-separated, "
-                        "share one label space (e.g. mtat,gtzan)")
+                   help="task whose train split is the labeled pool (default: mtat with --preset paper, the four "
+                        "built-in tasks with demo); several, comma-separated, share one label space")
     g.add_argument("--label-fraction", type=float, default=None, help="p_s: fraction of the labeled pool kept")
     g.add_argument("--labeled-share", type=float, default=None, help="b_s: share of each batch that is labeled")
     g.add_argument("--threshold", type=float, default=None, help="T: shared labels that make two clips positives")

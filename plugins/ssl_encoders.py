@@ -74,6 +74,14 @@ class SampleCNNEncoder(Encoder):
         self.seed = int(seed)
         self.objective = {**self.objective_defaults, **self.preset_objective.get(preset, {}),
                           **{k: v for k, v in options.items() if k in self.objective_defaults}}
+        if self.objective.get("label_task"):  # one spelling per set of tasks: "mtat, gtzan" -> "mtat,gtzan"
+            from bench.errors import BenchError
+            from bench.pretrain import split_tasks
+
+            try:
+                self.objective["label_task"] = ",".join(split_tasks(self.objective["label_task"]))
+            except BenchError as exc:
+                raise PluginError(f"encoder {self.name!r}: {exc}") from exc
         self._recipe_options = {k: v for k, v in options.items() if k in RECIPE_KEYS}
         super().__init__(preset=preset, seed=self.seed, **self.objective)
         self.sample_rate = p["sample_rate"]

@@ -128,6 +128,9 @@ def test_presets_set_their_own_objective_and_recipe_defaults():
     assert demo.objective["label_task"] == DEMO_LABEL_TASKS
     assert demo.config()["objective"]["label_task"] == DEMO_LABEL_TASKS  # part of the checkpoint's identity
     assert SupervisedEncoder(preset="demo", label_task="gtzan").objective["label_task"] == "gtzan"
+    assert SupervisedEncoder(label_task=" mtat, gtzan ").config() == SupervisedEncoder(label_task="mtat,gtzan").config()
+    with pytest.raises(PluginError, match="twice"):
+        SupervisedEncoder(label_task="mtat,mtat")
     assert paper.recipe()["steps"] == 50_000 and paper.recipe()["lr"] == 1e-4
     assert demo.recipe()["steps"] == 1000 and SupervisedEncoder(preset="demo", steps=5).recipe()["steps"] == 5
     assert SimCLREncoder(preset="demo").recipe()["lr"] == 3e-4
