@@ -416,14 +416,18 @@ class BatchSampler:
     """
 
     def __init__(self, pools: Pools, store: AudioStore, *, batch_size: int, labeled_share: float, views: int,
-                 window: int, seed: int) -> None:
+                 window: int, seed: int, labeled_mix: str = "step") -> None:
         self.labeled = [t for t in pools.labeled if store.has(t)]
         self.unlabeled = [t for t in pools.unlabeled if store.has(t)]
         self.store = store
         self.batch_size, self.views, self.window, self.seed = batch_size, views, window, seed
         self.n_classes = len(pools.classes) if pools.classes else 0
-        #: several labeled tasks: each labeled row picks a task uniformly, then a track of it
+        #: several labeled tasks: the labeled part of a step comes from one task drawn per step
+        #: ("step"), or each labeled row draws its own task ("row"); then a track of that task
         self.groups = pools.groups if len(pools.groups) > 1 else []
+        if labeled_mix not in ("step", "row"):
+            raise BenchError(f"labeled_mix must be 'step' or 'row', got {labeled_mix!r}")
+        self.labeled_mix = labeled_mix
         self._by_group = [np.array([i for i, t in enumerate(self.labeled) if t.group == g], dtype=int)
                           for g in range(len(self.groups))]
         empty = [self.groups[g]["task"] for g, idx in enumerate(self._by_group) if not len(idx)]
@@ -443,7 +447,10 @@ class BatchSampler:
     def rows(self, step: int) -> tuple[list[tuple[bool, int]], np.ndarray]:
         rng = np.random.default_rng([self.seed, step])
         if self.groups and self.n_labeled:
-            g = rng.integers(0, len(self.groups), size=self.n_labeled)
+            if self.labeled_mix == "step":
+                g = np.full(self.n_labeled, rng.integers(0, len(self.groups)))
+            else:
+                g = rng.integers(0, len(self.groups), size=self.n_labeled)
             pick = rng.random(self.n_labeled)
             lab = np.array([self._by_group[k][int(p * len(self._by_group[k]))] for k, p in zip(g, pick)], dtype=int)
         else:
@@ -616,7 +623,8 @@ def pretrain(
         store = AudioStore(pools.labeled + pools.unlabeled, encoder.sample_rate, cache_dir,
                            quiet=quiet or not progress)
     sampler = BatchSampler(pools, store, batch_size=batch_size, labeled_share=float(obj.get("labeled_share", 0.0)),
-                           views=n_views, window=encoder.window, seed=int(recipe["seed"]))
+                           views=n_views, window=encoder.window, seed=int(recipe["seed"]),
+                           labeled_mix=str(recipe.get("labeled_mix", "step")))
     if len(pools.groups) > 1:
         encoder.setup_pretraining(len(pools.classes), pools.label_kind, groups=pools.groups)
     else:
@@ -943,6 +951,10 @@ def add_cli(subparsers: Any) -> Any:
     r.add_argument("--unlabeled-task", action="append", default=None, metavar="TASK",
                    help="task whose train split joins the unlabeled pool; repeatable (default: built-in tasks, "
                         "or none when --unlabeled-dir is given)")
+    r.add_argument("--labeled-mix", choices=("step", "row"), default=None,
+                   help="several labeled tasks: the labeled clips of a step come from one task drawn per step "
+                        "(step, the default: label positives exist only within a task) or each clip draws "
+                        "its task (row)")
     r.add_argument("--no-augment", action="store_true", help="train without the augmentation chain")
     r.add_argument("--severity", type=float, default=None, help="augmentation severity")
     r.add_argument("--checkpoint-every", type=int, default=None, help="steps between training checkpoints")
@@ -981,6 +993,7 @@ def cli_main(args: Any) -> int:
     overrides: dict[str, Any] = {}
     for opt, val in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr), ("views", args.views),
                      ("severity", args.severity), ("checkpoint_every", args.checkpoint_every),
+                     ("labeled_mix", args.labeled_mix),
                      ("log_every", args.log_every)):
         if val is not None:
             overrides[opt] = val

@@ -42,7 +42,7 @@ DEMO_LABEL_TASKS = "mtat,gtzan,giantsteps_key,nsynth_pitch"
 
 #: training-recipe options: they change how the weights are trained, not what the encoder is
 RECIPE_KEYS = ("steps", "batch_size", "lr", "views", "augment", "severity", "p_apply",
-               "checkpoint_every", "log_every", "unlabeled_tasks", "unlabeled_dirs")
+               "checkpoint_every", "log_every", "unlabeled_tasks", "unlabeled_dirs", "labeled_mix")
 
 
 class SampleCNNEncoder(Encoder):
@@ -127,7 +127,8 @@ class SampleCNNEncoder(Encoder):
         """The training recipe: the preset's, then this encoder's defaults, then options."""
         from bench_plugins import samplecnn
 
-        base = {"augment": True, "severity": 1.0, "p_apply": 0.8, "unlabeled_tasks": None, "unlabeled_dirs": ()}
+        base = {"augment": True, "severity": 1.0, "p_apply": 0.8, "unlabeled_tasks": None, "unlabeled_dirs": (),
+                "labeled_mix": "step"}
         return {**base, **samplecnn.preset(self.preset)["recipe"], **self.recipe_defaults,
                 **self.preset_recipe.get(self.preset, {}), **self._recipe_options}
 

@@ -249,9 +249,16 @@ def test_several_labeled_tasks_share_one_label_space_with_unknowns(tiny_two_task
         other = slice(3, 5) if t.group == 0 else slice(0, 3)
         assert (row[other] == -1).all() and set(row[own].tolist()) <= {0.0, 1.0}
         assert sorted(np.flatnonzero(row == 1).tolist()) == sorted(t.label)
-    # each labeled row draws a task first: both tasks get about half the batch
-    n0 = sum(t.group == 0 for t in rows)
+    # default: the labeled part of a step comes from one task, drawn per step (both over 40 steps)
+    tasks_per_step = [{s.labeled[i].group for _, i in s.rows(k)[0]} for k in range(40)]
+    assert all(len(g) == 1 for g in tasks_per_step)
+    assert 8 <= sum(g == {0} for g in tasks_per_step) <= 32
+    # "row": each labeled row draws its task: both tasks in every batch, about half each
+    r = BatchSampler(pools, store, batch_size=64, labeled_share=1.0, views=1, window=243, seed=1, labeled_mix="row")
+    n0 = sum(r.labeled[i].group == 0 for _, i in r.rows(0)[0])
     assert 20 <= n0 <= 44
+    with pytest.raises(BenchError, match="labeled_mix"):
+        BatchSampler(pools, store, batch_size=8, labeled_share=1.0, views=1, window=243, seed=1, labeled_mix="x")
     with pytest.raises(BenchError, match="twice"):
         build_pools(data_roots=tiny_two_tasks, label_task="tiny,tiny", unlabeled_tasks=())
 
