@@ -18,9 +18,10 @@ What it does (docs/pretraining.md has the long form):
   labels as multi-hot rows, a deterministic fraction ``label_fraction``
   (p_s) of it. Several tasks (``label_task="mtat,gtzan"``) share one
   concatenated label space (``task:class``); a clip's row is -1 on the other
-  tasks' classes (unknown, not absent), each labeled row of a batch picks a
-  task uniformly and then a track of it, and the supervised baseline sums
-  one loss per task over the rows of that task. Unlabeled: audio folders (recursive) and/or train splits of
+  tasks' classes (unknown, not absent), each step draws one labeled task
+  for all its labeled clips (``labeled_mix="step"``; ``"row"``: a task per
+  clip), and the supervised baseline averages one loss per task over the
+  rows of that task. Unlabeled: audio folders (recursive) and/or train splits of
   tasks. The validation and test tracks of every registered task whose data
   is present are collected first, and any pool track with the same resolved
   path or the same track id is dropped; the check (tasks checked, tasks that

@@ -39,7 +39,7 @@ otherwise idle CPU cores, so a run takes ~2.5 min with the pool decoding
 included. lr 1e-3 wiped out, within those 300 steps, the pitch information
 the untrained network carries (SimCLR fell from 0.13 to 0.06 NSynth pitch
 accuracy); 3e-4 keeps it. The encoders may override the recipe per preset
-(the supervised baseline runs 1000 cheaper steps); docs/pretraining.md
+(the supervised baseline runs 800 cheaper steps); docs/pretraining.md
 "Demo recipe" has the runs behind these choices.
 """
 

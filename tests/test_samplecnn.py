@@ -132,5 +132,5 @@ def test_presets_set_their_own_objective_and_recipe_defaults():
     with pytest.raises(PluginError, match="twice"):
         SupervisedEncoder(label_task="mtat,mtat")
     assert paper.recipe()["steps"] == 50_000 and paper.recipe()["lr"] == 1e-4
-    assert demo.recipe()["steps"] == 1000 and SupervisedEncoder(preset="demo", steps=5).recipe()["steps"] == 5
+    assert demo.recipe()["steps"] == 800 and SupervisedEncoder(preset="demo", steps=5).recipe()["steps"] == 5
     assert SimCLREncoder(preset="demo").recipe()["lr"] == 3e-4
