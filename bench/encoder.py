@@ -189,23 +189,8 @@ def save_checkpoint(encoder: Encoder, path: str | Path, extra: dict[str, Any] | 
     return path
 
 
-def checkpoint_config(path: str | Path) -> tuple[str | None, dict[str, Any]]:
-    """The encoder name and config saved in a checkpoint's metadata (without loading the weights)."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise PluginError(f"checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as exc:
-        raise PluginError(f"checkpoint {path} is not a readable safetensors file: {exc}") from exc
-    return meta.get("encoder"), json.loads(meta.get("config", "{}"))
-
-
-def load_checkpoint(encoder: Encoder, path: str | Path) -> dict[str, Any]:
-    """Load weights saved by :func:`save_checkpoint`, refusing another encoder's or preset's."""
+def _read_checkpoint(path: str | Path, weights: bool) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """A checkpoint's metadata and (with ``weights``) its tensors; clear errors for a bad file."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -215,9 +200,20 @@ def load_checkpoint(encoder: Encoder, path: str | Path) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        state = load_file(str(path))
+        return meta, (load_file(str(path)) if weights else None)
     except Exception as exc:
         raise PluginError(f"checkpoint {path} is not a readable safetensors file: {exc}") from exc
+
+
+def checkpoint_config(path: str | Path) -> tuple[str | None, dict[str, Any]]:
+    """The encoder name and config saved in a checkpoint's metadata (without loading the weights)."""
+    meta, _ = _read_checkpoint(path, weights=False)
+    return meta.get("encoder"), json.loads(meta.get("config", "{}"))
+
+
+def load_checkpoint(encoder: Encoder, path: str | Path) -> dict[str, Any]:
+    """Load weights saved by :func:`save_checkpoint`, refusing another encoder's or preset's."""
+    meta, state = _read_checkpoint(path, weights=True)
     saved = json.loads(meta.get("config", "{}"))
     mine = encoder.config()
     if meta.get("encoder") != encoder.name or saved != mine:
