@@ -128,8 +128,9 @@ class Encoder:
         also provide ``recipe()`` and ``setup_pretraining(num_classes, kind)``
         (see bench_plugins.ssl_encoders); with several labeled tasks, kind is
         ``"multitask"``, labels are -1 on the other tasks' classes and
-        ``setup_pretraining`` also gets ``groups=`` (each task's block). Implemented by trainable encoders
-        only; a frozen encoder keeps this default.
+        ``setup_pretraining`` also gets ``groups=`` (each task's block).
+        Implemented by trainable encoders only; a frozen encoder keeps this
+        default.
         """
         raise NotImplementedError(f"encoder {self.name!r} cannot be pretrained (frozen encoder)")
 

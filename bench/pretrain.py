@@ -715,7 +715,8 @@ def pretrain(
 
     last_good = state_path if state_path.is_file() else None
     loss_value: float | None = None
-    bar = tqdm(total=steps, initial=start_step, desc=f"pretrain {encoder.name}", unit="step", disable=quiet or not progress)
+    bar = tqdm(total=steps, initial=start_step, desc=f"pretrain {encoder.name}", unit="step",
+               disable=quiet or not progress)
     t_last, clips_since = time.perf_counter(), 0
     step = start_step
     every, log_every = int(recipe["checkpoint_every"]), int(recipe["log_every"])
@@ -935,8 +936,8 @@ def add_cli(subparsers: Any) -> Any:
     p.add_argument("--seed", type=int, default=None, help="seed of the initial weights and of the batches (default: 123)")
     g = p.add_argument_group("objective (part of the encoder config; `bench run --checkpoint` reads it from the checkpoint)")
     g.add_argument("--label-task", default=None,
-                   help="task whose train split is the labeled pool (default: mtat with --preset paper, the four "
-                        "built-in tasks with demo); several, comma-separated, share one label space")
+                   help="task whose train split is the labeled pool (default: the encoder's for the preset: mtat "
+                        "for paper, nsynth_pitch,gtzan for demo); several, comma-separated, share one label space")
     g.add_argument("--label-fraction", type=float, default=None, help="p_s: fraction of the labeled pool kept")
     g.add_argument("--labeled-share", type=float, default=None, help="b_s: share of each batch that is labeled")
     g.add_argument("--threshold", type=float, default=None, help="T: shared labels that make two clips positives")

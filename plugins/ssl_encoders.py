@@ -221,13 +221,12 @@ class SupervisedEncoder(SampleCNNEncoder):
 
         if label_kind == "multitask" and not groups:
             raise PluginError("encoder 'supervised': several labeled tasks but no task blocks (groups) given")
-        self.label_groups = groups
         if not num_classes or label_kind not in ("multilabel", "multiclass", "multitask"):
             raise PluginError(
                 f"encoder 'supervised' needs a labeled task (multilabel or multiclass); got "
                 f"{num_classes} classes of kind {label_kind!r}"
             )
-        self.label_kind = label_kind
+        super().setup_pretraining(num_classes, label_kind, groups)
         head = self.module.head
         if head is None or head.out_features != num_classes:
             with torch.random.fork_rng(devices=[]):
