@@ -106,6 +106,7 @@ def make_key(
     max_windows: int | None,
     window: int,
     sample_rate: int,
+    transform: str | None = None,
 ) -> CacheKey:
     fields = {
         "encoder": encoder,
@@ -122,13 +123,15 @@ def make_key(
             "version": EXTRACT_VERSION,
         },
     }
+    if transform is not None:  # absent for clean audio, so clean keys stay what they were
+        fields["extraction"]["transform"] = transform
     # Round-trip through JSON so the stored fields compare equal to the ones read back.
     canon = json.dumps(fields, sort_keys=True, default=str)
     return CacheKey(json.loads(canon), hashlib.sha256(canon.encode()).hexdigest())
 
 
 def key_for(encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str, items: Sequence[Any],
-            data_root: Path) -> CacheKey:
+            data_root: Path, transform: str | None = None) -> CacheKey:
     """The key of one split of ``task`` embedded by ``encoder`` (fingerprint computed over that split)."""
     from bench.results import data_fingerprint
 
@@ -143,12 +146,13 @@ def key_for(encoder_name: str, encoder: Any, weights_hash: str, task: Any, split
         max_windows=task.max_windows,
         window=encoder.window,
         sample_rate=encoder.sample_rate,
+        transform=transform,
     )
 
 
 def embed_split(cache: "EmbeddingCache", encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str,
                 items: Sequence[Any], data_root: Path, *, device: str = "cpu", batch_size: int = 32,
-                progress: bool = True) -> tuple[Any, dict[str, Any]]:
+                progress: bool = True, transform: Any = None) -> tuple[Any, dict[str, Any]]:
     """Embeddings of one split through the cache; the run pipeline's only way to extract.
 
     Returns the :class:`bench.extract.Embeddings` and ``{"status", "key",
@@ -156,12 +160,14 @@ def embed_split(cache: "EmbeddingCache", encoder_name: str, encoder: Any, weight
     """
     from bench import extract as ex
 
-    key = key_for(encoder_name, encoder, weights_hash, task, split, items, data_root)
+    key = key_for(encoder_name, encoder, weights_hash, task, split, items, data_root,
+                  transform=transform.id if transform is not None else None)
 
     def run(sub: Sequence[Any], label: str) -> Any:
-        desc = f"{encoder.name} x {task.name} [{split}]" + (f" {label}" if label else "")
+        desc = f"{encoder.name} x {task.name} [{split}{' ' + transform.id if transform else ''}]" + (
+            f" {label}" if label else "")
         return ex.extract(encoder, sub, device=device, batch_size=batch_size, max_windows=task.max_windows,
-                          progress=progress, desc=desc)
+                          progress=progress, desc=desc, transform=transform)
 
     emb, status = cache.get_or_extract(key, items, run, dim=encoder.dim)
     return emb, {"status": status, "key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
@@ -534,49 +540,3 @@ def _read_table(folder: Path) -> tuple[list[str], np.ndarray]:
     except Exception as exc:  # pyarrow/datasets raise many types for damaged files
         raise CacheEntryError(f"data unreadable ({type(exc).__name__}: {exc})") from None
     return ids, X
-
-
-# -- command line ----------------------------------------------------------------------------------
-
-
-def add_cli(subparsers) -> None:
-    """`bench cache list` and `bench cache clear` (added by bench.cli._extend)."""
-    p = subparsers.add_parser("cache", help="list or clear cached embeddings",
-                              description="Cached track embeddings live under $BENCH_CACHE_DIR/embeddings "
-                              "(default: the user cache folder). A second `bench run` with the same encoder "
-                              "weights, config, task, data and extraction settings reads them instead of "
-                              "decoding audio.")
-    sub = p.add_subparsers(dest="cache_command", metavar="ACTION")
-    q = sub.add_parser("list", help="list cache entries (encoder, task, split, rows, size, created)")
-    q.set_defaults(func=cmd_list)
-    q = sub.add_parser("clear", help="delete cache entries (all, or those of an encoder and/or task)")
-    q.add_argument("--encoder", "-e", default=None, help="only entries of this encoder")
-    q.add_argument("--task", "-t", default=None, help="only entries of this task")
-    q.set_defaults(func=cmd_clear)
-    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
-
-
-def cmd_list(args) -> int:
-    from tabulate import tabulate
-
-    cache = EmbeddingCache(default_root())
-    rows = cache.entries()
-    print(f"Embedding cache: {cache.root}")
-    if not rows:
-        print("  (empty)")
-        return 0
-    table = [[r["encoder"], r["task"], r["split"], r["rows"], r["skipped"], human_size(r["size"]), r["created"],
-              r["status"], Path(r["path"]).name] for r in rows]
-    print(tabulate(table, headers=["encoder", "task", "split", "tracks", "skipped", "size", "created", "status",
-                                   "entry"], tablefmt="github"))
-    print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}, {human_size(sum(r['size'] for r in rows))}")
-    return 0
-
-
-def cmd_clear(args) -> int:
-    cache = EmbeddingCache(default_root())
-    removed = cache.clear(encoder=args.encoder, task=args.task)
-    what = " and ".join(f"{k} {v}" for k, v in (("encoder", args.encoder), ("task", args.task)) if v) or "all"
-    print(f"Removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} ({what}) from {cache.root}, "
-          f"{human_size(sum(r['size'] for r in removed))} freed.")
-    return 0

@@ -84,6 +84,17 @@ class DataRoots:
                     roots.per_task.setdefault(name, path["data_root"])
         return roots
 
+    def check_tasks(self, known: list[str]) -> None:
+        """Refuse a per-task root (``--data-root TASK=DIR``) whose TASK is no registered task."""
+        import difflib
+
+        for name in self.per_task:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise BenchError(f"--data-root {name}=...: {name!r} is not a task.{hint} Tasks: {', '.join(known)}. "
+                                 "(A folder path containing '=' must start with ./ or /.)")
+
     def is_demo(self, task_name: str) -> bool:
         return task_name not in self.per_task and not self.general
 

@@ -27,10 +27,19 @@ embeddings of a track. ``embed`` must return a finite float tensor of shape
 
 Weights: :meth:`state_dict` / :meth:`load_state_dict` (by default those of
 ``self.module``) are saved as safetensors plus a JSON config by
-:func:`save_checkpoint`; loading never unpickles code.
+:func:`bench.weights.save_checkpoint`; loading never unpickles code.
 
-Pretraining (optional): an encoder that can be trained by ``bench pretrain``
-implements :meth:`pretrain_loss`. A frozen third-party encoder leaves it out.
+Pretraining (optional): an encoder that ``bench pretrain`` (and ``bench run``,
+when it has no weights yet) can train subclasses :class:`TrainableEncoder`
+and implements its four methods, which the trainer calls directly:
+:meth:`~TrainableEncoder.recipe` (a :class:`Recipe`: steps, batch, lr,
+augmentation, pools), :meth:`~TrainableEncoder.label_spec` (a
+:class:`LabelSpec`: which tasks' train splits are the labeled pool, p_s, b_s),
+:meth:`~TrainableEncoder.setup_pretraining` (called with the
+:class:`LabelSpace` the trainer built, before the optimizer) and
+:meth:`~TrainableEncoder.pretrain_loss`. A frozen encoder subclasses
+:class:`Encoder` and leaves all of that out. ``examples/bench-trainable-plugin``
+is a complete third-party trainable encoder.
 
 This module does not import torch at import time, so plugin modules can import
 it cheaply.
@@ -38,12 +47,13 @@ it cheaply.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from bench.errors import EncoderContractError, PluginError
+from bench.errors import BenchError, EncoderContractError, PluginError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -114,43 +124,260 @@ class Encoder:
             return
         self.module.load_state_dict(state)
 
-    # -- optional: pretraining ---------------------------------------------
-    def pretrain_loss(
-        self, views: "torch.Tensor", labels: "torch.Tensor | None", labeled: "torch.Tensor | None" = None, *,
-        model: Any = None,
-    ) -> "torch.Tensor":
-        """Loss over a batch of augmented views ``[B, N, window]`` and multi-hot labels ``[B, C]``.
+    # -- rebuilding from a saved config --------------------------------------
+    @classmethod
+    def options_from_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Constructor options that rebuild the encoder whose :meth:`config` is ``config``.
 
-        ``labeled [B]`` (bool) says which rows of ``labels`` are real (the
-        others are unlabeled clips); ``model`` is the module to run, which the
-        training loop passes as the DDP-wrapped ``self.module`` (gradients are
-        only synchronised through the wrapper's forward). Trainable encoders
-        also provide ``recipe()`` and ``setup_pretraining(num_classes, kind)``
-        (see bench_plugins.ssl_encoders); with several labeled tasks, kind is
-        ``"multitask"``, labels are -1 on the other tasks' classes and
-        ``setup_pretraining`` also gets ``groups=`` (each task's block).
-        Implemented by trainable encoders only; a frozen encoder keeps this
-        default.
+        ``bench run --checkpoint PATH`` calls it with the config saved in the
+        checkpoint, so weights trained with non-default options load without
+        the user repeating them. The default reverses the default
+        :meth:`config` (the options plus name, sample rate, window and dim);
+        an encoder whose ``config()`` has another shape overrides both.
         """
-        raise NotImplementedError(f"encoder {self.name!r} cannot be pretrained (frozen encoder)")
+        return {k: v for k, v in config.items() if k not in DESCRIPTIVE_KEYS}
+
+
+#: keys of the default config() that describe the encoder rather than being constructor options
+DESCRIPTIVE_KEYS = ("name", "sample_rate", "window", "dim")
+
+
+# --------------------------------------------------------------------------- the trainable contract
+
+
+def parse_names(value: Any, what: str = "value") -> tuple[str, ...]:
+    """A list of names from text (``"a,b"``), a list or a tuple; blanks dropped, duplicates refused.
+
+    Options arrive as text from ``-O KEY=VALUE`` and config files: a list
+    given as text must never be iterated character by character.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    else:
+        raise BenchError(f"{what}: expected names separated by commas, got {value!r}")
+    names = tuple(n.strip() for n in items if n.strip())
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BenchError(f"{what} names {', '.join(dupes)} twice")
+    return names
+
+
+def _coerce(field_name: str, kind: str, value: Any) -> Any:
+    """A recipe value of the declared kind, from a value or its text; BenchError naming the key."""
+    try:
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            out = float(value)
+            if not math.isfinite(out):
+                raise ValueError
+            return out
+        if kind == "bool":
+            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.strip().lower() in ("true", "1", "yes")
+            if isinstance(value, (bool, int)) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if kind == "names":
+            return parse_names(value, field_name)
+        if kind == "names?":
+            if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "auto")):
+                return None
+            return parse_names(value, field_name)
+        if kind == "str":
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    raise BenchError(f"recipe option {field_name}={value!r}: expected {KIND_WORDS[kind]}")
+
+
+KIND_WORDS = {"int": "a whole number", "float": "a finite number", "bool": "true or false",
+              "names": "names separated by commas", "names?": "names separated by commas, or none",
+              "str": "text"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a trainable encoder is trained: part of the checkpoint key, never of ``config()``.
+
+    ``unlabeled_tasks=None`` (the default) means the train splits of every
+    registered task whose data is present (the demo data when no data root is
+    configured); ``()`` means none. Values given as text (``-O steps=300``,
+    ``-O unlabeled_tasks=nsynth_pitch,gtzan``) are parsed by :meth:`replace`.
+    """
+
+    steps: int
+    batch_size: int
+    lr: float
+    views: int = 2
+    seed: int = 123
+    weight_decay: float = 0.0
+    augment: bool = True
+    severity: float = 1.0
+    p_apply: float = 0.8
+    checkpoint_every: int = 100
+    log_every: int = 10
+    #: several labeled tasks: the labeled clips of a step come from one task ("step") or one per clip ("row")
+    labeled_mix: str = "step"
+    unlabeled_tasks: tuple[str, ...] | None = None
+    unlabeled_dirs: tuple[str, ...] = ()
+
+    KINDS: ClassVar[dict[str, str]] = {
+        "steps": "int", "batch_size": "int", "lr": "float", "views": "int", "seed": "int",
+        "weight_decay": "float", "augment": "bool", "severity": "float", "p_apply": "float",
+        "checkpoint_every": "int", "log_every": "int", "labeled_mix": "str", "unlabeled_tasks": "names?",
+        "unlabeled_dirs": "names",
+    }
+    #: the keys whose change makes a training checkpoint another run (refused on resume)
+    IDENTITY: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "views", "seed", "augment", "severity", "p_apply")
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def __post_init__(self) -> None:
+        for name, kind in self.KINDS.items():
+            object.__setattr__(self, name, _coerce(name, kind, getattr(self, name)))
+        checks = (("steps", self.steps >= 1, "at least 1"), ("batch_size", self.batch_size >= 1, "at least 1"),
+                  ("lr", self.lr > 0, "positive"), ("views", self.views >= 1, "at least 1"),
+                  ("weight_decay", self.weight_decay >= 0, "0 or more"),
+                  ("severity", self.severity >= 0, "0 or more"), ("p_apply", 0 <= self.p_apply <= 1, "in [0, 1]"),
+                  ("checkpoint_every", self.checkpoint_every >= 1, "at least 1"),
+                  ("log_every", self.log_every >= 1, "at least 1"),
+                  ("labeled_mix", self.labeled_mix in ("step", "row"), "'step' or 'row'"))
+        for name, ok, rule in checks:
+            if not ok:
+                raise BenchError(f"recipe option {name}={getattr(self, name)!r} must be {rule}")
+
+    def replace(self, **changes: Any) -> "Recipe":
+        """A copy with ``changes`` (text values parsed); an unknown key is an error with did-you-mean."""
+        unknown = [k for k in changes if k not in self.keys()]
+        if unknown:
+            hints = [difflib.get_close_matches(k, self.keys(), n=1) for k in unknown]
+            hint = "".join(f" Did you mean {h[0]!r} for {k!r}?" for k, h in zip(unknown, hints) if h)
+            raise BenchError(f"unknown recipe option(s) {', '.join(map(repr, unknown))}.{hint} "
+                             f"Recipe options: {', '.join(self.keys())}.")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+    def identity(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.IDENTITY}
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """The labeled pool a trainable encoder asks for.
+
+    ``tasks``: the tasks whose train splits are labeled (several share one
+    label space); ``fraction`` (p_s): the share of each labeled train split
+    kept (a seeded subset); ``share`` (b_s): the share of each batch that is
+    labeled. ``required=False`` marks a default (a preset's): tasks whose data
+    is absent are left out, and the trainer says and records so; with
+    ``required=True`` (the user named the tasks) an absent task is an error.
+    """
+
+    tasks: tuple[str, ...] = ()
+    fraction: float = 1.0
+    share: float = 0.0
+    required: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", parse_names(self.tasks, "label_task"))
+        if not 0 < self.fraction <= 1:
+            raise BenchError(f"label_fraction (p_s) must be in (0, 1], got {self.fraction}")
+        if not 0 <= self.share <= 1:
+            raise BenchError(f"labeled_share (b_s) must be in [0, 1], got {self.share}")
+        if self.share > 0 and not self.tasks:
+            raise BenchError(f"labeled_share (b_s) is {self.share} but no labeled task is given (label_task)")
+
+
+@dataclass(frozen=True)
+class LabelGroup:
+    """One labeled task's block of the label space: columns ``offset .. offset+size``."""
+
+    task: str
+    kind: str
+    offset: int
+    size: int
+    tracks: int
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """The label space the trainer built from the labeled pool, given to ``setup_pretraining``.
+
+    ``kind``: ``"multilabel"`` or ``"multiclass"`` (one task), ``"multitask"``
+    (several: a row is -1 on the other tasks' classes, unknown rather than
+    absent), or ``None`` (no labeled pool). ``classes`` are prefixed
+    ``task:`` when there are several tasks.
+    """
+
+    classes: tuple[str, ...] = ()
+    kind: str | None = None
+    groups: tuple[LabelGroup, ...] = ()
 
     @property
-    def trainable(self) -> bool:
-        return type(self).pretrain_loss is not Encoder.pretrain_loss
+    def num_classes(self) -> int:
+        return len(self.classes)
 
 
-def weights_hash(encoder: Encoder) -> str:
-    """SHA-256 over the encoder's tensors (names, dtypes, shapes and bytes), sorted by name."""
-    import torch
+class TrainableEncoder(Encoder):
+    """Base and contract of an encoder that ``bench pretrain`` can train.
 
-    h = hashlib.sha256()
-    for key, tensor in sorted(encoder.state_dict().items()):
-        t = tensor.detach().to("cpu").contiguous()
-        h.update(key.encode())
-        h.update(str(t.dtype).encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.view(-1).view(dtype=torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    The trainer (``bench.pretrain``) calls, in order: :meth:`recipe` and
+    :meth:`label_spec` (to build the pools and the batches),
+    :meth:`setup_pretraining` once with the :class:`LabelSpace`, then
+    :meth:`pretrain_loss` every step on :meth:`training_module` (wrapped for
+    several processes). The weights it saves are :meth:`state_dict`'s.
+    """
+
+    #: the label space of the current training, set by :meth:`setup_pretraining` (None before)
+    label_space: LabelSpace | None = None
+
+    def recipe(self) -> Recipe:
+        """The training recipe (steps, batch, lr, augmentation, unlabeled pool)."""
+        raise NotImplementedError(f"encoder {self.name!r} does not implement recipe()")
+
+    def label_spec(self) -> LabelSpec:
+        """The labeled pool it wants; the default is none (self-supervised)."""
+        return LabelSpec()
+
+    def setup_pretraining(self, labels: LabelSpace) -> None:
+        """Called once before the optimizer is built, when the label space is known.
+
+        The default keeps it as ``self.label_space``; an encoder with a
+        classification head builds the head here (its parameters are then
+        part of :meth:`training_module` and trained).
+        """
+        self.label_space = labels
+
+    def training_module(self) -> "torch.nn.Module":
+        """The module whose parameters are trained and whose forward the loss runs (default ``self.module``)."""
+        if self.module is None:
+            raise PluginError(f"encoder {self.name!r} is trainable but has no module")
+        return self.module
+
+    def pretrain_loss(self, views: "torch.Tensor", labels: "torch.Tensor | None", labeled: "torch.Tensor",
+                      model: "torch.nn.Module") -> "torch.Tensor":
+        """The loss of one batch: a scalar tensor.
+
+        ``views [B, N, window]``: N augmented views of B clips; ``labels
+        [B, C]`` (or None without a labeled pool): multi-hot rows in the
+        :class:`LabelSpace` (-1 marks another task's classes); ``labeled [B]``
+        (bool): which rows are real labels (the others are unlabeled clips,
+        all zeros); ``model``: :meth:`training_module` as the trainer wraps
+        it (run the forward through it: with several processes gradients are
+        synchronised only through the wrapper).
+        """
+        raise NotImplementedError(f"encoder {self.name!r} does not implement pretrain_loss()")
 
 
 def check_embeddings(encoder: Encoder, out: Any, batch: int) -> None:
@@ -172,56 +399,3 @@ def check_embeddings(encoder: Encoder, out: Any, batch: int) -> None:
             f"encoder {encoder.name!r}: embed() returned NaN or infinite values for {bad} of {batch} windows. "
             "Check the weights (a diverged checkpoint?) and the input scaling."
         )
-
-
-def save_checkpoint(encoder: Encoder, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write the encoder's weights (safetensors) and config atomically to ``path``."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"encoder": encoder.name, "config": json.dumps(encoder.config(), sort_keys=True)}
-    if extra:
-        meta["extra"] = json.dumps(extra, sort_keys=True)
-    tmp = path.with_name(path.name + ".tmp")
-    state = {k: v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
-    return path
-
-
-def _read_checkpoint(path: str | Path, weights: bool) -> tuple[dict[str, str], dict[str, Any] | None]:
-    """A checkpoint's metadata and (with ``weights``) its tensors; clear errors for a bad file."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise PluginError(f"checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        return meta, (load_file(str(path)) if weights else None)
-    except Exception as exc:
-        raise PluginError(f"checkpoint {path} is not a readable safetensors file: {exc}") from exc
-
-
-def checkpoint_config(path: str | Path) -> tuple[str | None, dict[str, Any]]:
-    """The encoder name and config saved in a checkpoint's metadata (without loading the weights)."""
-    meta, _ = _read_checkpoint(path, weights=False)
-    return meta.get("encoder"), json.loads(meta.get("config", "{}"))
-
-
-def load_checkpoint(encoder: Encoder, path: str | Path) -> dict[str, Any]:
-    """Load weights saved by :func:`save_checkpoint`, refusing another encoder's or preset's."""
-    meta, state = _read_checkpoint(path, weights=True)
-    saved = json.loads(meta.get("config", "{}"))
-    mine = encoder.config()
-    if meta.get("encoder") != encoder.name or saved != mine:
-        raise PluginError(
-            f"checkpoint {path} was saved by encoder {meta.get('encoder')!r} with config\n  {saved}\n"
-            f"but it is being loaded into encoder {encoder.name!r} with config\n  {mine}\n"
-            "Use the encoder and preset it was trained with."
-        )
-    encoder.load_state_dict(state)
-    return json.loads(meta.get("extra", "{}"))

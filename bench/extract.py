@@ -8,6 +8,11 @@ chosen device, and a track's embedding is the mean of its windows'. Decoding
 runs in a small thread pool ahead of the model. A file that cannot be decoded
 is skipped and listed; an encoder that breaks its contract (wrong shape, NaN)
 stops the extraction with an error naming it.
+
+An optional :class:`AudioTransform` changes each decoded track before it is
+windowed (the robustness experiments corrupt the test audio this way); its
+``id`` is part of the embedding cache key. A track the transform fails on is
+skipped and listed like an undecodable file.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -35,11 +40,34 @@ class Embeddings:
     seconds: float = 0.0
 
 
-def _decode(item: Item, sample_rate: int, length: int, max_windows: int) -> tuple[Item, np.ndarray | None, str]:
+@dataclass(frozen=True)
+class AudioTransform:
+    """A change of the decoded audio of every track, applied before windowing.
+
+    ``fn(waveform, sample_rate, track_id)`` returns the changed mono float32
+    waveform at the same sample rate; it must be deterministic for a track
+    (seed it from ``track_id``). ``id`` names the change with all its settings
+    and seed (e.g. ``"reverb@0.5/seed0"``): it is part of the cache key, so
+    two transforms with one id must compute the same thing.
+    """
+
+    id: str
+    fn: Callable[[np.ndarray, int, str], np.ndarray]
+
+
+def _decode(item: Item, sample_rate: int, length: int, max_windows: int,
+            transform: AudioTransform | None = None) -> tuple[Item, np.ndarray | None, str]:
     try:
         x = load(item.path, sample_rate, item.start, item.end)
     except AudioError as exc:
         return item, None, exc.reason
+    if transform is not None:
+        try:
+            x = np.asarray(transform.fn(x, sample_rate, item.track_id), dtype=np.float32)
+        except Exception as exc:  # one file the effect fails on is skipped and counted, the rest goes on
+            return item, None, f"transform {transform.id} failed: {type(exc).__name__}: {exc}"
+        if x.ndim != 1 or not np.isfinite(x).all():
+            return item, None, f"transform {transform.id} returned a non-finite or non-mono signal"
     return item, windows(x, length, max_windows), ""
 
 
@@ -53,8 +81,9 @@ def extract(
     workers: int = 2,
     progress: bool = True,
     desc: str = "extract",
+    transform: AudioTransform | None = None,
 ) -> Embeddings:
-    """Embed ``items`` with ``encoder`` (already on ``device`` and in eval mode)."""
+    """Embed ``items`` with ``encoder`` (already on ``device`` and in eval mode), after ``transform``."""
     import torch
 
     t0 = time.perf_counter()
@@ -82,7 +111,8 @@ def extract(
     bar = _progress(len(items), desc, progress)
     pending = 0
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        decoded: Iterable = pool.map(lambda it: _decode(it, encoder.sample_rate, encoder.window, max_windows), items)
+        decoded: Iterable = pool.map(
+            lambda it: _decode(it, encoder.sample_rate, encoder.window, max_windows, transform), items)
         for item, w, reason in decoded:
             bar.update(1)
             if w is None:

@@ -52,6 +52,11 @@ def _variant(r: dict[str, Any]) -> str:
     return hashlib.sha256(f"{r.get('weights_hash')}|{cfg}".encode()).hexdigest()[:8]
 
 
+def _row(r: dict[str, Any]) -> str:
+    """The readable row label of a record: its variant (``semisupcon[label_fraction=0.05]``) or encoder."""
+    return str(r.get("variant") or r["encoder"])
+
+
 def _fingerprint(r: dict[str, Any]) -> str | None:
     return (r.get("data") or {}).get("fingerprint")
 
@@ -75,12 +80,14 @@ def prepare(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     mixed = _mixed(records)
     variants: dict[str, set[str]] = {}
     for r in records:
-        variants.setdefault(r["encoder"], set()).add(_variant(r))
+        variants.setdefault(_row(r), set()).add(_variant(r))
     out: dict[tuple[str, str, Any], dict[str, Any]] = {}
     for r in records:
-        label = r["encoder"]
-        if len(variants[r["encoder"]]) > 1:
+        label = _row(r)
+        if len(variants[label]) > 1:  # one row label, several weights or configs: tell them apart
             label += f" @{_variant(r)}"
+        if (r.get("condition") or "clean") != "clean":
+            label += f" [{r['condition']}]"
         if mixed and r.get("demo_data"):
             label += " (demo data)"
         r = {**r, "_label": label}

@@ -20,10 +20,13 @@ apart.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 
 from bench import dist
+from bench.encoder import LabelGroup
 
 
 def positive_mask(
@@ -108,7 +111,7 @@ def contrastive_loss(
 
 
 def supervised_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str,
-                    groups: list[dict] | None = None) -> torch.Tensor:
+                    groups: Sequence[LabelGroup] | None = None) -> torch.Tensor:
     """Loss of the supervised baseline: BCE for multilabel, cross-entropy for multiclass.
 
     ``labels`` are multi-hot ``[B, C]`` in both cases (one-hot for multiclass).
@@ -127,11 +130,11 @@ def supervised_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str,
             raise ValueError("supervised_loss: kind 'multitask' needs the groups (task blocks of the label space)")
         losses = []
         for g in groups:
-            lo, hi = int(g["offset"]), int(g["offset"]) + int(g["size"])
+            lo, hi = g.offset, g.offset + g.size
             rows = labels[:, lo] >= 0
             if not bool(rows.any()):
                 continue
-            losses.append(supervised_loss(logits[rows, lo:hi], labels[rows, lo:hi], g["kind"]))
+            losses.append(supervised_loss(logits[rows, lo:hi], labels[rows, lo:hi], g.kind))
         if not losses:
             raise ValueError("supervised_loss: no row of the batch belongs to any labeled task")
         return torch.stack(losses).mean()

@@ -62,6 +62,8 @@ class ProbeResult:
     epochs: int
     seconds: float
     valid_scores: np.ndarray | None = None
+    #: scores of the same fitted probe on further test sets (e.g. corrupted audio), by name
+    extra_scores: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,7 +121,8 @@ def targets(labels: list, n_classes: int, kind: str) -> np.ndarray:
 class _Data:
     """Standardised splits as tensors on the device, prepared once for every grid point."""
 
-    def __init__(self, X_train, y_train, X_valid, y_valid, X_test, device: str) -> None:
+    def __init__(self, X_train, y_train, X_valid, y_valid, X_test, device: str,
+                 extra_tests: dict[str, np.ndarray] | None = None) -> None:
         import torch
 
         if len(X_train) == 0 or len(X_valid) == 0:
@@ -134,6 +137,8 @@ class _Data:
             return torch.from_numpy(((np.asarray(X, dtype=np.float64) - mean) / std).astype(np.float32)).to(self.dev)
 
         self.xtr, self.xva, self.xte = prep(X_train), prep(X_valid), prep(X_test)
+        # further test sets are standardised with the train statistics, like the test split
+        self.extra = {name: prep(X) for name, X in (extra_tests or {}).items()}
         self.ytr = torch.from_numpy(np.asarray(y_train)).to(self.dev)
         self.yva = torch.from_numpy(np.asarray(y_valid)).to(self.dev)
         self.dim = X_train.shape[1]
@@ -209,8 +214,10 @@ def _fit(data: _Data, *, kind: str, n_classes: int, config: ProbeConfig, seed: i
     model.eval()
     with torch.no_grad():
         out, vout = model(data.xte), model(data.xva)
+        extra = {name: model(x) for name, x in data.extra.items()}
         if kind == "multilabel":
             out, vout = torch.sigmoid(out), torch.sigmoid(vout)
+            extra = {name: torch.sigmoid(v) for name, v in extra.items()}
     return ProbeResult(
         test_scores=out.cpu().numpy(),
         valid_loss=best_loss,
@@ -218,6 +225,7 @@ def _fit(data: _Data, *, kind: str, n_classes: int, config: ProbeConfig, seed: i
         epochs=epoch,
         seconds=time.perf_counter() - t0,
         valid_scores=vout.cpu().numpy(),
+        extra_scores={name: v.cpu().numpy() for name, v in extra.items()},
     )
 
 
@@ -253,6 +261,7 @@ def select_probe(
     seed: int = 0,
     score_fn: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None,
     metric: str = "",
+    extra_tests: dict[str, np.ndarray] | None = None,
 ) -> SelectedProbe:
     """Train one probe per (lr, weight decay) of ``grid`` and keep the best on validation.
 
@@ -261,7 +270,8 @@ def select_probe(
     undefined (NaN, e.g. a label absent from a tiny validation split) rank below
     the others, and ties go to the lower validation loss. Only the chosen
     point's test scores are used; every point's validation figures are returned
-    for the record.
+    for the record. ``extra_tests``: further test sets (name -> embeddings)
+    scored by the same chosen probe (``result.extra_scores``).
     """
     import dataclasses
 
@@ -269,7 +279,7 @@ def select_probe(
     rows: list[dict[str, Any]] = []
     best: tuple[tuple[float, float], float, float, ProbeResult] | None = None  # (rank, lr, wd, result)
     with _threads(config):
-        data = _Data(X_train, y_train, X_valid, y_valid, X_test, config.device)
+        data = _Data(X_train, y_train, X_valid, y_valid, X_test, config.device, extra_tests)
         for lr, wd in grid:
             conf = dataclasses.replace(config, lr=lr, weight_decay=wd)
             res = _fit(data, kind=kind, n_classes=n_classes, config=conf, seed=seed)

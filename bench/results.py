@@ -57,7 +57,16 @@ def data_fingerprint(splits: dict[str, Iterable[Any]], data_root: Path) -> str:
 
 
 def record_name(rec: dict[str, Any]) -> str:
-    return f"{rec['encoder']}__{rec['task']}__seed{rec['seed']}.json"
+    """``<variant>__<task>[__<condition>]__seed<N>.json``: variants and conditions never overwrite each other."""
+    import re
+
+    def safe(text: Any) -> str:
+        return re.sub(r"[^A-Za-z0-9_.=+,@\[\]-]+", "-", str(text))[:120]
+
+    variant = rec.get("variant") or rec["encoder"]
+    condition = rec.get("condition") or "clean"
+    middle = "" if condition == "clean" else f"__{safe(condition)}"
+    return f"{safe(variant)}__{safe(rec['task'])}{middle}__seed{rec['seed']}.json"
 
 
 def write_record(rec: dict[str, Any], folder: Path) -> Path:

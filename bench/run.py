@@ -1,23 +1,43 @@
 """The main job: encoders x tasks -> embeddings -> probes -> records -> leaderboard.
 
-Each (encoder, task) pair runs on its own: a task whose data is missing or an
-encoder that breaks its contract is reported with its name and what to do, and
-the other pairs go on. Records are written as soon as each pair finishes, so
-nothing computed is lost if a later pair fails.
+The job is a chain of named steps that the experiment commands reuse:
+
+- :func:`prepare_encoder`: build an encoder, load its checkpoint or pretrain it;
+- :func:`index_task`: index a task's splits once (items, classes, problems,
+  data fingerprint);
+- :func:`embed`: embeddings of some splits through the cache, optionally after
+  an :class:`bench.extract.AudioTransform` (a corrupted test set);
+- :func:`evaluate`: probes fitted per seed, each scoring the test split and
+  any further test sets (conditions);
+- :func:`make_records`: one JSON record per seed and condition, with its
+  ``condition`` ("clean" by default) and ``variant`` (a readable label such as
+  ``semisupcon[label_fraction=0.05]``), so variants never overwrite each other.
+
+Each (encoder, task) pair runs on its own (:func:`run`): a pair that fails, on
+bad input or on any exception of a plugin, is reported with its name and the
+other pairs go on; records are written as soon as a pair finishes.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import plugins
 from bench.config import DataRoots
+from bench.encoder import Encoder, Recipe, TrainableEncoder
 from bench.errors import BenchError
-from bench.task import SPLITS
+from bench.extract import AudioTransform, Embeddings
+from bench.plugins import Entry
+from bench.task import SPLITS, Split, Task
+
+#: option keys that tune the training recipe of a trainable encoder rather than build the encoder
+#: (``seed`` stays an encoder option: it defines the initial weights, and the recipe follows it)
+RECIPE_OPTIONS = tuple(k for k in Recipe.keys() if k != "seed")
 
 
 @dataclass
@@ -31,11 +51,14 @@ class RunConfig:
     batch_size: int = 32
     checkpoint: str | None = None
     progress: bool = True
+    #: ``-O`` options: ``key`` for every encoder, ``encoder:key`` for one; recipe keys tune pretraining
     encoder_options: dict[str, Any] = field(default_factory=dict)
     #: lr x weight-decay grid chosen on validation: "fast", "default" or "lr=..;wd=.." (bench.probe.parse_grid)
     probe_grid: str = "default"
     #: read and write the embedding cache (bench.cache); False recomputes everything
     cache: bool = True
+    #: row label per encoder name, overriding the one made from its options (bench sweep names its variants)
+    variants: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,47 +69,44 @@ class RunOutcome:
     files: dict[str, Path] = field(default_factory=dict)
 
 
+@dataclass
+class PreparedEncoder:
+    """An encoder ready to embed: its registry entry, weights hash, row label and weights provenance."""
+
+    entry: Entry
+    encoder: Encoder
+    weights_hash: str
+    variant: str
+    options: dict[str, Any]
+    #: where the weights came from: checkpoint path and the training it records (pools, steps, loss)
+    weights: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskData:
+    """A task's splits indexed once: items, classes, problems and the data fingerprint."""
+
+    task: Task
+    root: Path
+    demo: bool
+    splits: dict[str, Split]
+    classes: list[str]
+    problems: dict[str, list[str]]
+    fingerprint: str
+
+
+@dataclass
+class Evaluation:
+    """One probe seed: the chosen probe and the metrics of every test set (condition) it scored."""
+
+    seed: int
+    selected: Any
+    metrics: dict[str, dict[str, float]]
+    confidence: dict[str, dict[str, Any]]
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def resolve_device(device: str | None) -> str:
-    if device and device != "auto":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def prepare_encoder(name: str, config: RunConfig):
-    """Instantiate an encoder; load its checkpoint or pretrain it if it needs weights."""
-    from bench.encoder import load_checkpoint
-
-    entry = plugins.encoders().get(name)
-    options = encoder_options_for(name, config.encoder_options)
-    if config.checkpoint:
-        # the checkpoint says which options it was trained with; explicit options win
-        from bench.encoder import checkpoint_config
-
-        from_ckpt = getattr(entry.load(), "options_from_config", None)
-        saved_name, saved = checkpoint_config(config.checkpoint)
-        if callable(from_ckpt) and saved_name == name and saved:
-            options = {**from_ckpt(saved), **options}
-    encoder = entry.create(**options)
-    if config.checkpoint:
-        load_checkpoint(encoder, config.checkpoint)
-        log(f"[{name}] loaded checkpoint {config.checkpoint}")
-    elif encoder.trainable:
-        from bench import pretrain
-
-        path = pretrain.ensure_pretrained(encoder, data_roots=config.data_roots, cache_dir=_cache(),
-                                          device=config.device, progress=config.progress)
-        log(f"[{name}] using pretrained weights {path}")
-    return entry, encoder
 
 
 def encoder_options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -96,62 +116,79 @@ def encoder_options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _cache() -> Path:
-    from bench.config import cache_dir
+def check_option_scopes(options: dict[str, Any], encoders: list[str]) -> None:
+    """Refuse ``-O NAME:key=...`` whose NAME is not an encoder of the run (a typo would be ignored)."""
+    for key in options:
+        scope = key.split(":", 1)[0] if ":" in key else None
+        if scope is not None and scope not in encoders:
+            import difflib
 
-    return cache_dir()
-
-
-def run(config: RunConfig) -> RunOutcome:
-    from bench import leaderboard
-
-    config.out.mkdir(parents=True, exist_ok=True)
-    records: list[dict[str, Any]] = []
-    failures: list[str] = []
-    task_objs = {}
-    for tname in config.tasks:
-        try:
-            task_objs[tname] = plugins.tasks().get(tname).create()
-        except BenchError as exc:
-            failures.append(f"task {tname}: {exc}")
-            log(f"error: task {tname}: {exc}")
-    for ename in config.encoders:
-        try:
-            entry, encoder = prepare_encoder(ename, config)
-            encoder.to(config.device).eval()
-        except BenchError as exc:
-            failures.append(f"encoder {ename}: {exc}")
-            log(f"error: encoder {ename}: {exc}")
-            continue
-        for tname, task in task_objs.items():
-            try:
-                recs = run_pair(entry, encoder, task, config)
-                records.extend(recs)
-            except BenchError as exc:
-                failures.append(f"{ename} x {tname}: {exc}")
-                log(f"error: {ename} x {tname}: {exc}")
-    outcome = RunOutcome(records, failures, config.out)
-    if records:
-        outcome.files = leaderboard.write(records, config.out)
-        print(leaderboard.render(records))
-    log(f"Records written to {config.out / 'records'}")
-    if outcome.files:
-        log(f"Leaderboard: {outcome.files['markdown']} (also .csv, .json, .html, .png)")
-    return outcome
+            close = difflib.get_close_matches(scope, encoders, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise BenchError(f"-O {key}=...: {scope!r} is not an encoder of this run ({', '.join(encoders)}).{hint}")
 
 
-def run_pair(entry, encoder, task, config: RunConfig) -> list[dict[str, Any]]:
-    """Extract, probe and score one encoder on one task; write its records."""
-    from bench import cache as embcache
-    from bench import confidence, results
-    from bench.encoder import weights_hash
-    from bench.probe import ProbeConfig, parse_grid, select_probe, targets
+def variant_label(name: str, options: dict[str, Any]) -> str:
+    """``name`` plus the options the user set, e.g. ``semisupcon[label_fraction=0.05]``."""
+    if not options:
+        return name
+    return f"{name}[{','.join(f'{k}={_text(v)}' for k, v in sorted(options.items()))}]"
 
-    t_start = time.perf_counter()
-    root = config.data_roots.root(task)
-    demo = config.data_roots.is_demo(task.name)
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "+".join(map(str, value))
+    return str(value)
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(encoder constructor options, recipe options) of one encoder's ``-O`` options."""
+    recipe = {k: v for k, v in options.items() if k in RECIPE_OPTIONS}
+    return {k: v for k, v in options.items() if k not in RECIPE_OPTIONS}, recipe
+
+
+def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = None) -> PreparedEncoder:
+    """Instantiate an encoder; load its checkpoint, or pretrain it if it is trainable and has none."""
+    from bench.config import cache_dir as default_cache_dir
+    from bench.weights import checkpoint_config, load_checkpoint, weights_hash
+
+    entry = plugins.encoders().get(name)
+    user = encoder_options_for(name, config.encoder_options)
+    options, recipe_options = split_options(user)
+    if config.checkpoint:
+        # the checkpoint says which options it was trained with; explicit options win
+        saved_name, saved = checkpoint_config(config.checkpoint)
+        factory = entry.load()
+        if saved_name == name and saved and isinstance(factory, type) and issubclass(factory, Encoder):
+            options = {**factory.options_from_config(saved), **options}
+    encoder = entry.create(**options)
+    if recipe_options and not isinstance(encoder, TrainableEncoder):
+        raise BenchError(f"encoder {name!r} is not trainable: the recipe option(s) {sorted(recipe_options)} do not "
+                         f"apply to it (scope them to a trainable encoder, e.g. -O semisupcon:{next(iter(recipe_options))}=...)")
+    weights: dict[str, Any] = {}
+    if config.checkpoint:
+        weights = {"checkpoint": str(config.checkpoint), **load_checkpoint(encoder, config.checkpoint)}
+        log(f"[{name}] loaded checkpoint {config.checkpoint}")
+    elif isinstance(encoder, TrainableEncoder):
+        from bench.pretrain import ensure_pretrained
+
+        recipe = encoder.recipe().replace(**recipe_options)
+        path, extra = ensure_pretrained(encoder, data_roots=config.data_roots,
+                                        cache_dir=cache_dir or default_cache_dir(), device=config.device,
+                                        recipe=recipe, progress=config.progress)
+        weights = {"checkpoint": str(path), **extra}
+        log(f"[{name}] using pretrained weights {path}")
+    encoder.to(config.device).eval()
+    variant = config.variants.get(name) or variant_label(name, user)
+    return PreparedEncoder(entry, encoder, weights_hash(encoder), variant, user, weights)
+
+
+def index_task(task: Task, data_roots: DataRoots) -> TaskData:
+    """Index every split of ``task`` under its data root; an empty split is an error naming the task."""
+    from bench import results
+
+    root = data_roots.root(task)
     splits = {s: task.items(s, root) for s in SPLITS}
-    classes = task.classes(root)
     problems = {s: [str(p) for p in splits[s].problems] for s in SPLITS}
     n_problems = sum(len(v) for v in problems.values())
     if n_problems:
@@ -164,79 +201,178 @@ def run_pair(entry, encoder, task, config: RunConfig) -> list[dict[str, Any]]:
     for s in SPLITS:
         if len(splits[s]) == 0:
             raise BenchError(f"task {task.name}: the {s} split is empty under {root}. {task.data_help()}")
+    fingerprint = results.data_fingerprint({s: splits[s].items for s in SPLITS}, root)
+    return TaskData(task, root, data_roots.is_demo(task.name), splits, list(task.classes(root)), problems,
+                    fingerprint)
 
-    whash = weights_hash(encoder)
-    grid = parse_grid(config.probe_grid)
+
+def embed(prep: PreparedEncoder, data: TaskData, config: RunConfig, splits: tuple[str, ...] = SPLITS,
+          transform: AudioTransform | None = None) -> tuple[dict[str, Embeddings], dict[str, dict[str, Any]]]:
+    """Embeddings of ``splits`` through the cache (after ``transform``, when given) and each split's cache status."""
+    from bench import cache as embcache
+
     store = embcache.EmbeddingCache.open(enabled=config.cache)
-    embs, cache_status = {}, {}
-    for s in SPLITS:
-        embs[s], cache_status[s] = embcache.embed_split(
-            store, entry.name, encoder, whash, task, s, splits[s].items, root, device=config.device,
-            batch_size=config.batch_size, progress=config.progress)
+    embs, status = {}, {}
+    for s in splits:
+        embs[s], status[s] = embcache.embed_split(
+            store, prep.entry.name, prep.encoder, prep.weights_hash, data.task, s, data.splits[s].items, data.root,
+            device=config.device, batch_size=config.batch_size, progress=config.progress, transform=transform)
         if embs[s].skipped:
-            log(f"[{task.name}] skipped {len(embs[s].skipped)} unreadable file(s) in {s}:")
+            log(f"[{data.task.name}] skipped {len(embs[s].skipped)} unreadable file(s) in {s}"
+                + (f" ({transform.id})" if transform else "") + ":")
             for sk in embs[s].skipped[:5]:
                 log(f"  {sk['path']}: {sk['reason']}")
         if len(embs[s].items) == 0:
-            raise BenchError(f"task {task.name}: no readable audio in the {s} split under {root}")
+            raise BenchError(f"task {data.task.name}: no readable audio in the {s} split under {data.root}")
+    return embs, status
 
-    n_classes = len(classes)
-    y = {s: targets([it.label for it in embs[s].items], n_classes, task.kind) for s in SPLITS}
+
+def evaluate(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, seed: int,
+             conditions: dict[str, Embeddings] | None = None) -> Evaluation:
+    """Fit the probe of one seed on train/valid and score the test split and every condition's test set."""
+    from bench import confidence
+    from bench.probe import ProbeConfig, parse_grid, select_probe, targets
+
+    task, n = data.task, len(data.classes)
+    y = {s: targets([it.label for it in embs[s].items], n, task.kind) for s in SPLITS}
+    conditions = conditions or {}
+    sel = select_probe(embs["train"].X, y["train"], embs["valid"].X, y["valid"], embs["test"].X,
+                       kind=task.kind, n_classes=n, config=ProbeConfig(head=task.probe, device=config.device),
+                       grid=parse_grid(config.probe_grid), seed=seed, score_fn=task.score,
+                       metric=task.primary_metric, extra_tests={c: e.X for c, e in conditions.items()})
+    scores = {"clean": (y["test"], sel.result.test_scores)}
+    for cond, e in conditions.items():
+        scores[cond] = (targets([it.label for it in e.items], n, task.kind), sel.result.extra_scores[cond])
+    metrics = {c: task.score(yt, sc) for c, (yt, sc) in scores.items()}
+    ci = {c: confidence.bootstrap(task.score, yt, sc, task.primary_metric) for c, (yt, sc) in scores.items()}
+    return Evaluation(seed, sel, metrics, ci)
+
+
+def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddings],
+                 status: dict[str, dict[str, Any]], ev: Evaluation, config: RunConfig,
+                 conditions: dict[str, Embeddings] | None = None, seconds: float = 0.0) -> list[dict[str, Any]]:
+    """One record per condition of one evaluation (the clean test split first)."""
+    from bench import results
+    from bench.probe import ProbeConfig
+
+    conditions = conditions or {}
+    task, res, sel = data.task, ev.selected.result, ev.selected
     probe_conf = ProbeConfig(head=task.probe, device=config.device)
-    fingerprint = results.data_fingerprint({s: splits[s].items for s in SPLITS}, root)
-    extract_s = sum(e.seconds for e in embs.values())
     out = []
-    for seed in config.seeds:
-        sel = select_probe(embs["train"].X, y["train"], embs["valid"].X, y["valid"], embs["test"].X,
-                           kind=task.kind, n_classes=n_classes, config=probe_conf, grid=grid, seed=seed,
-                           score_fn=task.score, metric=task.primary_metric)
-        res = sel.result
-        metrics = task.score(y["test"], res.test_scores)
-        ci = confidence.bootstrap(task.score, y["test"], res.test_scores, task.primary_metric)
+    for cond, metrics in ev.metrics.items():
+        test = embs["test"] if cond == "clean" else conditions[cond]
         rec = results.new_record(
-            encoder=encoder.name if encoder.name == entry.name else entry.name,
+            encoder=prep.entry.name,
+            variant=prep.variant,
+            condition=cond,
             task=task.name,
-            seed=seed,
+            seed=ev.seed,
             primary_metric=task.primary_metric,
             metrics=metrics,
-            confidence=ci,
-            demo_data=demo,
-            encoder_config=encoder.config(),
-            weights_hash=whash,
-            checkpoint=config.checkpoint,
+            confidence=ev.confidence[cond],
+            demo_data=data.demo,
+            encoder_config=prep.encoder.config(),
+            encoder_options=prep.options,
+            weights_hash=prep.weights_hash,
+            checkpoint=prep.weights.get("checkpoint"),
+            pretraining={k: v for k, v in prep.weights.items() if k != "checkpoint"} or None,
             task_settings=task.settings,
             task_kind=task.kind,
-            n_classes=n_classes,
+            n_classes=len(data.classes),
             data={
-                "root": str(root),
-                "fingerprint": fingerprint,
-                "tracks": {s: len(embs[s].items) for s in SPLITS},
-                "windows": {s: embs[s].windows for s in SPLITS},
-                "skipped": {s: embs[s].skipped for s in SPLITS},
-                "skipped_count": sum(len(embs[s].skipped) for s in SPLITS),
-                "index_problems": problems,
-                "index_problem_count": n_problems,
-                "split_fingerprints": {s: cache_status[s].get("fingerprint") for s in SPLITS},
+                "root": str(data.root),
+                "fingerprint": data.fingerprint,
+                "tracks": {**{s: len(embs[s].items) for s in SPLITS}, "test": len(test.items)},
+                "windows": {**{s: embs[s].windows for s in SPLITS}, "test": test.windows},
+                "skipped": {**{s: embs[s].skipped for s in SPLITS}, "test": test.skipped},
+                "skipped_count": sum(len(embs[s].skipped) for s in ("train", "valid")) + len(test.skipped),
+                "index_problems": data.problems,
+                "index_problem_count": sum(len(v) for v in data.problems.values()),
+                "split_fingerprints": {s: status[s].get("fingerprint") for s in SPLITS},
             },
-            cache={s: cache_status[s]["status"] for s in SPLITS},
+            cache={s: status[s]["status"] for s in SPLITS},
             probe={**probe_conf.to_dict(), "lr": sel.lr, "weight_decay": sel.weight_decay,
                    "best_epoch": res.best_epoch, "epochs": res.epochs, "valid_loss": res.valid_loss,
                    "grid_spec": config.probe_grid, "selection_metric": sel.selection_metric, "grid": sel.grid},
             device=config.device,
             plugins={
-                "encoder": {"name": entry.name, "plugin": entry.plugin.name,
-                            "distribution": entry.plugin.distribution, "version": entry.plugin.version},
+                "encoder": {"name": prep.entry.name, "plugin": prep.entry.plugin.name,
+                            "distribution": prep.entry.plugin.distribution, "version": prep.entry.plugin.version},
                 "task": _task_provenance(task.name),
             },
             versions=results.versions(),
-            timings={"extract_s": round(extract_s, 3), "probe_s": round(res.seconds, 3),
-                     "total_s": round(time.perf_counter() - t_start, 3)},
+            timings={"extract_s": round(sum(e.seconds for e in embs.values()), 3), "probe_s": round(res.seconds, 3),
+                     "total_s": round(seconds, 3)},
         )
-        results.write_record(rec, config.out / "records")
         out.append(rec)
-        log(f"[{entry.name} x {task.name} seed {seed}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-            + f" ({task.primary_metric} 95% CI [{ci['lo']}, {ci['hi']}]; lr {sel.lr:g}, wd {sel.weight_decay:g})")
     return out
+
+
+def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig) -> list[dict[str, Any]]:
+    """Extract, probe and score one encoder on one task (clean audio); write its records."""
+    from bench import results
+
+    t_start = time.perf_counter()
+    data = index_task(task, config.data_roots)
+    embs, status = embed(prep, data, config)
+    out = []
+    for seed in config.seeds:
+        ev = evaluate(data, embs, config, seed)
+        for rec in make_records(prep, data, embs, status, ev, config, seconds=time.perf_counter() - t_start):
+            results.write_record(rec, config.out / "records")
+            out.append(rec)
+        m, ci = ev.metrics["clean"], ev.confidence["clean"]
+        log(f"[{prep.variant} x {task.name} seed {seed}] " + ", ".join(f"{k}={v:.4f}" for k, v in m.items())
+            + f" ({task.primary_metric} 95% CI [{ci['lo']}, {ci['hi']}]; lr {ev.selected.lr:g}, "
+            f"wd {ev.selected.weight_decay:g})")
+    return out
+
+
+def guarded(what: str, failures: list[str], out: Path, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one part of a job; on failure record it (message, and the traceback of a non-bench error) and go on."""
+    try:
+        return fn(*args, **kwargs)
+    except BenchError as exc:
+        failures.append(f"{what}: {exc}")
+        log(f"error: {what}: {exc}")
+    except Exception as exc:  # a plugin's own bug: named, logged with its traceback, the other parts go on
+        out.mkdir(parents=True, exist_ok=True)
+        errors = out / "errors.log"
+        with errors.open("a") as f:
+            f.write(f"--- {what}\n{traceback.format_exc()}\n")
+        failures.append(f"{what}: {type(exc).__name__}: {exc} (traceback in {errors})")
+        log(f"error: {what}: {type(exc).__name__}: {exc} (traceback in {errors})")
+    return None
+
+
+def run(config: RunConfig) -> RunOutcome:
+    from bench import leaderboard
+
+    config.out.mkdir(parents=True, exist_ok=True)
+    check_option_scopes(config.encoder_options, config.encoders)
+    records: list[dict[str, Any]] = []
+    failures: list[str] = []
+    task_objs: dict[str, Task] = {}
+    for tname in config.tasks:
+        task = guarded(f"task {tname}", failures, config.out, lambda n=tname: plugins.tasks().get(n).create())
+        if task is not None:
+            task_objs[tname] = task
+    for ename in config.encoders:
+        prep = guarded(f"encoder {ename}", failures, config.out, prepare_encoder, ename, config)
+        if prep is None:
+            continue
+        for tname, task in task_objs.items():
+            recs = guarded(f"{ename} x {tname}", failures, config.out, run_pair, prep, task, config)
+            records.extend(recs or [])
+    outcome = RunOutcome(records, failures, config.out)
+    if records:
+        outcome.files = leaderboard.write(records, config.out)
+        print(leaderboard.render(records))
+        log(f"Records written to {config.out / 'records'}")
+        log(f"Leaderboard: {outcome.files['markdown']} (also .csv, .json, .html, .png)")
+    else:
+        log(f"No records were written: every part of the run failed (see above). Output folder: {config.out}")
+    return outcome
 
 
 def _task_provenance(name: str) -> dict[str, str]:

@@ -18,10 +18,12 @@ differ only in the pretraining objective:
 Options of every encoder: ``preset`` ("demo" or "paper"), ``checkpoint``
 (a safetensors file written by ``bench pretrain``; loaded at construction and
 refused when it was trained with another encoder, preset or objective),
-``seed`` (initial weights). :meth:`config` holds what defines the encoder:
-preset and objective settings, not the checkpoint path. The training recipe
-(steps, batch, learning rate, augmentation) lives in
-:func:`SampleCNNEncoder.recipe` and in the checkpoint's metadata.
+``seed`` (initial weights, and the training seed of the trainable ones).
+:meth:`config` holds what defines the encoder: preset and objective
+settings, not the checkpoint path. The training recipe (steps, batch,
+learning rate, augmentation, pools) is a :class:`bench.encoder.Recipe` from
+:meth:`TrainableSampleCNN.recipe`; the trainer's overrides
+(``bench pretrain --steps``, ``-O steps=...``) change it, never the config.
 
 This module does not import torch at import time (``bench list`` stays fast).
 """
@@ -31,8 +33,9 @@ from __future__ import annotations
 from typing import Any
 
 from bench import hookimpl
-from bench.encoder import Encoder, load_checkpoint
-from bench.errors import PluginError
+from bench.encoder import Encoder, LabelSpace, LabelSpec, Recipe, TrainableEncoder, parse_names
+from bench.errors import BenchError, PluginError
+from bench.weights import load_checkpoint
 
 #: labeled pool of the ``demo`` preset: the NSynth pitch and GTZAN train splits in one label
 #: space (claim 4 of the paper: the labeled data shapes the representation). A demo batch holds
@@ -42,67 +45,75 @@ from bench.errors import PluginError
 #: tracks almost never pair up. docs/pretraining.md "Demo recipe" has the measurements.
 DEMO_LABEL_TASKS = "nsynth_pitch,gtzan"
 
-#: training-recipe options: they change how the weights are trained, not what the encoder is
-RECIPE_KEYS = ("steps", "batch_size", "lr", "views", "augment", "severity", "p_apply",
-               "checkpoint_every", "log_every", "unlabeled_tasks", "unlabeled_dirs", "labeled_mix")
-
-
 class SampleCNNEncoder(Encoder):
     """Shared base: a seeded SampleCNN (+ head) with presets and checkpoint loading."""
 
     name = "samplecnn"
     #: objective settings and their defaults (part of config())
     objective_defaults: dict[str, Any] = {}
-    #: recipe defaults that differ from the preset's
-    recipe_defaults: dict[str, Any] = {"augment": True}
     #: per preset: objective defaults of this encoder (over objective_defaults; options win)
     preset_objective: dict[str, dict[str, Any]] = {}
-    #: per preset: recipe defaults of this encoder (over the preset's recipe and recipe_defaults)
-    preset_recipe: dict[str, dict[str, Any]] = {}
     head_kind: str | None = "projection"
 
     def __init__(self, preset: str = "demo", checkpoint: str | None = None, seed: int = 123, **options: Any) -> None:
-        known = set(self.objective_defaults) | set(RECIPE_KEYS)
-        unknown = set(options) - known
+        unknown = sorted(set(options) - set(self.objective_defaults))
         if unknown:
-            raise PluginError(
-                f"encoder {self.name!r}: unknown option(s) {sorted(unknown)}; known options: "
-                f"preset, checkpoint, seed, {', '.join(sorted(known))}"
-            )
+            import difflib
+
+            known = ["preset", "checkpoint", "seed", *sorted(self.objective_defaults)]
+            hints = "".join(f" Did you mean {c[0]!r} for {u!r}?" for u in unknown
+                            for c in [difflib.get_close_matches(u, known, n=1)] if c)
+            raise PluginError(f"encoder {self.name!r}: unknown option(s) {unknown}.{hints} Its options: "
+                              f"{', '.join(known)}; recipe options (steps, lr, batch_size, ...) go to "
+                              "`bench pretrain` or `bench run -O` and are told apart by name.")
         from bench_plugins import samplecnn
 
         p = samplecnn.preset(preset)
         self.preset = preset
-        self.seed = int(seed)
+        try:
+            self.seed = int(seed)
+        except (TypeError, ValueError):
+            raise PluginError(f"encoder {self.name!r}: seed={seed!r} is not a whole number") from None
         self.objective = {**self.objective_defaults, **self.preset_objective.get(preset, {}),
                           **{k: v for k, v in options.items() if k in self.objective_defaults}}
+        #: the labeled tasks were named by the user (an absent one is an error), not a preset default
+        self.label_task_given = "label_task" in options
         if self.objective.get("label_task"):  # one spelling per set of tasks: "mtat, gtzan" -> "mtat,gtzan"
-            from bench.errors import BenchError
-            from bench.pretrain import split_tasks
-
             try:
-                self.objective["label_task"] = ",".join(split_tasks(self.objective["label_task"]))
+                self.objective["label_task"] = ",".join(parse_names(self.objective["label_task"], "label_task"))
             except BenchError as exc:
                 raise PluginError(f"encoder {self.name!r}: {exc}") from exc
-        self._recipe_options = {k: v for k, v in options.items() if k in RECIPE_KEYS}
+        self._check_objective()
         super().__init__(preset=preset, seed=self.seed, **self.objective)
         self.sample_rate = p["sample_rate"]
         self.window = p["window"]
         self.dim = p["dim"]
         self.module = samplecnn.build(preset, self.seed, head=self.head_kind)
         self.checkpoint = checkpoint
-        self.label_kind: str | None = None
-        self.label_groups: list[dict[str, Any]] | None = None
         if checkpoint:
             load_checkpoint(self, checkpoint)
+
+    def _check_objective(self) -> None:
+        """Refuse objective values of the wrong type or range here, not mid-training."""
+        o = self.objective
+        for key in ("tau", "threshold", "label_fraction", "labeled_share"):
+            if key in o:
+                try:
+                    o[key] = float(o[key])
+                except (TypeError, ValueError):
+                    raise PluginError(f"encoder {self.name!r}: {key}={o[key]!r} is not a number") from None
+        if "tau" in o and not o["tau"] > 0:
+            raise PluginError(f"encoder {self.name!r}: tau must be positive, got {o['tau']}")
+        for key in ("weighted", "gather"):
+            if key in o and not isinstance(o[key], bool):
+                raise PluginError(f"encoder {self.name!r}: {key}={o[key]!r} must be true or false")
 
     @classmethod
     def options_from_config(cls, config: dict[str, Any]) -> dict[str, Any]:
         """Constructor options that rebuild the encoder a checkpoint's ``config()`` describes.
 
-        ``bench run --checkpoint PATH`` uses it, so a checkpoint trained with
-        non-default options (another preset, ``label_fraction=0.05``, ...)
-        loads without repeating them.
+        The config nests the objective (``{"preset", "seed", "objective":
+        {...}}``), so the base's default is overridden.
         """
         out = {k: config[k] for k in ("preset", "seed") if k in config}
         out.update({k: v for k, v in (config.get("objective") or {}).items() if k in cls.objective_defaults})
@@ -124,40 +135,42 @@ class SampleCNNEncoder(Encoder):
         """The backbone's embedding (never the head): ``[B, window] -> [B, dim]``."""
         return self.module.encoder(waveforms)
 
-    # -- pretraining -----------------------------------------------------------
-    def recipe(self) -> dict[str, Any]:
-        """The training recipe: the preset's, then this encoder's defaults, then options."""
+
+class TrainableSampleCNN(SampleCNNEncoder, TrainableEncoder):
+    """A SampleCNN encoder that ``bench pretrain`` trains: recipe and label spec from its preset and options."""
+
+    #: recipe values of this encoder that differ from its preset's recipe
+    recipe_defaults: dict[str, Any] = {"augment": True}
+    #: per preset: recipe values of this encoder (over the preset's recipe and recipe_defaults)
+    preset_recipe: dict[str, dict[str, Any]] = {}
+
+    def recipe(self) -> Recipe:
+        """The preset's recipe, then this encoder's defaults; the seed is the encoder's."""
         from bench_plugins import samplecnn
 
-        base = {"augment": True, "severity": 1.0, "p_apply": 0.8, "unlabeled_tasks": None, "unlabeled_dirs": (),
-                "labeled_mix": "step"}
-        return {**base, **samplecnn.preset(self.preset)["recipe"], **self.recipe_defaults,
-                **self.preset_recipe.get(self.preset, {}), **self._recipe_options}
+        values = {**samplecnn.preset(self.preset)["recipe"], **self.recipe_defaults,
+                  **self.preset_recipe.get(self.preset, {}), "seed": self.seed}
+        return Recipe(**values)
 
-    def setup_pretraining(self, num_classes: int | None, label_kind: str | None,
-                          groups: list[dict[str, Any]] | None = None) -> None:
-        """Called by the training loop before the optimizer is built (labels known now).
-
-        ``groups`` (several labeled tasks, ``label_kind="multitask"``): each
-        task's kind and block of the label space.
-        """
-        self.label_kind = label_kind
-        self.label_groups = groups
+    def label_spec(self) -> LabelSpec:
+        o = self.objective
+        return LabelSpec(tasks=parse_names(o.get("label_task"), "label_task"),
+                         fraction=float(o.get("label_fraction", 1.0)), share=float(o.get("labeled_share", 0.0)),
+                         required=self.label_task_given)
 
 
-class _ContrastiveEncoder(SampleCNNEncoder):
-    def pretrain_loss(self, views, labels=None, labeled=None, *, model=None):
+class _ContrastiveEncoder(TrainableSampleCNN):
+    def pretrain_loss(self, views, labels, labeled, model):
         """Contrastive loss of a batch of views ``[B, N, T]``.
 
         ``labels [B, C]`` multi-hot (or None), ``labeled [B]`` bool: which rows
         of ``labels`` are real (unlabeled rows count as all-zero labels).
-        ``model``: the (DDP-wrapped) module to run; default ``self.module``.
+        ``model``: the (DDP-wrapped) module to run.
         """
         import torch
 
         from bench.losses import contrastive_loss
 
-        model = model if model is not None else self.module
         b, n, t = views.shape
         z = model(views.reshape(b * n, t))
         clip = torch.arange(b, device=views.device).repeat_interleave(n)
@@ -203,7 +216,7 @@ class SimCLREncoder(_ContrastiveEncoder):
             raise PluginError("encoder 'simclr' uses no labels; use 'semisupcon' for a labeled pool")
 
 
-class SupervisedEncoder(SampleCNNEncoder):
+class SupervisedEncoder(TrainableSampleCNN):
     """Supervised baseline: backbone + linear head, BCE or cross-entropy on the labeled pool."""
 
     name = "supervised"
@@ -215,18 +228,19 @@ class SupervisedEncoder(SampleCNNEncoder):
     preset_recipe = {"demo": {"steps": 800, "lr": 1e-3}}
     head_kind = None
 
-    def setup_pretraining(self, num_classes: int | None, label_kind: str | None,
-                          groups: list[dict[str, Any]] | None = None) -> None:
+    def setup_pretraining(self, labels: LabelSpace) -> None:
+        """Build the linear head for the label space (its parameters train with the backbone)."""
         import torch
 
-        if label_kind == "multitask" and not groups:
+        num_classes = labels.num_classes
+        if labels.kind == "multitask" and not labels.groups:
             raise PluginError("encoder 'supervised': several labeled tasks but no task blocks (groups) given")
-        if not num_classes or label_kind not in ("multilabel", "multiclass", "multitask"):
+        if not num_classes or labels.kind not in ("multilabel", "multiclass", "multitask"):
             raise PluginError(
                 f"encoder 'supervised' needs a labeled task (multilabel or multiclass); got "
-                f"{num_classes} classes of kind {label_kind!r}"
+                f"{num_classes} classes of kind {labels.kind!r}"
             )
-        super().setup_pretraining(num_classes, label_kind, groups)
+        super().setup_pretraining(labels)
         head = self.module.head
         if head is None or head.out_features != num_classes:
             with torch.random.fork_rng(devices=[]):
@@ -242,20 +256,20 @@ class SupervisedEncoder(SampleCNNEncoder):
             self.module.head = torch.nn.Linear(w.shape[1], w.shape[0])
         super().load_state_dict(state)
 
-    def pretrain_loss(self, views, labels=None, labeled=None, *, model=None):
+    def pretrain_loss(self, views, labels, labeled, model):
         """BCE / cross-entropy of the linear head on the labeled clips' views."""
         from bench.losses import supervised_loss
 
         if labels is None:
             raise PluginError("encoder 'supervised' needs labels; the batch has none")
-        if self.label_kind is None:
-            raise PluginError("encoder 'supervised': setup_pretraining(num_classes, kind) was not called")
-        model = model if model is not None else self.module
+        space = self.label_space
+        if space is None:
+            raise PluginError("encoder 'supervised': setup_pretraining(labels) was not called")
         b, n, t = views.shape
         if labeled is not None and not bool(labeled.all()):
             raise PluginError("encoder 'supervised' trains on labeled clips only (labeled_share must be 1.0)")
         logits = model(views.reshape(b * n, t))
-        return supervised_loss(logits, labels.repeat_interleave(n, dim=0), self.label_kind, self.label_groups)
+        return supervised_loss(logits, labels.repeat_interleave(n, dim=0), space.kind, space.groups or None)
 
 
 class RandomEncoder(SampleCNNEncoder):

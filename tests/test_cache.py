@@ -261,7 +261,7 @@ def test_changed_test_split_recomputes_only_test(demo_cache, tmp_path, monkeypat
 
     from bench import plugins
     from bench.config import DataRoots
-    from bench.encoder import weights_hash
+    from bench.weights import weights_hash
 
     monkeypatch.setenv("BENCH_CACHE_DIR", str(demo_cache))
     data = tmp_path / "data"

@@ -113,7 +113,9 @@ def test_supervised_loss_multilabel_and_multiclass():
 
 
 def test_supervised_loss_multitask_reads_each_task_on_its_own_rows_and_columns():
-    groups = [{"kind": "multilabel", "offset": 0, "size": 3}, {"kind": "multiclass", "offset": 3, "size": 2}]
+    from bench.encoder import LabelGroup
+
+    groups = [LabelGroup("a", "multilabel", 0, 3, 2), LabelGroup("b", "multiclass", 3, 2, 2)]
     torch.manual_seed(0)
     logits = torch.randn(4, 5)
     labels = torch.tensor([[1, 0, 1, -1, -1], [0, 0, 1, -1, -1], [-1, -1, -1, 0, 1], [-1, -1, -1, 1, 0]],

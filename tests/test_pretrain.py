@@ -13,12 +13,36 @@ from bench.errors import BenchError, DataError
 from conftest import write_wav_array as write_wav
 
 
+def make(cls, **kw):
+    """(encoder, recipe) from options mixed as ``bench run -O`` mixes them (recipe keys told apart by name)."""
+    from bench.run import split_options
+
+    enc_opts, recipe_opts = split_options({"preset": "tiny", **kw})
+    enc = cls(**enc_opts)
+    return enc, enc.recipe().replace(**recipe_opts)
+
+
 def semisupcon(**kw):
     from bench_plugins.ssl_encoders import SemiSupConEncoder
 
-    opts = dict(preset="tiny", label_task="tiny", unlabeled_tasks=("tiny",), augment=False)
-    opts.update(kw)
-    return SemiSupConEncoder(**opts)
+    return make(SemiSupConEncoder, **{"label_task": "tiny", "unlabeled_tasks": ("tiny",), "augment": False, **kw})
+
+
+def train(pair, roots, run_dir, **kw):
+    from bench.pretrain import pretrain
+
+    enc, recipe = pair
+    return pretrain(enc, recipe=recipe, data_roots=roots, run_dir=run_dir, quiet=True, **kw)
+
+
+def pools_of(roots, label_task=None, label_fraction=1.0, unlabeled_tasks=None, unlabeled_dirs=(), required=True):
+    from bench.encoder import LabelSpec, Recipe
+    from bench.pretrain import build_pools, plan_pools
+
+    spec = LabelSpec(tasks=label_task or (), fraction=label_fraction, share=0.5 if label_task else 0.0,
+                     required=required)
+    recipe = Recipe(steps=1, batch_size=4, lr=1e-3, unlabeled_tasks=unlabeled_tasks, unlabeled_dirs=unlabeled_dirs)
+    return build_pools(plan_pools(spec, recipe, roots), roots, seed=123)
 
 
 def state_of(encoder):
@@ -26,10 +50,10 @@ def state_of(encoder):
 
 
 def test_label_fraction_is_deterministic_and_batches_put_labeled_first(tiny_task, tmp_path):
-    from bench.pretrain import AudioStore, BatchSampler, build_pools
+    from bench.pretrain import AudioStore, BatchSampler
 
-    pools = build_pools(data_roots=tiny_task, label_task="tiny", label_fraction=0.5, unlabeled_tasks=("tiny",))
-    again = build_pools(data_roots=tiny_task, label_task="tiny", label_fraction=0.5, unlabeled_tasks=("tiny",))
+    pools = pools_of(tiny_task, label_task="tiny", label_fraction=0.5, unlabeled_tasks=("tiny",))
+    again = pools_of(tiny_task, label_task="tiny", label_fraction=0.5, unlabeled_tasks=("tiny",))
     assert len(pools.labeled) == 3 and pools.labeled == again.labeled
     assert len(pools.unlabeled) == 6 and all(t.label is None for t in pools.unlabeled)
     store = AudioStore(pools.labeled + pools.unlabeled, 4000, tmp_path / "cache")
@@ -62,14 +86,11 @@ def test_views_are_adjacent_spans_or_independent_padded_windows():
 
 
 def test_valid_and_test_tracks_are_excluded_and_recorded(tiny_task, tmp_path):
-    from bench.pretrain import build_pools, pretrain
-
     data = tmp_path / "data" / "tiny"
     pool = tmp_path / "pool"
     shutil.copytree(data, pool / "dataset")  # copies: same track ids, other paths
     write_wav(pool / "extra" / "song.wav", np.zeros(4000))
-    pools = build_pools(data_roots=tiny_task, label_task=None, unlabeled_tasks=(),
-                        unlabeled_dirs=(str(pool), str(data)))
+    pools = pools_of(tiny_task, unlabeled_tasks=(), unlabeled_dirs=(str(pool), str(data)))
     names = sorted(t.track_id for t in pools.unlabeled)
     assert names == sorted([f"train{i:03d}" for i in range(6)] * 2 + ["song"])
     held = pools.held_out
@@ -78,8 +99,7 @@ def test_valid_and_test_tracks_are_excluded_and_recorded(tiny_task, tmp_path):
     reasons = [e["reason"] for e in held["excluded"]]
     assert sum("same file" in r for r in reasons) == 4 and sum("track id" in r for r in reasons) == 4
 
-    enc = semisupcon(steps=1, unlabeled_tasks=(), unlabeled_dirs=(str(pool),))
-    result = pretrain(enc, data_roots=tiny_task, run_dir=tmp_path / "run", quiet=True)
+    result = train(semisupcon(steps=1, unlabeled_tasks=(), unlabeled_dirs=(str(pool),)), tiny_task, tmp_path / "run")
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["event"] == "start" and lines[0]["held_out_check"]["excluded_count"] == 4
     record = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -88,42 +108,37 @@ def test_valid_and_test_tracks_are_excluded_and_recorded(tiny_task, tmp_path):
 
 
 def test_resume_after_kill_gives_identical_weights(tiny_task, tmp_path):
-    from bench.pretrain import pretrain
-
     straight = semisupcon()
-    pretrain(straight, data_roots=tiny_task, run_dir=tmp_path / "a", quiet=True)
+    train(straight, tiny_task, tmp_path / "a")
+    straight = straight[0]
 
-    killed = semisupcon()
-    r = pretrain(killed, data_roots=tiny_task, run_dir=tmp_path / "b", quiet=True, stop_after=3)
+    r = train(semisupcon(), tiny_task, tmp_path / "b", stop_after=3)
     assert r.stopped_early and r.steps == 3  # checkpoint of step 2 on disk, step 3 lost
     resumed = semisupcon()
-    r = pretrain(resumed, data_roots=tiny_task, run_dir=tmp_path / "b", quiet=True)
+    r = train(resumed, tiny_task, tmp_path / "b")
+    resumed = resumed[0]
     assert r.record["resumed_from"] == 2 and r.steps == 4
     a, b = state_of(straight), state_of(resumed)
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert not torch.equal(a["encoder.stem.0.weight"], state_of(semisupcon())["encoder.stem.0.weight"])
+    assert not torch.equal(a["encoder.stem.0.weight"], state_of(semisupcon()[0])["encoder.stem.0.weight"])
     # the straight run's optimizer state and step survive in its checkpoint, readable as data only
     st = torch.load(tmp_path / "a" / "train-state.pt", weights_only=True)
     assert st["step"] == 4 and "state" in st["optimizer"]
 
 
 def test_training_checkpoint_of_another_preset_is_refused(tiny_task, tmp_path):
-    from bench.pretrain import pretrain
-
-    pretrain(semisupcon(steps=2), data_roots=tiny_task, run_dir=tmp_path / "run", quiet=True)
+    train(semisupcon(steps=2), tiny_task, tmp_path / "run")
     with pytest.raises(BenchError, match=r'(?s)belongs to another run.*"preset": "tiny".*"preset": "tiny2"'):
-        pretrain(semisupcon(preset="tiny2", steps=3), data_roots=tiny_task, run_dir=tmp_path / "run", quiet=True)
+        train(semisupcon(preset="tiny2", steps=3), tiny_task, tmp_path / "run")
     from bench_plugins.ssl_encoders import SimCLREncoder
 
     with pytest.raises(BenchError, match="(?s)belongs to another run.*semisupcon.*simclr"):
-        pretrain(SimCLREncoder(preset="tiny", unlabeled_tasks=("tiny",), augment=False, steps=3),
-                 data_roots=tiny_task, run_dir=tmp_path / "run", quiet=True)
+        train(make(SimCLREncoder, unlabeled_tasks=("tiny",), augment=False, steps=3), tiny_task, tmp_path / "run")
 
 
 def test_nan_loss_stops_with_step_and_last_checkpoint(tiny_task, tmp_path):
-    from bench.pretrain import pretrain
     from bench_plugins.ssl_encoders import SemiSupConEncoder
 
     class Diverging(SemiSupConEncoder):
@@ -134,48 +149,43 @@ def test_nan_loss_stops_with_step_and_last_checkpoint(tiny_task, tmp_path):
             Diverging.calls += 1
             return loss * float("nan") if Diverging.calls > 3 else loss
 
-    enc = Diverging(preset="tiny", label_task="tiny", unlabeled_tasks=("tiny",), augment=False, steps=6)
+    enc = make(Diverging, label_task="tiny", unlabeled_tasks=("tiny",), augment=False, steps=6)
     with pytest.raises(BenchError, match=r"loss became nan at step 3 .*Last good checkpoint: .*train-state.pt"):
-        pretrain(enc, data_roots=tiny_task, run_dir=tmp_path / "run", quiet=True)
+        train(enc, tiny_task, tmp_path / "run")
     assert torch.load(tmp_path / "run" / "train-state.pt", weights_only=True)["step"] == 2
 
 
 def test_empty_pool_folder_and_missing_labeled_data_are_clear(tiny_task, tmp_path):
     from bench.config import DataRoots
-    from bench.pretrain import build_pools
 
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     (tmp_path / "empty" / "notes.txt").write_text("no audio")
     with pytest.raises(DataError, match="holds no audio files.*--unlabeled-dir"):
-        build_pools(data_roots=tiny_task, label_task=None, unlabeled_tasks=(), unlabeled_dirs=(str(tmp_path / "empty"),))
+        pools_of(tiny_task, unlabeled_tasks=(), unlabeled_dirs=(str(tmp_path / "empty"),))
     nowhere = DataRoots(per_task={"tiny": str(tmp_path / "missing")})
-    with pytest.raises(DataError, match="missing does not exist.*tiny"):
-        build_pools(data_roots=nowhere, label_task="tiny", unlabeled_tasks=())
+    with pytest.raises(DataError, match="labeled task 'tiny'.*missing does not exist"):
+        pools_of(nowhere, label_task="tiny", unlabeled_tasks=())
     (tmp_path / "hollow" / "tiny").mkdir(parents=True)
     (tmp_path / "hollow" / "tiny" / "train.csv").write_text("")
-    with pytest.raises(DataError, match="no usable train tracks"):
-        build_pools(data_roots=DataRoots(per_task={"tiny": str(tmp_path / "hollow")}), label_task="tiny",
-                    unlabeled_tasks=())
+    with pytest.raises(DataError, match="no train tracks"):
+        pools_of(DataRoots(per_task={"tiny": str(tmp_path / "hollow")}), label_task="tiny", unlabeled_tasks=())
 
 
 def test_supervised_and_simclr_train(tiny_task, tmp_path):
-    from bench.pretrain import pretrain
     from bench_plugins.ssl_encoders import SimCLREncoder, SupervisedEncoder
 
-    sup = SupervisedEncoder(preset="tiny", label_task="tiny", steps=2)
+    sup, recipe = make(SupervisedEncoder, label_task="tiny", steps=2)
     before = state_of(sup)
-    r = pretrain(sup, data_roots=tiny_task, run_dir=tmp_path / "sup", quiet=True)
+    r = train((sup, recipe), tiny_task, tmp_path / "sup")
     assert r.record["pools"]["unlabeled"] == 0 and r.record["pools"]["labeled_per_batch"] == 4
     assert sup.module.head.out_features == 3 and np.isfinite(r.final_loss)
     assert not torch.equal(before["encoder.stem.0.weight"], sup.state_dict()["encoder.stem.0.weight"])
-    sim = SimCLREncoder(preset="tiny", unlabeled_tasks=("tiny",), augment=False, steps=2)
-    r = pretrain(sim, data_roots=tiny_task, run_dir=tmp_path / "sim", quiet=True)
+    r = train(make(SimCLREncoder, unlabeled_tasks=("tiny",), augment=False, steps=2), tiny_task, tmp_path / "sim")
     assert r.record["pools"]["labeled"] == 0 and np.isfinite(r.final_loss)
 
 
 def test_augmenter_is_called_on_device_batches(tiny_task, tmp_path, monkeypatch):
     augment = pytest.importorskip("bench.augment")
-    from bench.pretrain import pretrain
 
     seen = []
 
@@ -185,43 +195,44 @@ def test_augmenter_is_called_on_device_batches(tiny_task, tmp_path, monkeypatch)
             return super().__call__(views, generator=generator)
 
     monkeypatch.setattr(augment, "Augmenter", Spy)
-    pretrain(semisupcon(augment=True, steps=2), data_roots=tiny_task, run_dir=tmp_path / "r", quiet=True)
+    train(semisupcon(augment=True, steps=2), tiny_task, tmp_path / "r")
     assert [s for s, _ in seen] == [(4, 2, 243)] * 2 and seen[0][1] != seen[1][1]
 
 
 def test_ensure_pretrained_caches_and_random_is_not_trained(tiny_task, tmp_path):
-    from bench.encoder import weights_hash
+    from bench.weights import weights_hash
     from bench.pretrain import ensure_pretrained
     from bench_plugins.ssl_encoders import RandomEncoder
 
     cache = tmp_path / "cache"
+
+    def ensure(pair):
+        return ensure_pretrained(pair[0], recipe=pair[1], data_roots=tiny_task, cache_dir=cache, quiet=True)
+
     enc = semisupcon(steps=2)
-    path = ensure_pretrained(enc, data_roots=tiny_task, cache_dir=cache, quiet=True)
+    path, extra = ensure(enc)
     assert path.parent == cache / "checkpoints" and path.name.startswith("semisupcon-") and path.suffix == ".safetensors"
     assert (path.parent / (path.stem + ".run") / "metrics.jsonl").is_file()
+    assert extra["trained"] and extra["steps"] == 2 and extra["pools"]["labeled"][0]["task"] == "tiny"
     mtime = path.stat().st_mtime_ns
     again = semisupcon(steps=2)
-    assert ensure_pretrained(again, data_roots=tiny_task, cache_dir=cache, quiet=True) == path
-    assert path.stat().st_mtime_ns == mtime and weights_hash(again) == weights_hash(enc)
-    other = ensure_pretrained(semisupcon(steps=2, lr=1e-2), data_roots=tiny_task, cache_dir=cache, quiet=True)
+    assert ensure(again)[0] == path
+    assert path.stat().st_mtime_ns == mtime and weights_hash(again[0]) == weights_hash(enc[0])
+    other, _ = ensure(semisupcon(steps=2, lr=1e-2))
     assert other != path  # another recipe, another checkpoint
 
     r = RandomEncoder(preset="tiny")
     h = weights_hash(r)
-    rp = ensure_pretrained(r, data_roots=tiny_task, cache_dir=cache, quiet=True)
+    rp, _ = ensure_pretrained(r, data_roots=tiny_task, cache_dir=cache, quiet=True)
     assert rp.name.startswith("random-") and weights_hash(r) == h
     assert weights_hash(RandomEncoder(preset="tiny", checkpoint=str(rp))) == h
 
 
 def test_cli_help_and_run(tiny_task, tmp_path, capsys):
-    import argparse
+    from bench.cli import main
 
-    from bench.pretrain import add_cli, main
-
-    parser = argparse.ArgumentParser(prog="bench")
-    add_cli(parser.add_subparsers(dest="command"))
     with pytest.raises(SystemExit):
-        parser.parse_args(["pretrain", "--help"])
+        main(["pretrain", "--help"])
     assert "accelerate launch" in capsys.readouterr().out
     rc = main(["pretrain", "--encoder", "simclr", "--preset", "tiny", "--steps", "1", "--no-augment",
                "--unlabeled-dir", str(tmp_path / "data" / "tiny" / "train"), "--out", str(tmp_path / "s.safetensors"),
@@ -232,12 +243,12 @@ def test_cli_help_and_run(tiny_task, tmp_path, capsys):
 
 
 def test_several_labeled_tasks_share_one_label_space_with_unknowns(tiny_two_tasks, tmp_path):
-    from bench.pretrain import AudioStore, BatchSampler, build_pools
+    from bench.pretrain import AudioStore, BatchSampler
 
-    pools = build_pools(data_roots=tiny_two_tasks, label_task="tiny,tinyclass", unlabeled_tasks=("tiny",))
-    assert pools.classes == ["tiny:a", "tiny:b", "tiny:c", "tinyclass:even", "tinyclass:odd"]
-    assert pools.label_kind == "multitask" and pools.label_task == "tiny,tinyclass"
-    assert [(g["task"], g["kind"], g["offset"], g["size"]) for g in pools.groups] == [
+    pools = pools_of(tiny_two_tasks, label_task="tiny,tinyclass", unlabeled_tasks=("tiny",))
+    assert pools.space.classes == ("tiny:a", "tiny:b", "tiny:c", "tinyclass:even", "tinyclass:odd")
+    assert pools.space.kind == "multitask"
+    assert [(g.task, g.kind, g.offset, g.size) for g in pools.space.groups] == [
         ("tiny", "multilabel", 0, 3), ("tinyclass", "multiclass", 3, 2)]
     assert [s["task"] for s in pools.sources["labeled"]] == ["tiny", "tinyclass"]
     store = AudioStore(pools.labeled + pools.unlabeled, 4000, tmp_path / "cache")
@@ -260,24 +271,22 @@ def test_several_labeled_tasks_share_one_label_space_with_unknowns(tiny_two_task
     with pytest.raises(BenchError, match="labeled_mix"):
         BatchSampler(pools, store, batch_size=8, labeled_share=1.0, views=1, window=243, seed=1, labeled_mix="x")
     with pytest.raises(BenchError, match="twice"):
-        build_pools(data_roots=tiny_two_tasks, label_task="tiny,tiny", unlabeled_tasks=())
+        pools_of(tiny_two_tasks, label_task="tiny,tiny", unlabeled_tasks=())
 
 
 def test_supervised_and_semisupcon_train_on_several_labeled_tasks(tiny_two_tasks, tmp_path):
-    from bench.pretrain import pretrain
     from bench_plugins.ssl_encoders import SupervisedEncoder
 
-    sup = SupervisedEncoder(preset="tiny", label_task="tiny,tinyclass", steps=2)
-    r = pretrain(sup, data_roots=tiny_two_tasks, run_dir=tmp_path / "sup", quiet=True)
+    sup, recipe = make(SupervisedEncoder, label_task="tiny,tinyclass", steps=2)
+    r = train((sup, recipe), tiny_two_tasks, tmp_path / "sup")
     assert sup.module.head.out_features == 5 and np.isfinite(r.final_loss)
     assert r.record["pools"]["label_kind"] == "multitask"
-    enc = semisupcon(label_task="tiny,tinyclass", steps=2)
-    r = pretrain(enc, data_roots=tiny_two_tasks, run_dir=tmp_path / "ssc", quiet=True)
+    r = train(semisupcon(label_task="tiny,tinyclass", steps=2), tiny_two_tasks, tmp_path / "ssc")
     assert np.isfinite(r.final_loss)
 
 
 def test_contrastive_loss_reads_unknown_labels_as_not_shared(tiny_presets):
-    enc = semisupcon()
+    enc = semisupcon()[0]
     torch.manual_seed(0)
     views = torch.randn(4, 2, 243)
     labels = torch.tensor([[1, 0, -1, -1], [1, 0, -1, -1], [-1, -1, 0, 1], [-1, -1, 0, 1]], dtype=torch.float32)
@@ -286,32 +295,32 @@ def test_contrastive_loss_reads_unknown_labels_as_not_shared(tiny_presets):
     def model(x):  # distinct projections, so the positive mask shows in the loss
         return x[:, :16]
 
-    got = enc.pretrain_loss(views, labels, labeled, model=model)
-    assert torch.allclose(got, enc.pretrain_loss(views, labels.clamp_min(0), labeled, model=model))
+    got = enc.pretrain_loss(views, labels, labeled, model)
+    assert torch.allclose(got, enc.pretrain_loss(views, labels.clamp_min(0), labeled, model))
     # -1 x -1 would otherwise count as a shared label between clips 0 and 2
-    assert not torch.allclose(got, enc.pretrain_loss(views, labels.abs(), labeled, model=model))
+    assert not torch.allclose(got, enc.pretrain_loss(views, labels.abs(), labeled, model))
 
 
 def test_ensure_pretrained_waits_for_a_process_training_the_same_encoder(tiny_task, tmp_path, capsys):
     import fcntl
     import threading
 
-    from bench.encoder import save_checkpoint
-    from bench.pretrain import checkpoint_key, ensure_pretrained
+    from bench.weights import save_checkpoint
+    from bench.pretrain import default_checkpoint, ensure_pretrained
 
     cache = tmp_path / "cache"
-    enc = semisupcon(steps=2)
-    key = checkpoint_key(enc, tiny_task)
+    enc, recipe = semisupcon(steps=2)
+    key = default_checkpoint(enc, recipe, tiny_task, cache)[0].stem
     lock = cache / "checkpoints" / f"{key}.lock"
     lock.parent.mkdir(parents=True)
-    trained = semisupcon(steps=2)  # "the other process's" weights, made distinguishable
+    trained = semisupcon(steps=2)[0]  # "the other process's" weights, made distinguishable
     with torch.no_grad():
         trained.module.encoder.stem[0].weight.add_(1.0)
     got = {}
     with open(lock, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)  # another process is training this encoder
         t = threading.Thread(target=lambda: got.setdefault("path", ensure_pretrained(
-            enc, data_roots=tiny_task, cache_dir=cache)))
+            enc, recipe=recipe, data_roots=tiny_task, cache_dir=cache)[0]))
         t.start()
         t.join(timeout=1.0)
         assert t.is_alive()  # waiting, not training a second copy

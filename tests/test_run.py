@@ -110,7 +110,7 @@ def test_encoder_breaking_contract_is_named_and_run_goes_on(fresh_plugins, nsynt
     out = tmp_path / "out"
     code = run_cli("run", "-e", "bad_shape,nan_encoder,logmel", "-t", "nsynth_pitch", "--data-root",
                    str(nsynth_tiny), "--out", str(out), "--device", "cpu")
-    assert code == 1  # some parts failed
+    assert code == 2  # some parts failed: exit 2, the records of the others written
     err = capsys.readouterr().err
     assert "encoder 'bad_shape': embed() returned shape" in err and "[B, dim]" in err
     assert "encoder 'nan_encoder': embed() returned NaN" in err
@@ -132,7 +132,7 @@ def test_unknown_task(capsys):
 def test_missing_data_root_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     code = run_cli("run", "-e", "logmel", "-t", "nsynth_pitch", "--data-root", str(tmp_path / "nope"),
                    "--out", str(tmp_path / "out"), "--device", "cpu")
-    assert code == 1
+    assert code == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "bench data check" in err and "Traceback" not in err
 
@@ -214,9 +214,9 @@ def test_data_check_counts_missing_files_of_every_builtin_task(tmp_path, capsys)
 def test_checkpoint_brings_its_encoder_options_and_dash_o_sets_them(tmp_path):
     from bench_plugins.ssl_encoders import SemiSupConEncoder
 
-    from bench.cli import parse_options
+    from bench.commands.common import parse_options
     from bench.config import DataRoots
-    from bench.encoder import save_checkpoint
+    from bench.weights import save_checkpoint
     from bench.errors import BenchError, PluginError
     from bench.run import RunConfig, prepare_encoder
 
@@ -236,7 +236,7 @@ def test_checkpoint_brings_its_encoder_options_and_dash_o_sets_them(tmp_path):
     def config(**kw):
         return RunConfig(encoders=["semisupcon"], tasks=[], out=tmp_path, data_roots=DataRoots(), **kw)
 
-    _, enc = prepare_encoder("semisupcon", config(checkpoint=str(path)))
+    enc = prepare_encoder("semisupcon", config(checkpoint=str(path))).encoder
     assert enc.config() == trained.config() and enc.objective["label_fraction"] == 0.05
     # explicit options win, and a mismatch with the checkpoint is refused with both configs shown
     with pytest.raises(PluginError, match="label_fraction"):
@@ -246,7 +246,7 @@ def test_checkpoint_brings_its_encoder_options_and_dash_o_sets_them(tmp_path):
 def test_threads_option_and_environment(monkeypatch):
     import torch
 
-    from bench.cli import apply_threads
+    from bench.commands.common import apply_threads
     from bench.errors import BenchError
 
     before = torch.get_num_threads()

@@ -1,0 +1,127 @@
+"""Pretrained checkpoints for the run pipeline: found in the cache by key, else trained once.
+
+``<cache>/checkpoints/<name>-<key>.safetensors`` holds the weights and, in
+its metadata, the encoder config and what the training used (steps, final
+loss, recipe, pools); ``<name>-<key>.run/`` beside it holds the training
+state, the metrics log and the run record, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.config import DataRoots
+from bench.encoder import Encoder, Recipe, TrainableEncoder
+from bench.pretrain.loop import PretrainResult, pretrain
+from bench.pretrain.pools import PoolPlan, plan_pools
+from bench.weights import load_checkpoint, save_checkpoint
+
+
+def checkpoint_key(encoder: TrainableEncoder, recipe: Recipe, plan: PoolPlan, data_roots: DataRoots) -> str:
+    """``<name>-<sha256[:16]>`` of the encoder config, the training recipe and the pools' data sources.
+
+    The recipe and the data are in the key as well as the config: the same
+    encoder trained on demo data and on real data, for 300 or for 50k steps,
+    or with another set of tasks present, must not share a checkpoint.
+    """
+    payload: dict[str, Any] = {"config": encoder.config(), "recipe": recipe.to_dict(), "pools": plan.data_sources()}
+    if data_roots.general is None and not data_roots.per_task:
+        payload["demo"] = [data_roots.demo_size, data_roots.demo_seed]
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"{encoder.name}-{digest}"
+
+
+def default_checkpoint(encoder: TrainableEncoder, recipe: Recipe, data_roots: DataRoots,
+                       cache_dir: Path) -> tuple[Path, PoolPlan]:
+    """Where the cache keeps ``encoder`` trained with ``recipe`` on the data present, and the pool plan."""
+    plan = plan_pools(encoder.label_spec(), recipe, data_roots)
+    key = checkpoint_key(encoder, recipe, plan, data_roots)
+    return Path(cache_dir) / "checkpoints" / f"{key}.safetensors", plan
+
+
+def ensure_pretrained(encoder: Encoder, *, data_roots: DataRoots, cache_dir: str | Path, device: str = "cpu",
+                      quiet: bool = False, recipe: Recipe | None = None,
+                      progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint of ``encoder``: reused if cached, else trained now; returns (path, its metadata).
+
+    The weights are loaded into ``encoder``. A frozen encoder with weights
+    (the ``random`` baseline) is not trained: its seeded initial weights are
+    written once so the pipeline can hash and load them like any other.
+    """
+    folder = Path(cache_dir) / "checkpoints"
+    if not isinstance(encoder, TrainableEncoder):
+        digest = hashlib.sha256(json.dumps(encoder.config(), sort_keys=True).encode()).hexdigest()[:16]
+        path = folder / f"{encoder.name}-{digest}.safetensors"
+        if not path.is_file():
+            save_checkpoint(encoder, path, extra={"trained": False, "note": "seeded initial weights, never trained"})
+        return path, load_checkpoint(encoder, path)
+    recipe = recipe or encoder.recipe()
+    path, plan = default_checkpoint(encoder, recipe, data_roots, Path(cache_dir))
+    if path.is_file():
+        if not quiet:
+            print(f"Using cached pretrained checkpoint {path}", file=sys.stderr)
+        return path, load_checkpoint(encoder, path)
+    run_dir = path.with_suffix(".run")
+    with _exclusive(path.with_suffix(".lock"), encoder.name, quiet):
+        if path.is_file():  # another process finished it while this one waited
+            if not quiet:
+                print(f"Using the checkpoint another process just trained: {path}", file=sys.stderr)
+            return path, load_checkpoint(encoder, path)
+        if not quiet:
+            print(f"Pretraining {encoder.name}; run folder {run_dir}", file=sys.stderr)
+        result = pretrain(encoder, data_roots=data_roots, run_dir=run_dir, cache_dir=cache_dir, device=device,
+                          quiet=quiet, recipe=recipe, progress=progress)
+        save_final(encoder, path, result)
+    return path, load_checkpoint(encoder, path)
+
+
+@contextmanager
+def _exclusive(lock_path: Path, what: str, quiet: bool) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (two ``bench run`` sharing a cache train once).
+
+    POSIX ``flock``; where it is missing (Windows), and inside a multi-process
+    launch (whose ranks must all enter the training loop together), no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not quiet:
+                print(f"Waiting for another process that is pretraining {what} (lock file {lock_path})",
+                      file=sys.stderr)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def save_final(encoder: TrainableEncoder, path: Path, result: PretrainResult) -> None:
+    """Write the trained weights with what the training used (main process only; the others wait)."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.is_main_process:
+        save_checkpoint(encoder, path, extra={
+            "trained": True, "steps": result.steps, "final_loss": result.final_loss,
+            "recipe": result.record.get("recipe"), "run_dir": str(result.run_dir),
+            "pools": result.record.get("pools", {}).get("sources"),
+            "held_out_excluded": result.record.get("held_out_check", {}).get("excluded_count"),
+        })
+    state.wait_for_everyone()

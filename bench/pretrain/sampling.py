@@ -1,0 +1,190 @@
+"""Pretraining data: the pool audio decoded once, and the batch of a step as a function of (seed, step).
+
+- :class:`AudioStore`: every pool track decoded once at the encoder's sample
+  rate into a memory-mapped float32 file under ``<cache>/pretrain-audio``
+  (shared by runs and by the processes of a DDP run); views are cropped from it.
+- :class:`BatchSampler`: step ``s`` draws its global batch from
+  ``numpy.random.default_rng((seed, s))``: ``round(batch * labeled_share)``
+  labeled clips first, then unlabeled ones, each part with replacement from
+  its pool; per clip one span of ``views * window`` samples cut into adjacent
+  views (:func:`crop_views`). Process ``r`` of ``W`` takes rows ``r, r+W, ...``.
+  Resuming needs no sampler state beyond the step, and the global batch does
+  not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import BenchError, DataError
+from bench.pretrain.pools import Pools, Track
+
+
+class AudioStore:
+    """Every pool track decoded once at one sample rate, as one memory-mapped float32 array.
+
+    The cache is keyed by the tracks (path, size, mtime, span) and the sample
+    rate, so later runs and the other processes of a DDP run reuse it. Files
+    that cannot be decoded are skipped and listed in ``failed``.
+    """
+
+    def __init__(self, tracks: list[Track], sample_rate: int, cache_dir: Path, quiet: bool = True) -> None:
+        keys = sorted({(t.path, t.start, t.end) for t in tracks}, key=lambda k: (k[0], k[1] or 0.0, k[2] or 0.0))
+        h = hashlib.sha256(f"sr={sample_rate}".encode())
+        for path, start, end in keys:
+            try:
+                st = os.stat(path)
+                h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}|{start}|{end}\n".encode())
+            except OSError:
+                h.update(f"{path}|missing|{start}|{end}\n".encode())
+        folder = Path(cache_dir) / "pretrain-audio" / h.hexdigest()[:20]
+        index_file = folder / "index.json"
+        if not index_file.is_file():
+            self._build(keys, sample_rate, folder, quiet)
+        index = json.loads(index_file.read_text())
+        self.folder = folder
+        self.failed: list[str] = index["failed"]
+        self.data = np.load(folder / "audio.npy", mmap_mode="r")
+        self.spans = {(p, s, e): (o, n) for p, s, e, o, n in index["spans"]}
+
+    @staticmethod
+    def _build(keys: list[tuple], sample_rate: int, folder: Path, quiet: bool) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from tqdm.auto import tqdm
+
+        from bench.audio import AudioError, load
+
+        def decode(key):
+            try:
+                return load(key[0], sample_rate, key[1], key[2]), None
+            except AudioError as exc:
+                return None, str(exc)
+
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"audio.npy.tmp-{os.getpid()}"
+        spans, failed, offset, chunks = [], [], 0, []
+        with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+            results = pool.map(decode, keys)
+            for key, (audio, err) in tqdm(zip(keys, results), total=len(keys), desc="decoding pool",
+                                           unit="track", disable=quiet):
+                if audio is None:
+                    failed.append(err)
+                    continue
+                spans.append([key[0], key[1], key[2], offset, len(audio)])
+                chunks.append(audio)
+                offset += len(audio)
+        np.save(tmp, np.concatenate(chunks) if chunks else np.zeros(0, np.float32), allow_pickle=False)
+        # np.save appends .npy when the name lacks it
+        written = tmp if tmp.exists() else Path(str(tmp) + ".npy")
+        os.replace(written, folder / "audio.npy")
+        itmp = folder / f"index.json.tmp-{os.getpid()}"
+        itmp.write_text(json.dumps({"sample_rate": sample_rate, "spans": spans, "failed": failed}))
+        os.replace(itmp, folder / "index.json")
+
+    def has(self, t: Track) -> bool:
+        return (t.path, t.start, t.end) in self.spans
+
+    def get(self, t: Track) -> np.ndarray:
+        o, n = self.spans[(t.path, t.start, t.end)]
+        return self.data[o : o + n]
+
+
+def crop_views(audio: np.ndarray, n_views: int, window: int, u: np.ndarray) -> np.ndarray:
+    """``[n_views, window]`` views of one clip from uniform draws ``u`` (``[n_views]`` in [0, 1)).
+
+    A clip of at least ``n_views * window`` samples gives one span cut into
+    adjacent views (start from ``u[0]``); a shorter one gives independent
+    random windows (start ``u[k]`` each), zero-padded if shorter than a window.
+    """
+    out = np.zeros((n_views, window), dtype=np.float32)
+    span = n_views * window
+    if len(audio) >= span:
+        start = int(u[0] * (len(audio) - span + 1))
+        out[:] = np.asarray(audio[start : start + span]).reshape(n_views, window)
+        return out
+    for k in range(n_views):
+        start = int(u[k] * max(1, len(audio) - window + 1))
+        piece = np.asarray(audio[start : start + window])
+        out[k, : len(piece)] = piece
+    return out
+
+
+class BatchSampler:
+    """The batch of step ``s`` as a pure function of (seed, s): labeled first, then unlabeled.
+
+    ``rows(step)`` gives the global batch as (pool, index) pairs and the crop
+    draws; ``batch(step, rank, world)`` the views and labels of one process's
+    share (rows ``rank::world``).
+    """
+
+    def __init__(self, pools: Pools, store: AudioStore, *, batch_size: int, labeled_share: float, views: int,
+                 window: int, seed: int, labeled_mix: str = "step") -> None:
+        self.labeled = [t for t in pools.labeled if store.has(t)]
+        self.unlabeled = [t for t in pools.unlabeled if store.has(t)]
+        self.store = store
+        self.batch_size, self.views, self.window, self.seed = batch_size, views, window, seed
+        self.n_classes = pools.space.num_classes
+        #: several labeled tasks: the labeled part of a step comes from one task drawn per step
+        #: ("step"), or each labeled row draws its own task ("row"); then a track of that task
+        self.groups = list(pools.space.groups) if len(pools.space.groups) > 1 else []
+        if labeled_mix not in ("step", "row"):
+            raise BenchError(f"labeled_mix must be 'step' or 'row', got {labeled_mix!r}")
+        self.labeled_mix = labeled_mix
+        self._by_group = [np.array([i for i, t in enumerate(self.labeled) if t.group == g], dtype=int)
+                          for g in range(len(self.groups))]
+        empty = [self.groups[g].task for g, idx in enumerate(self._by_group) if not len(idx)]
+        if empty:
+            raise DataError(f"labeled task(s) {', '.join(empty)}: no train track could be decoded")
+        if not 0 <= labeled_share <= 1:
+            raise BenchError(f"labeled_share (b_s) must be in [0, 1], got {labeled_share}")
+        self.n_labeled = int(round(batch_size * labeled_share)) if self.labeled or labeled_share > 0 else 0
+        if self.n_labeled and not self.labeled:
+            raise DataError("labeled_share > 0 but the labeled pool is empty (no labeled task, or no decodable file)")
+        if self.n_labeled < batch_size and not self.unlabeled:
+            raise DataError(
+                f"{batch_size - self.n_labeled} unlabeled clips per batch but the unlabeled pool is empty "
+                "(no track could be decoded)" if pools.unlabeled else "the unlabeled pool is empty"
+            )
+
+    def rows(self, step: int) -> tuple[list[tuple[bool, int]], np.ndarray]:
+        rng = np.random.default_rng([self.seed, step])
+        if self.groups and self.n_labeled:
+            if self.labeled_mix == "step":
+                g = np.full(self.n_labeled, rng.integers(0, len(self.groups)))
+            else:
+                g = rng.integers(0, len(self.groups), size=self.n_labeled)
+            pick = rng.random(self.n_labeled)
+            lab = np.array([self._by_group[k][int(p * len(self._by_group[k]))] for k, p in zip(g, pick)], dtype=int)
+        else:
+            lab = rng.integers(0, len(self.labeled), size=self.n_labeled) if self.n_labeled else np.zeros(0, int)
+        n_u = self.batch_size - self.n_labeled
+        unl = rng.integers(0, len(self.unlabeled), size=n_u) if n_u else np.zeros(0, int)
+        u = rng.random((self.batch_size, self.views))
+        return [(True, int(i)) for i in lab] + [(False, int(i)) for i in unl], u
+
+    def batch(self, step: int, rank: int = 0, world: int = 1) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        rows, u = self.rows(step)
+        mine = list(range(rank, self.batch_size, world))
+        views = np.stack([crop_views(self.store.get(self._track(rows[i])), self.views, self.window, u[i]) for i in mine])
+        labeled = np.array([rows[i][0] for i in mine], dtype=bool)
+        labels = None
+        if self.n_classes:
+            labels = np.zeros((len(mine), self.n_classes), dtype=np.float32)
+            for k, i in enumerate(mine):
+                if rows[i][0]:
+                    t = self.labeled[rows[i][1]]
+                    if self.groups:  # -1: classes of the other tasks, unknown for this clip
+                        g = self.groups[t.group]
+                        labels[k, :] = -1.0
+                        labels[k, g.offset : g.offset + g.size] = 0.0
+                    labels[k, list(t.label)] = 1.0
+        return views, labels, labeled
+
+    def _track(self, row: tuple[bool, int]) -> Track:
+        return self.labeled[row[1]] if row[0] else self.unlabeled[row[1]]
