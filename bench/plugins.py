@@ -184,7 +184,30 @@ def load_plugins(strict: bool | None = None) -> None:
         except Exception as exc:
             _fail(PluginFailure(info, "import", f"{type(exc).__name__}: {exc}", traceback.format_exc()), strict)
             continue
+        problem = _hook_problem(module)
+        if problem:  # a misspelled hook would silently register nothing: report it like a failed import
+            pm.unregister(name=ep.name)
+            _fail(PluginFailure(info, "register", problem), strict)
+            continue
         _state.plugins[ep.name] = info
+
+
+def _hook_problem(plugin: object) -> str:
+    """Why a plugin's hooks are unusable (a name no hookspec has, or no hook at all), or ""."""
+    known = sorted(name for name in dir(hookspecs) if name.startswith("register_"))
+    callers = pm.get_hookcallers(plugin) or []
+    unknown = sorted(hc.name for hc in callers if hc.spec is None)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return (f"defines hook(s) {', '.join(hints)} that bench does not have; bench's hooks: {', '.join(known)}. "
+                "A misspelled hook registers nothing.")
+    if not callers:
+        return (f"defines no bench hook (functions decorated with @bench.hookimpl named one of: {', '.join(known)}); "
+                "it registers nothing")
+    return ""
 
 
 def plugin_info(plugin: object) -> PluginInfo:
@@ -197,11 +220,19 @@ def _collect(kind: str, hook_name: str, strict: bool) -> Registry:
     hook = getattr(pm.hook, hook_name)
     # Call each implementation on its own so that one plugin's exception is
     # attributed to it and does not stop the others from registering.
-    for impl in reversed(hook.get_hookimpls()):
+    # registration order (entry points by name, then in-process plugins): on a duplicate name the first one stays
+    for impl in hook.get_hookimpls():
         info = plugin_info(impl.plugin)
 
         def register(name: str, target: Any, description: str = "", _info: PluginInfo = info) -> None:
-            registry.add(name, target, description, _info)
+            try:
+                registry.add(name, target, description, _info)
+            except PluginError as exc:  # a duplicate or invalid name: this one is skipped, the others stay
+                if strict:
+                    raise
+                _state.failures.append(PluginFailure(_info, f"register {kind} {name!r}", str(exc)))
+                print(f"warning: {exc} The second registration was skipped; set {STRICT_ENV}=1 to make this "
+                      "fatal.", file=sys.stderr)
 
         try:
             impl.function(**{arg: register for arg in impl.argnames})

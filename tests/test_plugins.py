@@ -53,15 +53,54 @@ class _DupPlugin:
         register("logmel", "somewhere:Else")
 
 
-def test_duplicate_names_name_both_plugins(fresh_plugins):
+def test_duplicate_names_name_both_plugins(fresh_plugins, capsys):
     fresh_plugins.load_plugins()
     fresh_plugins.pm.register(_DupPlugin(), name="dup-plugin")
     fresh_plugins.invalidate()
     with pytest.raises(PluginError) as err:
-        fresh_plugins.encoders()
+        fresh_plugins.encoders(strict=True)
     msg = str(err.value)
     assert "duplicate encoder name 'logmel'" in msg
     assert "'logmel'" in msg and "'dup-plugin'" in msg
+    # not strict: reported and skipped, and everything else (bench list included) still works
+    fresh_plugins.invalidate()
+    reg = fresh_plugins.encoders(strict=False)
+    assert "semisupcon" in reg.names() and reg.get("logmel").plugin.name == "logmel"
+    assert "duplicate encoder name 'logmel'" in capsys.readouterr().err
+    assert any("logmel" in f.stage for f in fresh_plugins.failures())
+
+
+class _FakeEntryPoint:
+    def __init__(self, name, module):
+        self.name, self.value, self.dist, self._module = name, f"{name}_module", None, module
+
+    def load(self):
+        return self._module
+
+
+def test_misspelled_or_missing_hook_is_reported_like_a_failed_import(fresh_plugins, monkeypatch, capsys):
+    import importlib.metadata
+    import types
+
+    typo = types.ModuleType("typo_plugin")
+
+    @hookimpl
+    def register_encoder(register):  # the hook is register_encoders: this registers nothing
+        register("never", "x:y")
+
+    typo.register_encoder = register_encoder
+    empty = types.ModuleType("empty_plugin")
+    eps = [_FakeEntryPoint("typo", typo), _FakeEntryPoint("empty", empty)]
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: eps)
+    fresh_plugins.load_plugins(strict=False)
+    err = capsys.readouterr().err
+    assert "'register_encoder' (did you mean 'register_encoders'?)" in err
+    assert "defines no bench hook" in err
+    assert {f.plugin.name for f in fresh_plugins.failures()} == {"typo", "empty"}
+    assert fresh_plugins.pm.get_plugin("typo") is None  # unregistered, nothing half-loaded
+    fresh_plugins.reset()
+    with pytest.raises(PluginError, match="register_encoder"):
+        fresh_plugins.load_plugins(strict=True)
 
 
 class _RaisingHook:
