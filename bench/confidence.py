@@ -32,6 +32,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bench import metrics
+from bench.metrics import weighted_average_precision, weighted_roc_auc
+
 N_BOOT = 1000
 LEVEL = 0.95
 BOOT_SEED = 20240713
@@ -45,52 +48,6 @@ def resample_counts(n: int, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> tupl
     flat = (np.arange(n_boot)[:, None] * n + idx).ravel()
     counts = np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
     return idx, counts
-
-
-def _groups(sorted_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each position of a sorted array: first and last position of its group of tied values."""
-    n = len(sorted_scores)
-    new = np.r_[True, sorted_scores[1:] != sorted_scores[:-1]]
-    gid = np.cumsum(new) - 1
-    starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], n] - 1
-    return starts[gid], ends[gid]
-
-
-def weighted_roc_auc(y: np.ndarray, s: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """ROC-AUC of one class for every row of weights ``W`` ``[B, n]`` (NaN where a class is absent)."""
-    order = np.argsort(s, kind="mergesort")
-    ss, pos = s[order], y[order] > 0.5
-    Wo = W[:, order]
-    neg_w = Wo * ~pos
-    cum = np.cumsum(neg_w, axis=1)
-    first, last = _groups(ss)
-    p = np.flatnonzero(pos)
-    below = cum[:, first[p]] - neg_w[:, first[p]]
-    tied = cum[:, last[p]] - below
-    num = (Wo[:, p] * (below + 0.5 * tied)).sum(axis=1)
-    wp, wn = Wo[:, p].sum(axis=1), neg_w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((wp > 0) & (wn > 0), num / (wp * wn), np.nan)
-
-
-def weighted_average_precision(y: np.ndarray, s: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Average precision (scikit-learn's definition) of one class for every row of ``W``."""
-    order = np.argsort(-s, kind="mergesort")
-    ss, pos = s[order], y[order] > 0.5
-    Wo = W[:, order]
-    tp = np.cumsum(Wo * pos, axis=1)
-    fp = np.cumsum(Wo * ~pos, axis=1)
-    _, last = _groups(ss)
-    ends = np.unique(last)
-    tpg, fpg = tp[:, ends], fp[:, ends]
-    wp, wn = tp[:, -1], fp[:, -1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        prec = np.where(tpg + fpg > 0, tpg / np.maximum(tpg + fpg, 1e-300), 0.0)
-        rec = tpg / wp[:, None]
-        drec = np.diff(np.concatenate([np.zeros((len(W), 1)), rec], axis=1), axis=1)
-        ap = (drec * prec).sum(axis=1)
-    return np.where((wp > 0) & (wn > 0), ap, np.nan)
 
 
 _VECTORISED = {"roc_auc": weighted_roc_auc, "average_precision": weighted_average_precision}
@@ -130,8 +87,6 @@ def bootstrap(
     values, strategy = None, ""
 
     if metric in _VECTORISED and y.ndim == 2:
-        from bench import metrics
-
         generic = metrics.METRICS[metric](y, s)
         if math.isclose(generic, full, rel_tol=0, abs_tol=1e-9) or (math.isnan(generic) and math.isnan(full)):
             values, strategy = _macro_weighted(_VECTORISED[metric], y, s, W), f"vectorised macro {metric}"

@@ -32,6 +32,54 @@ def _macro(fn, y_true: np.ndarray, scores: np.ndarray) -> tuple[float, int]:
 
 # Per-class ROC-AUC and AP use the vectorised implementations of
 # bench.confidence (the bootstrap needs them anyway), which equal
+# Weighted per-class scores: one row of weights per bootstrap resample (bench.confidence), or a
+# single row of ones for the plain metric.
+def _groups(sorted_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each position of a sorted array: first and last position of its group of tied values."""
+    n = len(sorted_scores)
+    new = np.r_[True, sorted_scores[1:] != sorted_scores[:-1]]
+    gid = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], n] - 1
+    return starts[gid], ends[gid]
+
+
+def weighted_roc_auc(y: np.ndarray, s: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """ROC-AUC of one class for every row of weights ``W`` ``[B, n]`` (NaN where a class is absent)."""
+    order = np.argsort(s, kind="mergesort")
+    ss, pos = s[order], y[order] > 0.5
+    Wo = W[:, order]
+    neg_w = Wo * ~pos
+    cum = np.cumsum(neg_w, axis=1)
+    first, last = _groups(ss)
+    p = np.flatnonzero(pos)
+    below = cum[:, first[p]] - neg_w[:, first[p]]
+    tied = cum[:, last[p]] - below
+    num = (Wo[:, p] * (below + 0.5 * tied)).sum(axis=1)
+    wp, wn = Wo[:, p].sum(axis=1), neg_w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((wp > 0) & (wn > 0), num / (wp * wn), np.nan)
+
+
+def weighted_average_precision(y: np.ndarray, s: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Average precision (scikit-learn's definition) of one class for every row of ``W``."""
+    order = np.argsort(-s, kind="mergesort")
+    ss, pos = s[order], y[order] > 0.5
+    Wo = W[:, order]
+    tp = np.cumsum(Wo * pos, axis=1)
+    fp = np.cumsum(Wo * ~pos, axis=1)
+    _, last = _groups(ss)
+    ends = np.unique(last)
+    tpg, fpg = tp[:, ends], fp[:, ends]
+    wp, wn = tp[:, -1], fp[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = np.where(tpg + fpg > 0, tpg / np.maximum(tpg + fpg, 1e-300), 0.0)
+        rec = tpg / wp[:, None]
+        drec = np.diff(np.concatenate([np.zeros((len(W), 1)), rec], axis=1), axis=1)
+        ap = (drec * prec).sum(axis=1)
+    return np.where((wp > 0) & (wn > 0), ap, np.nan)
+
+
 # scikit-learn's roc_auc_score / average_precision_score (tested) but skip its
 # input validation: probe selection scores every grid point on validation, and
 # sklearn's per-call checks were most of a warm run's time.
@@ -43,14 +91,10 @@ def _one(fn):
 
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    from bench.confidence import weighted_roc_auc
-
     return _macro(_one(weighted_roc_auc), y_true, scores)[0]
 
 
 def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
-    from bench.confidence import weighted_average_precision
-
     return _macro(_one(weighted_average_precision), y_true, scores)[0]
 
 

@@ -1,6 +1,7 @@
 """Plugin discovery, isolation of broken plugins, registries, and the entry-point table."""
 
 import ast
+import json
 import subprocess
 import sys
 import tomllib
@@ -159,6 +160,7 @@ def installed_plugins(tmp_path_factory):
     """The example plugin and a deliberately broken one, installed for real with pip (no network)."""
     target = tmp_path_factory.mktemp("site")
     _pip_target(REPO / "examples" / "bench-example-plugin", target)
+    _pip_target(REPO / "examples" / "bench-trainable-plugin", target)
     broken = tmp_path_factory.mktemp("broken-src")
     (broken / "bench_broken").mkdir()
     (broken / "bench_broken" / "__init__.py").write_text("import this_dependency_is_not_installed\n")
@@ -199,3 +201,34 @@ def test_example_plugin_runs_in_bench_run(installed_plugins, nsynth_tiny, tmp_pa
     assert res.returncode == 0, res.stderr
     assert "example_randproj" in res.stdout
     assert (tmp_path / "out" / "records" / "example_randproj__nsynth_pitch__seed0.json").is_file()
+
+
+def test_third_party_trainable_encoder_is_pretrained_and_evaluated(installed_plugins, nsynth_tiny, tmp_path):
+    """The trainable contract is whole: a plugin's own loss, trained by bench pretrain, evaluated by bench run."""
+    env = {"PYTHONPATH": str(installed_plugins), "BENCH_CACHE_DIR": str(tmp_path / "cache")}
+    ckpt = tmp_path / "vicreg.safetensors"
+    res = bench_cmd("pretrain", "--encoder", "example_vicreg", "-O", "width=16", "--steps", "2",
+                    "--batch-size", "4", "--data-root", str(nsynth_tiny), "--out", str(ckpt), "--device", "cpu",
+                    "--no-progress", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "labeled pool: none" in res.stderr and "unlabeled pool: nsynth_pitch" in res.stderr
+    run = json.loads((tmp_path / "vicreg.run" / "run.json").read_text())
+    assert run["steps"] == 2 and run["config"]["width"] == 16
+    # the checkpoint brings its options back through the base class's options_from_config
+    res = bench_cmd("run", "--encoder", "example_vicreg", "--checkpoint", str(ckpt), "--tasks", "nsynth_pitch",
+                    "--data-root", str(nsynth_tiny), "--out", str(tmp_path / "a"), "--device", "cpu",
+                    "--seeds", "0", "--probe-grid", "fast", env=env)
+    assert res.returncode == 0, res.stderr
+    rec = json.loads((tmp_path / "a" / "records" / "example_vicreg__nsynth_pitch__seed0.json").read_text())
+    assert rec["encoder_config"]["width"] == 16 and rec["checkpoint"] == str(ckpt)
+    assert rec["pretraining"]["steps"] == 2
+    # with no checkpoint, bench run pretrains it on the data present (recipe options via -O) and caches it
+    res = bench_cmd("run", "--encoder", "example_vicreg", "-O", "steps=2", "-O", "batch_size=4", "--tasks",
+                    "nsynth_pitch", "--data-root", str(nsynth_tiny), "--out", str(tmp_path / "b"), "--device", "cpu",
+                    "--seeds", "0", "--probe-grid", "fast", env=env)
+    assert res.returncode == 0, res.stderr
+    rec = json.loads((tmp_path / "b" / "records" / "example_vicreg[batch_size=4,steps=2]__nsynth_pitch__seed0.json")
+                     .read_text())
+    assert rec["variant"] == "example_vicreg[batch_size=4,steps=2]"
+    assert [s["task"] for s in rec["pretraining"]["pools"]["unlabeled"]] == ["nsynth_pitch"]
+    assert "Pretraining example_vicreg" in res.stderr

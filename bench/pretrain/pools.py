@@ -93,7 +93,9 @@ def _resolve(path: str | Path) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0][:300] if str(exc) else ""
+    """The first sentence of an error: enough to say why a task is absent, on one line."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    text = text.split(". ")[0][:300]
     return f"{type(exc).__name__}: {text}" if not isinstance(exc, BenchError) else text
 
 
