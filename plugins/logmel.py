@@ -20,10 +20,20 @@ class LogMelEncoder(Encoder):
     dim = 2 * n_mels
 
     def __init__(self, **options):
-        super().__init__(**options)
+        if options:  # accepting and recording an option it ignores would make the record lie
+            from bench.errors import PluginError
+
+            raise PluginError(f"encoder 'logmel' takes no options, got {sorted(options)} (its settings are fixed: "
+                              "96 mel bands, n_fft 1024, hop 256); scope options to other encoders with "
+                              "-O ENCODER:KEY=VALUE")
+        super().__init__()
         from bench.dsp import mel_filterbank
 
         self.filterbank = mel_filterbank(self.sample_rate, 1024, self.n_mels, fmin=20.0)
+
+    @classmethod
+    def options_from_config(cls, config):
+        return {}  # the config lists fixed settings, none of them an option
 
     def config(self):
         return {**super().config(), "n_fft": 1024, "hop": 256, "n_mels": self.n_mels, "fmin": 20.0}

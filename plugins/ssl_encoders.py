@@ -61,8 +61,9 @@ class SampleCNNEncoder(Encoder):
             import difflib
 
             known = ["preset", "checkpoint", "seed", *sorted(self.objective_defaults)]
+            candidates = known + [k for k in Recipe.keys() if k not in known]  # a misspelled recipe key too
             hints = "".join(f" Did you mean {c[0]!r} for {u!r}?" for u in unknown
-                            for c in [difflib.get_close_matches(u, known, n=1)] if c)
+                            for c in [difflib.get_close_matches(u, candidates, n=1)] if c)
             raise PluginError(f"encoder {self.name!r}: unknown option(s) {unknown}.{hints} Its options: "
                               f"{', '.join(known)}; recipe options (steps, lr, batch_size, ...) go to "
                               "`bench pretrain` or `bench run -O` and are told apart by name.")
