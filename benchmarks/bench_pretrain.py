@@ -91,7 +91,8 @@ def run_one(name: str, steps: int | None, data_batches: int) -> dict:
     """Pretrain one encoder in this process and measure it (called in a subprocess)."""
     from bench import plugins
     from bench.config import DataRoots, cache_dir
-    from bench.pretrain import AudioStore, BatchSampler, build_pools, pretrain
+    from bench.pretrain import AudioStore, BatchSampler, build_pools, plan_pools, pretrain
+    from bench.run import split_options
 
     data_roots = DataRoots()
     registered = set(plugins.tasks().names())
@@ -107,13 +108,13 @@ def run_one(name: str, steps: int | None, data_batches: int) -> dict:
         if name == "supervised":
             options.pop("unlabeled_tasks")
         note = "SYNTHETIC stand-in (mtat not registered in this checkout): synthetic_tags, 240 x 10 s train clips"
+    options, recipe_options = split_options(options)
     encoder = plugins.get_encoder(name, **options)
-    overrides = {"steps": steps} if steps else {}
-    recipe = {**encoder.recipe(), **overrides}
+    recipe = encoder.recipe().replace(**recipe_options, **({"steps": steps} if steps else {}))
 
     t0 = time.perf_counter()
     result = pretrain(encoder, data_roots=data_roots, run_dir=cache_dir() / f"run-{name}", quiet=True,
-                      overrides=overrides, cache_dir=cache_dir())
+                      recipe=recipe, cache_dir=cache_dir())
     wall = time.perf_counter() - t0
     starts = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     train = [e for e in starts if e["event"] == "train"]
@@ -121,27 +122,25 @@ def run_one(name: str, steps: int | None, data_batches: int) -> dict:
         train[0]["clips_per_s"] if train else float("nan"))
 
     # decode time: rebuild the audio cache in a fresh folder; data-only rate from the sampler
-    obj = encoder.objective
-    pools = build_pools(data_roots=data_roots, label_task=obj.get("label_task"),
-                        label_fraction=obj.get("label_fraction", 1.0), unlabeled_tasks=recipe.get("unlabeled_tasks"),
-                        need_unlabeled=obj.get("labeled_share", 0.0) < 1.0)
+    spec = encoder.label_spec()
+    pools = build_pools(plan_pools(spec, recipe, data_roots), data_roots, seed=recipe.seed)
     with tempfile.TemporaryDirectory() as tmp:
         t1 = time.perf_counter()
         store = AudioStore(pools.labeled + pools.unlabeled, encoder.sample_rate, Path(tmp))
         decode = time.perf_counter() - t1
-        sampler = BatchSampler(pools, store, batch_size=recipe["batch_size"], labeled_share=obj.get("labeled_share", 0.0),
-                               views=recipe["views"], window=encoder.window, seed=1)
+        sampler = BatchSampler(pools, store, batch_size=recipe.batch_size, labeled_share=spec.share,
+                               views=recipe.views, window=encoder.window, seed=1)
         t2 = time.perf_counter()
         for s in range(data_batches):
             sampler.batch(s)
-        data_rate = data_batches * recipe["batch_size"] / (time.perf_counter() - t2)
+        data_rate = data_batches * recipe.batch_size / (time.perf_counter() - t2)
     return {
-        "encoder": name, "steps": result.steps, "batch": recipe["batch_size"], "views": recipe["views"],
+        "encoder": name, "steps": result.steps, "batch": recipe.batch_size, "views": recipe.views,
         "wall_s": round(wall, 1), "decode_s": round(decode, 1), "data_clips_per_s": round(data_rate, 1),
         "step_clips_per_s": round(step_rate, 2), "final_loss": round(result.final_loss, 4),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "pool": f"{result.record['pools']['labeled']} labeled / {result.record['pools']['unlabeled']} unlabeled",
-        "augment": recipe["augment"], "data": note,
+        "augment": recipe.augment, "data": note,
     }
 
 

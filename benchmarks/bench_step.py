@@ -53,7 +53,7 @@ def make_step(enc, model, opt, aug: Augmenter, mode: str, device: torch.device):
     def step(views: torch.Tensor, labels: torch.Tensor, labeled: torch.Tensor, gen: torch.Generator) -> float:
         x = aug(views, generator=gen)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = enc.pretrain_loss(x, labels, labeled, model=model)
+            loss = enc.pretrain_loss(x, labels, labeled, model)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
