@@ -35,7 +35,16 @@ delay          100..500 ms, volume 0.3|0.7, repeats 1..3,           0.6 s
 
 Probabilities are ``min(1, p * s)``; ``s = 0`` is the identity. ``p_apply`` is
 not scaled (it is a separate knob; pass ``p_apply=1`` to corrupt every clip).
-See docs/augmentation.md for the algorithms and the choices made.
+
+That table is the ``"bench"`` variant (the default). ``Augmenter(...,
+variant="official")`` keeps the transforms and their order but gives them the
+shapes of the official SemiSupCon code: a delay whose delayed signal includes
+the dry tap (repeats 1 or 3, so half the delays have no echo), mel-uniform
+cutoffs with julius windowed-sinc filters, torch_audiomentations' coloured
+noise (PSD slope twice its nominal f_decay), pitch ratios from the sample
+rate's "fast" set (14 at 22050 Hz, at most 3.16 semitones) and capped
+probabilities. See docs/augmentation.md for the algorithms, the choices made and
+file:line sources for the official shapes.
 """
 
 from __future__ import annotations
