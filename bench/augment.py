@@ -437,8 +437,9 @@ def sinc_filter(
     :func:`fft_filter`. Like julius, each row is replicate-padded and the output
     keeps the length. All rows are filtered in one batched FFT convolution per
     group of similar kernel lengths (rows pay for their own group's length, not for
-    the longest kernel in the batch). Cutoffs are clamped to Nyquist (julius
-    refuses cutoffs above it).
+    the longest kernel in the batch). Cutoffs are clamped to 1 Hz .. Nyquist:
+    julius refuses cutoffs above Nyquist, and the kernel length grows as
+    ``4 sr / cutoff`` a side (the official draws never go below 1 Hz).
     """
     m, t = x.shape
     codes = _kind_codes(kind, m, "cpu")[:, 0].tolist()
@@ -447,7 +448,7 @@ def sinc_filter(
     def fractions(v) -> list[float]:
         v = torch.as_tensor(v, dtype=torch.float64).detach().cpu().reshape(-1)
         v = v.expand(m) if v.numel() == 1 else v
-        return (v.clamp(min=1e-6, max=nyq) / sample_rate).tolist()
+        return (v.clamp(min=1.0, max=nyq) / sample_rate).tolist()
 
     kernels = [
         _sinc_kernel(c, lo, hi, zeros)
@@ -771,7 +772,8 @@ class Augmenter:
 
         pitch_on = on("pitch")
         ratios = torch.tensor([float(q) for q in r["pitch_ratios"]], dtype=torch.float64)
-        semitones = 12.0 * torch.log2(ratios[pick(range(len(ratios)), (m,)).long()])
+        which = torch.randint(len(ratios), (m,), generator=generator, device=gdev).cpu()
+        semitones = 12.0 * torch.log2(ratios[which])
 
         delay_on = on("delay")
         lo_d, hi_d = r["delay_samples"]
