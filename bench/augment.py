@@ -35,27 +35,46 @@ delay          100..500 ms, volume 0.3|0.7, repeats 1..3,           0.6 s
 
 Probabilities are ``min(1, p * s)``; ``s = 0`` is the identity. ``p_apply`` is
 not scaled (it is a separate knob; pass ``p_apply=1`` to corrupt every clip).
-See docs/augmentation.md for the algorithms and the choices made.
+
+That table is the ``"bench"`` variant (the default). ``Augmenter(...,
+variant="official")`` keeps the transforms and their order but gives them the
+shapes of the official SemiSupCon code: a delay whose delayed signal includes
+the dry tap (repeats 1 or 3, so half the delays have no echo), mel-uniform
+cutoffs with julius windowed-sinc filters, torch_audiomentations' coloured
+noise (PSD slope twice its nominal f_decay), pitch ratios from the sample
+rate's "fast" set (14 at 22050 Hz, at most 3.16 semitones) and capped
+probabilities. See docs/augmentation.md for the algorithms, the choices made and
+file:line sources for the official shapes.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from fractions import Fraction
 from typing import ClassVar
 
+import julius
 import torch
 
 __all__ = [
     "FILTER_KINDS",
+    "VARIANTS",
     "Augmenter",
     "coloured_noise",
     "delay",
+    "fast_pitch_ratios",
     "fft_filter",
     "gain",
     "good_fft_size",
+    "hz_to_mel",
+    "mel_to_hz",
+    "official_coloured_noise",
+    "official_ranges",
+    "official_white_noise",
     "pitch_shift",
     "polarity",
+    "sinc_filter",
     "white_noise",
 ]
 
@@ -309,13 +328,20 @@ def delay(
     volume: torch.Tensor | float,
     repeats: torch.Tensor | int,
     attenuation: torch.Tensor | float,
+    *,
+    dry_tap: bool = False,
 ) -> torch.Tensor:
     """Echo: ``y = (x + volume * sum_{r=1..repeats} attenuation^(r-1) x(t - r d)) / 2``.
 
     ``d = round(delay_s * sample_rate)`` samples per row. The echoes are taps at
     multiples of the delay (a feedback-free multi-tap delay); the wet signal is
-    averaged with the dry one (the CLMR/SemiSupCon convention). The output
-    keeps the length: echoes past the end are cut.
+    averaged with the dry one (the CLMR convention). The output keeps the
+    length: echoes past the end are cut.
+
+    ``dry_tap=True`` is the official SemiSupCon delay: its delayed signal starts
+    with the dry signal itself, ``y = (x + volume * sum_{i=0..repeats-1}
+    attenuation^i x(t - i d)) / 2``, so ``repeats=1`` gives ``(1 + volume) / 2 * x``
+    with no echo and ``repeats=3`` gives two echoes. ``repeats=0`` gives ``x / 2``.
     """
     m, t = x.shape
     d = torch.round(_rows(delay_s, x) * sample_rate).long()  # [M, 1]
@@ -328,12 +354,210 @@ def delay(
     wet = torch.zeros_like(xf)
     pos = torch.arange(t, device=x.device)[None, :]
     max_r = int(reps.max().item()) if reps.numel() else 0
-    for r in range(1, max_r + 1):
+    first = 0 if dry_tap else 1  # offset (in delays) of the first tap
+    for r in range(first, first + max_r):
         idx = pos - r * d
         tap = torch.gather(xf, 1, idx.clamp(min=0)) * (idx >= 0)
-        coef = torch.where(reps >= r, att.pow(r - 1), torch.zeros_like(att))
+        coef = torch.where(reps > r - first, att.pow(r - first), torch.zeros_like(att))
         wet = wet + coef * tap
     return (0.5 * (xf + vol * wet)).to(x.dtype)
+
+
+# --------------------------------------------------------------------------- official shapes
+# The transforms below reproduce the shapes of the official SemiSupCon chain
+# (torch_audiomentations 0.11 + its custom Delay); docs/augmentation.md cites the lines.
+
+
+def hz_to_mel(f: torch.Tensor | float) -> torch.Tensor:
+    """HTK mel scale, ``2595 log10(1 + f / 700)`` (torch_audiomentations' conversion)."""
+    return 2595.0 * torch.log10(1.0 + torch.as_tensor(f, dtype=torch.float64) / 700.0)
+
+
+def mel_to_hz(m: torch.Tensor | float) -> torch.Tensor:
+    """Inverse of :func:`hz_to_mel`."""
+    return 700.0 * (torch.pow(10.0, torch.as_tensor(m, dtype=torch.float64) / 2595.0) - 1.0)
+
+
+def _divisors(n: int) -> list[int]:
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def fast_pitch_ratios(sample_rate: int, max_semitones: float) -> list[Fraction]:
+    """The pitch ratios torch_audiomentations' PitchShift draws from, in increasing order.
+
+    torch_pitch_shift's ``get_fast_shifts`` rule: every ratio ``i / j`` of two
+    divisors (> 1) of the sample rate, ``!= 1``, within
+    ``2^(-max_semitones/12) .. 2^(max_semitones/12)``. PitchShift then picks one
+    uniformly per view. At 22050 Hz and 4 semitones these are 14 ratios, the
+    largest 6/5 (3.16 semitones); at 16000 Hz only 4 (5/4, 128/125 and inverses).
+    """
+    divs = [d for d in _divisors(int(sample_rate)) if d > 1]
+    # the bounds are compared as exact fractions of the float 2^(s/12), as in get_fast_shifts
+    lo = Fraction(2.0 ** (-max_semitones / 12.0))
+    hi = Fraction(2.0 ** (max_semitones / 12.0))
+    found = {Fraction(i, j) for i in divs for j in divs}
+    return sorted(r for r in found if lo <= r <= hi and r != 1)
+
+
+def _sinc_kernel(code: int, low: float, high: float, zeros: float) -> torch.Tensor:
+    """One row's FIR kernel (odd length, centred) as torch_audiomentations builds it from julius.
+
+    lowpass: julius low-pass at ``high``; highpass: identity minus the low-pass at
+    ``low``; band-pass: julius' band-pass (difference of two low-passes sharing the
+    length set by the lower cutoff); band-stop: identity minus that band-pass.
+    Cutoffs are fractions of the sample rate. Code -1 is the identity.
+    """
+    if code < 0:
+        return torch.ones(1)
+    if code in (2, 3):
+        k = julius.LowPassFilters([high if code == 3 else low], zeros=zeros).filters[0, 0]
+    else:
+        pair = julius.LowPassFilters([low, high], zeros=zeros).filters[:, 0]
+        k = pair[1] - pair[0]
+    if code in (1, 2):  # the complement: x - filtered(x)
+        k = -k
+        k[k.shape[0] // 2] += 1.0
+    return k
+
+
+def sinc_filter(
+    x: torch.Tensor,
+    sample_rate: int,
+    kind,
+    low: torch.Tensor | float,
+    high: torch.Tensor | float,
+    zeros: float = 8,
+) -> torch.Tensor:
+    """Windowed-sinc FIR filtering of each row of ``x [M, T]`` (the official filters' shape).
+
+    The kernels are julius' Hann-windowed sincs with ``zeros`` zero crossings each
+    side (so the length is ``8 / cutoff`` samples: sharp at low cutoffs), combined
+    per kind as torch_audiomentations does (see :func:`_sinc_kernel`); ``kind`` as in
+    :func:`fft_filter`. Like julius, each row is replicate-padded and the output
+    keeps the length. All rows are filtered in one batched FFT convolution per
+    group of similar kernel lengths (rows pay for their own group's length, not for
+    the longest kernel in the batch). Cutoffs are clamped to 1 Hz .. Nyquist:
+    julius refuses cutoffs above Nyquist, and the kernel length grows as
+    ``4 sr / cutoff`` a side (the official draws never go below 1 Hz).
+    """
+    m, t = x.shape
+    codes = _kind_codes(kind, m, "cpu")[:, 0].tolist()
+    nyq = sample_rate / 2.0
+
+    def fractions(v) -> list[float]:
+        v = torch.as_tensor(v, dtype=torch.float64).detach().cpu().reshape(-1)
+        v = v.expand(m) if v.numel() == 1 else v
+        return (v.clamp(min=1.0, max=nyq) / sample_rate).tolist()
+
+    kernels = [
+        _sinc_kernel(c, lo, hi, zeros)
+        for c, lo, hi in zip(codes, fractions(low), fractions(high), strict=True)
+    ]
+    halves = [k.shape[0] // 2 for k in kernels]
+    groups: dict[int, list[int]] = {}
+    for i, h in enumerate(halves):
+        groups.setdefault((t + 2 * h).bit_length(), []).append(i)
+    xf = x.float()
+    out = torch.empty_like(xf)
+    for rows in groups.values():
+        h = max(halves[i] for i in rows)
+        bank = torch.zeros(len(rows), 2 * h + 1)
+        for j, i in enumerate(rows):
+            bank[j, h - halves[i] : h + halves[i] + 1] = kernels[i]
+        idx = torch.tensor(rows, device=x.device)
+        # replicate padding by the group's longest half-length equals julius' padding by each
+        # row's own half-length: the extra taps of a shorter kernel are zeros
+        xp = torch.nn.functional.pad(xf[idx][:, None, :], (h, h), mode="replicate")[:, 0]
+        n = good_fft_size(xp.shape[-1])
+        spec = torch.fft.rfft(xp, n=n, dim=-1) * torch.fft.rfft(bank.to(x.device), n=n, dim=-1)
+        # the kernels are symmetric, so convolution = julius' correlation; the first 2h
+        # outputs of the circular convolution are the ones that wrap
+        out[idx] = torch.fft.irfft(spec, n=n, dim=-1)[:, 2 * h : 2 * h + t]
+    return out.to(x.dtype)
+
+
+def official_white_noise(
+    m: int, sample_rate: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """The Gaussian draws :func:`official_coloured_noise` shapes: one second, ``[m, sample_rate]``."""
+    gdev = generator.device if generator is not None else torch.device("cpu")
+    return torch.randn(m, int(sample_rate), generator=generator, device=gdev, dtype=torch.float32)
+
+
+def official_coloured_noise(
+    x: torch.Tensor,
+    sample_rate: int,
+    snr_db: torch.Tensor | float,
+    f_decay: torch.Tensor | float,
+    white: torch.Tensor,
+) -> torch.Tensor:
+    """torch_audiomentations' AddColoredNoise: one second of shaped noise, tiled, at ``snr_db``.
+
+    The spectrum of one second of white noise (1 Hz bins) is multiplied by
+    ``linspace(1, sqrt(sr/2), bins) ^ -f_decay``. That ramp is linear in
+    frequency, so the power spectral density falls as about ``f^(-2 f_decay)``
+    above ~100 Hz: twice the nominal ``1/f^f_decay`` slope (f_decay 1 gives
+    brown-like noise, not pink). The DC bin is kept. The second of noise is
+    RMS-normalised, repeated to the row length (the noise is periodic with a
+    period of one second) and scaled to ``rms(x) / 10^(snr/20)``. ``white`` is
+    ``[M, sample_rate]`` (:func:`official_white_noise`).
+    """
+    m, t = x.shape
+    spec = torch.fft.rfft(white.to(x.device, torch.float32), dim=-1)
+    ramp = torch.linspace(1.0, (sample_rate / 2.0) ** 0.5, spec.shape[-1], device=x.device)
+    shape = torch.exp(-_rows(f_decay, x) * torch.log(ramp)[None, :])
+    noise = torch.fft.irfft(spec * shape, dim=-1)
+    noise = noise / (_rms(noise) + 1e-8)
+    noise = noise.repeat(1, -(-t // noise.shape[-1]))[:, :t]
+    target = _rms(x.float()) / torch.pow(10.0, _rows(snr_db, x) / 20.0)
+    return (x.float() + target * noise).to(x.dtype)
+
+
+#: Augmenter variants: "bench" (this harness' shapes, the default) and "official" (the
+#: official SemiSupCon code's shapes, see docs/augmentation.md).
+VARIANTS = ("bench", "official")
+
+
+def official_ranges(sample_rate: int, severity: float) -> dict:
+    """The official chain's parameter ranges at ``severity`` s (its ``severity_modifier / 2``).
+
+    Follows the official datamodule's formulas, quirks included: the delay's
+    repeats are ``int(2s) -/+ 1`` (1 or 3 at s = 1, never below 0 taps), its
+    volumes and attenuations ``0.5s -/+ 0.2`` (attenuation capped at 1 first),
+    the probabilities are capped (:attr:`Augmenter.P_OFFICIAL`). Raises
+    ValueError where the official code would refuse the severity (a range whose
+    minimum exceeds its maximum, or no fast pitch ratio in range): the chain is
+    defined for s = 0 and about 0.2 <= s <= 3.98.
+    """
+    s, sr = float(severity), int(sample_rate)
+    vol, rep, att = 0.5 * s, int(2 * s), min(1.0, 0.5 * s)
+    r = {
+        "gain_db": (-15.0 * s, 5.0 * s),
+        "snr_db": (3.0 / s, 30.0 / s),
+        "f_decay": (-2.0 * s, 2.0 * s),
+        "band_centre_hz": (200.0, 4000.0),
+        "band_fraction": (0.5 * s, 1.99),
+        "highpass_hz": (200.0 * s, min(0.5 * sr, 2400.0 * s)),
+        "lowpass_hz": (max(75.0, 150.0 / s), 7500.0 / max(1.0, s)),
+        "delay_samples": (int(100.0 / s * sr / 1000), int(500.0 * sr / 1000)),
+        "delay_volumes": (vol - 0.2, vol + 0.2),
+        "delay_repeats": (max(0, rep - 1), max(0, rep + 1)),
+        "delay_attenuations": (att - 0.2, att + 0.2),
+    }
+    for name, (lo, hi) in r.items():
+        if lo > hi:
+            raise ValueError(
+                f"augmentation variant 'official' is not defined at severity {s}: its {name} "
+                f"range would be {lo:g}..{hi:g}; use a severity between 0.2 and 3.98, or 0"
+            )
+    r["pitch_ratios"] = fast_pitch_ratios(sr, 4.0 * s)
+    if not r["pitch_ratios"]:
+        raise ValueError(
+            f"augmentation variant 'official' has no pitch ratio within +-{4 * s:g} semitones at "
+            f"{sr} Hz (the official PitchShift refuses this too); use a larger severity"
+        )
+    return r
 
 
 # --------------------------------------------------------------------------- the chain
@@ -372,6 +596,13 @@ class Augmenter:
     views of the same shape, device and dtype. Deterministic given the
     generator; the same seed draws the same parameters and noise on CPU and GPU
     (they are drawn on the generator's device, CPU by default, then moved).
+
+    ``variant`` picks the transforms' shapes (see :data:`VARIANTS` and
+    docs/augmentation.md): ``"bench"`` (the default; the shapes this harness
+    has always used) or ``"official"`` (the official SemiSupCon code's:
+    mel-uniform windowed-sinc filters, the dry-tap delay with 1 or 3 repeats,
+    its coloured noise, the fast pitch ratios, its probability caps and
+    severity formulas). Same transforms, order and per-view drawing in both.
     """
 
     # ranges at severity 1
@@ -395,6 +626,15 @@ class Augmenter:
         "pitch": 0.6,
         "delay": 0.6,
     }
+    #: official per-transform probabilities: ``min(cap, p * s)`` for each (p, cap)
+    P_OFFICIAL: ClassVar[dict[str, tuple[float, float]]] = {
+        "gain": (0.4, 0.7),
+        "polarity": (0.6, 0.8),
+        "noise": (0.6, 0.8),
+        "filter": (0.3, 0.6),
+        "pitch": (0.6, 0.75),
+        "delay": (0.6, 0.6),
+    }
 
     def __init__(
         self,
@@ -402,6 +642,7 @@ class Augmenter:
         severity: float = 1.0,
         p_apply: float = 0.8,
         *,
+        variant: str = "bench",
         max_rows: int | None = None,
     ) -> None:
         if sample_rate <= 0:
@@ -410,20 +651,32 @@ class Augmenter:
             raise ValueError(f"severity must be >= 0, got {severity}")
         if not 0.0 <= p_apply <= 1.0:
             raise ValueError(f"p_apply must be in [0, 1], got {p_apply}")
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown augmentation variant {variant!r}; expected one of {VARIANTS}")
         self.sample_rate = int(sample_rate)
         self.severity = float(severity)
         self.p_apply = float(p_apply)
+        self.variant = variant
         self.max_rows = max_rows  # views per chunk; None = chosen per device (see chunk_rows)
+        self.official = official_ranges(self.sample_rate, self.severity) if (
+            variant == "official" and self.severity > 0
+        ) else None  # fmt: skip
 
     def __repr__(self) -> str:
-        return f"Augmenter(sample_rate={self.sample_rate}, severity={self.severity}, p_apply={self.p_apply})"
+        return (f"Augmenter(sample_rate={self.sample_rate}, severity={self.severity}, "
+                f"p_apply={self.p_apply}, variant={self.variant!r})")  # fmt: skip
 
     def prob(self, name: str) -> float:
+        if self.variant == "official":
+            p, cap = self.P_OFFICIAL[name]
+            return min(cap, p * self.severity)
         return min(1.0, self.P[name] * self.severity)
 
     # ---------------------------------------------------------------- drawing
     def draw(self, b: int, n: int, generator: torch.Generator | None = None) -> ChainParams:
         """Draw every parameter for ``b`` clips x ``n`` views (always the same number of draws)."""
+        if self.official is not None:
+            return self._draw_official(b, n, generator)
         s = self.severity
         m = b * n
         gdev = generator.device if generator is not None else torch.device("cpu")
@@ -476,6 +729,67 @@ class Augmenter:
             delay_on, delay_s, volume, repeats, attenuation,
         )  # fmt: skip
 
+    def _draw_official(self, b: int, n: int, generator: torch.Generator | None) -> ChainParams:
+        """:meth:`draw` for the official variant: its ranges (:func:`official_ranges`), mel-uniform
+        cutoffs, fast pitch ratios and delays in whole samples. ``slope`` holds its ``f_decay``."""
+        r = self.official
+        m = b * n
+        gdev = generator.device if generator is not None else torch.device("cpu")
+
+        def u(shape, lo=0.0, hi=1.0):
+            x = torch.rand(shape, generator=generator, device=gdev, dtype=torch.float64).cpu()
+            return lo + (hi - lo) * x
+
+        def mel_u(shape, lo_hz, hi_hz):
+            return mel_to_hz(u(shape, float(hz_to_mel(lo_hz)), float(hz_to_mel(hi_hz))))
+
+        def pick(values, shape):
+            i = torch.randint(len(values), shape, generator=generator, device=gdev).cpu()
+            return torch.as_tensor(values, dtype=torch.float64)[i]
+
+        clip_on = (u(b) < self.p_apply).repeat_interleave(n)
+
+        def on(name):
+            return clip_on & (u(m) < self.prob(name))
+
+        gain_on = on("gain")
+        gain_db = u(m, *r["gain_db"])
+        flip_on = on("polarity")
+        noise_on = on("noise")
+        snr_db = u(m, *r["snr_db"])
+        f_decay = u(m, *r["f_decay"])
+
+        filter_on = on("filter")
+        kind = torch.randint(len(FILTER_KINDS), (b,), generator=generator, device=gdev).cpu()
+        kind = kind.repeat_interleave(n)
+        centre = mel_u(m, *r["band_centre_hz"])
+        fraction = u(m, *r["band_fraction"])
+        hp = mel_u(m, *r["highpass_hz"])
+        lp = mel_u(m, *r["lowpass_hz"])
+        is_band = kind <= 1
+        low = torch.where(is_band, centre * (1 - 0.5 * fraction), hp)
+        high = torch.where(is_band, centre * (1 + 0.5 * fraction), lp)
+
+        pitch_on = on("pitch")
+        ratios = torch.tensor([float(q) for q in r["pitch_ratios"]], dtype=torch.float64)
+        which = torch.randint(len(ratios), (m,), generator=generator, device=gdev).cpu()
+        semitones = 12.0 * torch.log2(ratios[which])
+
+        delay_on = on("delay")
+        lo_d, hi_d = r["delay_samples"]
+        d = torch.randint(lo_d, hi_d + 1, (m,), generator=generator, device=gdev).cpu()
+        volume = pick(r["delay_volumes"], (m,))
+        repeats = pick(r["delay_repeats"], (m,)).long()
+        attenuation = pick(r["delay_attenuations"], (m,))
+        f32 = [v.float() for v in (gain_db, snr_db, f_decay, low, high, semitones)]
+        gain_db, snr_db, f_decay, low, high, semitones = f32
+        return ChainParams(
+            gain_on, gain_db, flip_on, noise_on, snr_db, f_decay,
+            filter_on, kind, low, high, pitch_on, semitones,
+            delay_on, (d.double() / self.sample_rate).float(), volume.float(), repeats,
+            attenuation.float(),
+        )  # fmt: skip
+
     # ---------------------------------------------------------------- applying
     def chunk_rows(self, device: torch.device, t: int) -> int:
         """Views processed together. On CPU a few rows at a time keeps the pitch shifter's STFT
@@ -501,7 +815,11 @@ class Augmenter:
         p = self.draw(b, n, generator)
         m = b * n
         # all random draws happen here, before any chunking, so results do not depend on it
-        white = white_noise(int(p.noise_on.sum()), t, generator)
+        n_noise = int(p.noise_on.sum())
+        if self.official is not None:
+            white = official_white_noise(n_noise, self.sample_rate, generator)
+        else:
+            white = white_noise(n_noise, t, generator)
         noise_rank = torch.cumsum(p.noise_on.long(), 0) - 1
         x = views.reshape(m, t)
         out = torch.empty(m, t, dtype=torch.float32, device=views.device)
@@ -538,17 +856,21 @@ class Augmenter:
             x[i] = gain(x[i], sub(p.gain_db, i))
         if (i := rows(p.flip_on)) is not None:
             x[i] = -x[i]
+        official = self.official is not None
         if (i := rows(p.noise_on)) is not None:
-            x[i] = coloured_noise(x[i], sub(p.snr_db, i), sub(p.slope, i), white=white)
+            if official:
+                x[i] = official_coloured_noise(x[i], sr, sub(p.snr_db, i), sub(p.slope, i), white)
+            else:
+                x[i] = coloured_noise(x[i], sub(p.snr_db, i), sub(p.slope, i), white=white)
         if (i := rows(p.filter_on)) is not None:
-            x[i] = fft_filter(
-                x[i], sr, sub(p.filter_kind, i), sub(p.filter_low, i), sub(p.filter_high, i)
-            )
+            ci = i.cpu()  # the sinc kernels are built on the CPU from the drawn cutoffs
+            filt = sinc_filter if official else fft_filter
+            x[i] = filt(x[i], sr, p.filter_kind[ci], p.filter_low[ci], p.filter_high[ci])
         if (i := rows(p.pitch_on & (p.semitones != 0))) is not None:
             x[i] = pitch_shift(x[i], sr, sub(p.semitones, i))
         if (i := rows(p.delay_on)) is not None:
             x[i] = delay(
                 x[i], sr, sub(p.delay_s, i), sub(p.delay_volume, i),
-                sub(p.delay_repeats, i), sub(p.delay_attenuation, i),
+                sub(p.delay_repeats, i), sub(p.delay_attenuation, i), dry_tap=official,
             )  # fmt: skip
         return x

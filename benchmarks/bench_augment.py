@@ -8,7 +8,10 @@
     processes; the collated batch is then moved to the training device.
 
 Both read the same in-memory synthetic clips, so decoding is left out of both;
-the difference measured is the augmentation pipeline only.
+the difference measured is the augmentation pipeline only. Each round times
+both for every augmentation variant (``--variants``, default ``bench,official``:
+the two shapes of ``Augmenter(variant=...)``), interleaved, so the variants'
+figures come from the same run and the same load.
 
     python benchmarks/bench_augment.py                   # paper preset: 22050 Hz, 59535 samples, 96 x 2
     python benchmarks/bench_augment.py --preset demo     # 16000 Hz, 19683 samples
@@ -175,7 +178,13 @@ def main(argv: list[str] | None = None) -> None:
         "--threads", type=int, default=None, help="torch threads of the batched process"
     )
     ap.add_argument("--seed", type=int, default=123)
+    ap.add_argument(
+        "--variants",
+        default="bench,official",
+        help="comma-separated Augmenter variants to time (bench, official)",
+    )
     args = ap.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -183,30 +192,36 @@ def main(argv: list[str] | None = None) -> None:
     sr, window = preset["sample_rate"], preset["window"]
     device = torch.device(args.device)
     clips = synthetic_clips(args.batch, args.views, window, sr, seed=args.seed)
-    augmenter = Augmenter(sr, severity=args.severity)
+    augmenters = {v: Augmenter(sr, severity=args.severity, variant=v) for v in variants}
 
     print(f"device: {device_name(device)}; torch {torch.__version__}")
     print(f"preset {args.preset}: {sr} Hz x {window} samples, batch {args.batch} clips x {args.views} views, "
           f"severity {args.severity}; load average before: {loadavg()}")  # fmt: skip
-    rows = []
-    for r in range(
-        args.rounds
-    ):  # interleaved, so a busy neighbour on a shared machine hits both alike
-        a_wall, a_cpu = bench_batched(clips, augmenter, device, args.steps, args.seed + r)
-        b_wall, b_cpu = bench_per_clip(
-            clips, augmenter, device, args.baseline_batches, args.workers, args.seed + r
-        )
-        rows.append((a_wall, b_wall, a_cpu, b_cpu))
-        print(f"  round {r}: batched {a_wall:7.1f} clips/s ({1e3 * a_cpu:6.1f} CPU-ms/clip) | "
-              f"per-clip {b_wall:7.1f} clips/s ({1e3 * b_cpu:6.1f} CPU-ms/clip)")  # fmt: skip
-    a_wall, b_wall, a_cpu, b_cpu = (statistics.median(col) for col in zip(*rows))
+    rows: dict[str, list[tuple[float, float, float, float]]] = {v: [] for v in variants}
+    for r in range(args.rounds):
+        # interleaved, so a busy neighbour on a shared machine hits every setup alike
+        for v, augmenter in augmenters.items():
+            a_wall, a_cpu = bench_batched(clips, augmenter, device, args.steps, args.seed + r)
+            b_wall, b_cpu = bench_per_clip(
+                clips, augmenter, device, args.baseline_batches, args.workers, args.seed + r
+            )
+            rows[v].append((a_wall, b_wall, a_cpu, b_cpu))
+            print(f"  round {r} {v:>8}: batched {a_wall:7.1f} clips/s ({1e3 * a_cpu:6.1f} CPU-ms/clip) | "
+                  f"per-clip {b_wall:7.1f} clips/s ({1e3 * b_cpu:6.1f} CPU-ms/clip)")  # fmt: skip
     print(f"load average after: {loadavg()}; medians over {args.rounds} rounds:")
-    print(
-        f"(a) batched Augmenter on {device}: {a_wall:8.1f} clips/s, {1e3 * a_cpu:6.1f} CPU-ms/clip"
-    )
-    print(f"(b) per-clip, DataLoader with {args.workers} workers (CPU): {b_wall:8.1f} clips/s, "
-          f"{1e3 * b_cpu:6.1f} CPU-ms/clip")  # fmt: skip
-    print(f"ratio (a)/(b): {a_wall / b_wall:.2f}x clips/s; {b_cpu / a_cpu:.2f}x less CPU per clip")
+    medians = {}
+    for v in variants:
+        a_wall, b_wall, a_cpu, b_cpu = (statistics.median(col) for col in zip(*rows[v]))
+        medians[v] = (a_wall, a_cpu)
+        print(f"[{v}] (a) batched Augmenter on {device}: {a_wall:8.1f} clips/s, "
+              f"{1e3 * a_cpu:6.1f} CPU-ms/clip")  # fmt: skip
+        print(f"[{v}] (b) per-clip, DataLoader with {args.workers} workers (CPU): "
+              f"{b_wall:8.1f} clips/s, {1e3 * b_cpu:6.1f} CPU-ms/clip")  # fmt: skip
+        print(f"[{v}] ratio (a)/(b): {a_wall / b_wall:.2f}x clips/s; "
+              f"{b_cpu / a_cpu:.2f}x less CPU per clip")  # fmt: skip
+    if {"bench", "official"} <= set(medians):
+        (bw, bc), (ow, oc) = medians["bench"], medians["official"]
+        print(f"batched official / bench: {ow / bw:.2f}x clips/s, {oc / bc:.2f}x CPU per clip")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 
 import pytest
@@ -12,11 +14,16 @@ from bench.augment import (
     Augmenter,
     coloured_noise,
     delay,
+    fast_pitch_ratios,
     fft_filter,
     gain,
     good_fft_size,
+    hz_to_mel,
+    official_coloured_noise,
+    official_white_noise,
     pitch_shift,
     polarity,
+    sinc_filter,
 )
 
 SR = 16000
@@ -325,3 +332,322 @@ def test_standalone_noise_and_chain_use_the_generator_only():
     torch.manual_seed(12345)  # the global RNG must not matter when a generator is given
     b = Augmenter(SR, p_apply=1.0)(v, torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
+
+
+# ------------------------------------------------------------------ variants: bench unchanged
+
+
+def golden_views() -> torch.Tensor:
+    g = torch.Generator().manual_seed(2024)
+    t = torch.arange(6000, dtype=torch.float64) / 16000
+    tones = torch.stack([0.3 * torch.sin(2 * math.pi * f * t) for f in (220.0, 440.0, 990.0)])
+    return tones.float()[:, None, :].repeat(1, 2, 1) + 0.02 * torch.randn(3, 2, 6000, generator=g)
+
+
+def test_bench_variant_is_the_default_and_unchanged():
+    """Draws and outputs recorded with the chain as it was before the variants existed."""
+    a = Augmenter(16000, severity=1.0, p_apply=1.0)
+    assert a.variant == "bench"
+    p = a.draw(3, 2, torch.Generator().manual_seed(77))
+    digest = hashlib.sha256()
+    for f in dataclasses.fields(p):
+        digest.update(getattr(p, f.name).contiguous().numpy().tobytes())
+    assert digest.hexdigest() == "7366b353e96981f662bacc9a9ded8433705fa3dbd9d1a1ab8ba20e9d312b2ad5"
+    out = a(golden_views(), torch.Generator().manual_seed(77)).reshape(6, -1).double()
+    explicit = Augmenter(16000, severity=1.0, p_apply=1.0, variant="bench")
+    assert torch.equal(
+        explicit(golden_views(), torch.Generator().manual_seed(77)).reshape(6, -1).double(), out
+    )
+    want_sum = [-0.93592, -8.08045, 4e-05, -1.56836, 0.13971, 0.57239]
+    want_sumsq = [1.94666, 272.65887, 0.60426, 6.26845, 5.50796, 96.55729]
+    want_at = [[-0.032713, 0.023488, -0.017484, 0.003995],
+               [0.022847, 0.092177, -0.33933, -0.035554],
+               [0.022124, 0.004579, 0.008001, 0.004508],
+               [-0.224331, 0.02259, -0.013124, -0.053578],
+               [-0.003274, 0.02818, 0.024368, 0.052936],
+               [0.011956, -0.146798, 0.125571, -0.162336]]  # fmt: skip
+    assert torch.allclose(out.sum(1), torch.tensor(want_sum, dtype=torch.float64), atol=2e-3)
+    assert torch.allclose(
+        out.pow(2).sum(1), torch.tensor(want_sumsq, dtype=torch.float64), rtol=1e-4, atol=1e-3
+    )
+    assert torch.allclose(
+        out[:, [0, 1234, 3000, 5999]], torch.tensor(want_at, dtype=torch.float64), atol=2e-5
+    )
+
+
+def test_unknown_variant_is_refused():
+    with pytest.raises(ValueError, match="variant"):
+        Augmenter(SR, variant="paper")
+
+
+# ------------------------------------------------------------------ official variant: delay
+
+
+def test_official_delay_with_one_repeat_leaves_no_echo():
+    x = torch.randn(2, 8000, generator=torch.Generator().manual_seed(0))
+    for vol in (0.3, 0.7):
+        y = delay(x, SR, 0.1, vol, 1, 0.7, dry_tap=True)
+        assert torch.allclose(y, (1 + vol) / 2 * x, atol=1e-6)  # a gain, no echo
+    click = torch.zeros(1, 8000)
+    click[0, 100] = 1.0
+    y = delay(click, SR, 0.1, 0.7, 1, 0.7, dry_tap=True)
+    assert y[0, 101:].abs().max() == 0
+    # three repeats: the dry tap plus echoes at d and 2d, attenuated by att and att^2
+    y = delay(click, SR, 0.1, 0.7, 3, 0.3, dry_tap=True)[0]
+    d = int(0.1 * SR)
+    assert y[100].item() == pytest.approx((1 + 0.7) / 2)
+    assert y[100 + d].item() == pytest.approx(0.7 * 0.3 / 2)
+    assert y[100 + 2 * d].item() == pytest.approx(0.7 * 0.09 / 2)
+    assert (y.abs() > 0).sum() == 3
+    # the bench delay echoes even with one repeat
+    assert delay(click, SR, 0.1, 0.7, 1, 0.7)[0, 100 + d] == pytest.approx(0.35)
+
+
+def echo_to_dry(x: torch.Tensor, y: torch.Tensor, start: int) -> torch.Tensor:
+    """Per row: energy of y outside its projection on x, over the energy of that projection."""
+    x, y = x[:, start:].double(), y[:, start:].double()
+    c = (x * y).sum(1, keepdim=True) / (x * x).sum(1, keepdim=True)
+    return (y - c * x).pow(2).sum(1) / (c * x).pow(2).sum(1)
+
+
+def test_official_delay_echo_to_dry_energy():
+    sr, m = 8000, 400
+    off = Augmenter(sr, p_apply=1.0, variant="official").draw(m, 1, torch.Generator().manual_seed(1))
+    ben = Augmenter(sr, p_apply=1.0).draw(m, 1, torch.Generator().manual_seed(1))
+    assert set(off.delay_repeats.tolist()) == {1, 3}
+    x = torch.randn(m, 3 * 4000 + 8000, generator=torch.Generator().manual_seed(2))
+    start = 2 * 4000  # past the longest possible second echo: every row has all its taps
+    y_off = delay(x, sr, off.delay_s, off.delay_volume, off.delay_repeats, off.delay_attenuation,
+                  dry_tap=True)  # fmt: skip
+    y_ben = delay(x, sr, ben.delay_s, ben.delay_volume, ben.delay_repeats, ben.delay_attenuation)
+    r_off = echo_to_dry(x, y_off, start)
+    one = off.delay_repeats == 1
+    assert r_off[one].max() < 1e-9
+    v, a = off.delay_volume[~one].double(), off.delay_attenuation[~one].double()
+    want = v**2 * (a**2 + a**4) / (1 + v) ** 2  # two echoes against the (1 + v) dry tap
+    assert torch.allclose(r_off[~one], want, rtol=0.1, atol=2e-3)
+    # about 0.02 on average (0.005..0.12 with three repeats) against about 0.36 for the bench delay
+    assert 0.015 < r_off.mean() < 0.032
+    assert 0.30 < echo_to_dry(x, y_ben, start).mean() < 0.42
+
+
+# ------------------------------------------------------------------ official variant: filters
+
+
+def ks_uniform(u: torch.Tensor) -> float:
+    """Kolmogorov-Smirnov statistic of samples in [0, 1] against the uniform distribution."""
+    u, _ = torch.sort(u.double())
+    n = u.numel()
+    i = torch.arange(1, n + 1, dtype=torch.float64)
+    return max((i / n - u).max().item(), (u - (i - 1) / n).max().item())
+
+
+@pytest.mark.parametrize("variant", ["official", "bench"])
+def test_official_cutoffs_are_mel_uniform_and_bench_cutoffs_hz_uniform(variant):
+    p = Augmenter(22050, p_apply=1.0, variant=variant).draw(
+        24000, 1, torch.Generator().manual_seed(3)
+    )
+    band = p.filter_kind <= 1
+    samples = {
+        "lowpass": (p.filter_high[p.filter_kind == 3], 150.0, 7500.0),
+        "highpass": (p.filter_low[p.filter_kind == 2], 200.0, 2400.0),
+        # band edges are c(1 -/+ w/2) officially and c -/+ cw/2 here: the centre is their mean
+        "centre": ((p.filter_low[band] + p.filter_high[band]) / 2, 200.0, 4000.0),
+    }
+    for name, (hz, lo, hi) in samples.items():
+        n = hz.numel()
+        assert n > 4000, name
+        crit = 1.95 / math.sqrt(n)  # KS critical value at alpha = 0.001
+        in_mel = (hz_to_mel(hz) - hz_to_mel(lo)) / (hz_to_mel(hi) - hz_to_mel(lo))
+        in_hz = (hz.double() - lo) / (hi - lo)
+        if variant == "official":
+            assert ks_uniform(in_mel) < crit, name
+            assert ks_uniform(in_hz) > 5 * crit, name
+        else:
+            assert ks_uniform(in_hz) < crit, name
+            assert ks_uniform(in_mel) > 5 * crit, name
+    lp = samples["lowpass"][0]
+    median = lp.median().item()
+    assert (1800 < median < 2100) if variant == "official" else (3600 < median < 4050)
+
+
+def tone_gain_db(y: torch.Tensor, x: torch.Tensor, edge: int) -> float:
+    """Output/input level in dB over the middle of the clip (filter edge transients left out)."""
+    ym, xm = y[..., edge:-edge].double(), x[..., edge:-edge].double()
+    return 20 * math.log10(ym.pow(2).mean().sqrt().item() / xm.pow(2).mean().sqrt().item())
+
+
+def test_official_lowpass_attenuates_by_the_sinc_stop_band():
+    sr, fc, t = 22050, 1000.0, 22050
+    edge = int(8 / (fc / sr) / 2) + 1  # julius' half-length at this cutoff
+    lp = torch.tensor([3])
+
+    def through(freq, filt):
+        x = sine(freq, t=t, sr=sr)[None]
+        return tone_gain_db(filt(x, sr, lp, 0.0, fc), x, edge)
+
+    # Hann-windowed sinc, 8 zero crossings: -6 dB at the cutoff, about -44 dB at 1.25 fc and
+    # -80 dB at 2 fc; flat (+-0.06 dB) below 0.8 fc
+    assert abs(through(500.0, sinc_filter)) < 0.1
+    assert through(1250.0, sinc_filter) < -40
+    assert through(2000.0, sinc_filter) < -75
+    assert through(4000.0, sinc_filter) < -75
+    # the bench Butterworth (order 4, 24 dB/octave) lets 2 fc through at about -24 dB
+    assert -27 < through(2000.0, fft_filter) < -21
+
+
+def test_sinc_filter_matches_julius_row_by_row():
+    import julius
+
+    sr = 22050
+    x = torch.randn(5, 9000, generator=torch.Generator().manual_seed(4))
+    kind = torch.tensor([0, 1, 2, 3, -1])
+    low = torch.tensor([2.0, 300.0, 500.0, 0.0, 0.0])  # 2 Hz: a kernel longer than the clip
+    high = torch.tensor([900.0, 4000.0, 0.0, 3000.0, 0.0])
+    y = sinc_filter(x, sr, kind, low, high)
+    lo, hi = (low / sr).tolist(), (high / sr).tolist()
+    want = [
+        julius.bandpass_filter(x[0], lo[0], hi[0]),
+        x[1] - julius.bandpass_filter(x[1], lo[1], hi[1]),
+        x[2] - julius.lowpass_filter(x[2], lo[2]),
+        julius.lowpass_filter(x[3], hi[3]),
+        x[4],
+    ]
+    for i, w in enumerate(want):
+        assert torch.allclose(y[i], w, atol=2e-5), i
+
+
+# ------------------------------------------------------------------ official variant: pitch, noise
+
+
+def test_official_pitch_ratios_are_the_fast_shifts():
+    ratios = fast_pitch_ratios(22050, 4.0)
+    assert [str(r) for r in ratios] == [
+        "5/6", "21/25", "6/7", "9/10", "45/49", "14/15", "49/50",
+        "50/49", "15/14", "49/45", "10/9", "7/6", "25/21", "6/5",
+    ]  # fmt: skip
+    assert max(abs(12 * math.log2(r)) for r in ratios) == pytest.approx(3.156, abs=1e-3)
+    assert [str(r) for r in fast_pitch_ratios(16000, 4.0)] == ["4/5", "125/128", "128/125", "5/4"]
+    p = Augmenter(22050, p_apply=1.0, variant="official").draw(
+        2000, 1, torch.Generator().manual_seed(5)
+    )
+    drawn = torch.pow(2.0, p.semitones.double() / 12)
+    allowed = torch.tensor([float(r) for r in ratios], dtype=torch.float64)
+    nearest = (drawn[:, None] - allowed[None, :]).abs().min(1)
+    assert nearest.values.max() < 1e-6
+    assert set(nearest.indices.tolist()) == set(range(14))  # every ratio is drawn
+    # the shifter moves a tone by the drawn ratio
+    x = sine(440.0, t=22050, sr=22050)[None]
+    y = pitch_shift(x, 22050, torch.tensor([12 * math.log2(6 / 5)]))
+    got, bin_hz = peak_hz(y[0], 22050)
+    assert abs(got - 440.0 * 6 / 5) <= bin_hz
+
+
+def log_psd_slope(noise: torch.Tensor, sr: int, lo: float = 500.0, hi: float = 8000.0) -> float:
+    """Least-squares slope of log PSD against log frequency over lo..hi Hz (rows averaged)."""
+    n = noise.shape[-1]
+    win = torch.hann_window(n, dtype=torch.float64)
+    psd = (torch.fft.rfft(noise.double() * win).abs() ** 2).mean(0)
+    f = torch.fft.rfftfreq(n, 1 / sr).double()
+    sel = (f >= lo) & (f <= hi)
+    a = torch.stack([f[sel].log(), torch.ones_like(f[sel])], 1)
+    return torch.linalg.lstsq(a, psd[sel].log()[:, None]).solution[0, 0].item()
+
+
+@pytest.mark.parametrize("f_decay", [-1.0, 1.0, 2.0])
+def test_official_noise_psd_falls_twice_as_fast_as_its_nominal_decay(f_decay):
+    sr, t = 22050, 2 * 22050 + 5000
+    g = torch.Generator().manual_seed(6)
+    x = torch.full((16, t), 1e-3)
+    y = official_coloured_noise(x, sr, 0.0, f_decay, official_white_noise(16, sr, g)) - x
+    # the official ramp is linear in f, so amplitude ~ f^-f_decay and power ~ f^(-2 f_decay)
+    # (a little less steep near 500 Hz, where the ramp's offset of 1 still counts)
+    assert -2.05 < log_psd_slope(y, sr) / f_decay < -1.8
+    bench = coloured_noise(x, 0.0, f_decay, g) - x
+    assert abs(log_psd_slope(bench, sr) / f_decay + 1) < 0.05  # power ~ f^-slope, as named
+    # one second of noise, repeated; SNR exact to the noise's RMS over the row
+    assert torch.equal(y[:, :sr], y[:, sr : 2 * sr])
+    snr = 20 * torch.log10(x.pow(2).mean(1).sqrt() / y.pow(2).mean(1).sqrt())
+    assert snr.abs().max() < 0.3
+
+
+# ------------------------------------------------------------------ official variant: the chain
+
+
+def test_official_probabilities_ranges_and_severity():
+    a = Augmenter(22050, variant="official")
+    p = a.draw(10000, 2, torch.Generator().manual_seed(7))
+    for name, prob in [("gain_on", 0.4), ("flip_on", 0.6), ("noise_on", 0.6), ("filter_on", 0.3),
+                       ("pitch_on", 0.6), ("delay_on", 0.6)]:  # fmt: skip
+        assert abs(getattr(p, name).float().mean().item() - 0.8 * prob) < 0.02, name
+    d = torch.round(p.delay_s.double() * 22050)
+    assert d.min() >= 2205 and d.max() <= 11025
+    assert {round(v, 6) for v in p.delay_volume.tolist()} == {0.3, 0.7}
+    assert {round(v, 6) for v in p.delay_attenuation.tolist()} == {0.3, 0.7}
+    assert p.slope.min() >= -2 and p.slope.max() <= 2
+    band = p.filter_kind <= 1
+    frac = (p.filter_high - p.filter_low)[band] / ((p.filter_high + p.filter_low)[band] / 2)
+    assert frac.min() >= 0.5 - 1e-4 and frac.max() <= 1.99 + 1e-4
+    # severity 2: capped probabilities (0.7, 0.8, 0.8, 0.6, 0.75, 0.6), repeats 3|5
+    p2 = Augmenter(22050, severity=2.0, p_apply=1.0, variant="official").draw(
+        10000, 1, torch.Generator().manual_seed(8)
+    )
+    for name, prob in [("gain_on", 0.7), ("flip_on", 0.8), ("noise_on", 0.8), ("filter_on", 0.6),
+                       ("pitch_on", 0.75), ("delay_on", 0.6)]:  # fmt: skip
+        assert abs(getattr(p2, name).float().mean().item() - prob) < 0.02, name
+    assert set(p2.delay_repeats.tolist()) == {3, 5}
+    assert p2.slope.min() < -3.5 and p2.slope.max() > 3.5
+    # the official chain is not defined at low severities (its delay range would be empty)
+    with pytest.raises(ValueError, match="severity 0.1"):
+        Augmenter(22050, severity=0.1, variant="official")
+    v = views()
+    assert torch.equal(Augmenter(SR, severity=0.0, variant="official")(v), v)
+
+
+def test_official_chain_contract():
+    v = views(b=6, t=4000)
+    a = Augmenter(SR, p_apply=0.7, variant="official")
+    out = a(v, torch.Generator().manual_seed(9))
+    assert out.shape == v.shape and torch.isfinite(out).all()
+    assert torch.equal(out, a(v, torch.Generator().manual_seed(9)))
+    p = a.draw(6, 2, torch.Generator().manual_seed(9))
+    touched = p.gain_on | p.flip_on | p.noise_on | p.filter_on | p.pitch_on | p.delay_on
+    for r, hit in enumerate(touched.tolist()):
+        assert torch.equal(out.reshape(12, -1)[r], v.reshape(12, -1)[r]) == (not hit)
+    one = Augmenter(SR, p_apply=0.7, variant="official", max_rows=1)
+    assert torch.allclose(one(v, torch.Generator().manual_seed(9)), out, atol=1e-4)
+    assert "official" in repr(a)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_official_cuda_matches_cpu():
+    v = views()
+    a = Augmenter(SR, p_apply=1.0, variant="official")
+    cpu = a(v, torch.Generator().manual_seed(5))
+    gpu = a(v.cuda(), torch.Generator().manual_seed(5))
+    assert gpu.device.type == "cuda"
+    assert torch.allclose(gpu.cpu(), cpu, atol=1e-3)
+
+
+@pytest.mark.parametrize("only", ["noise", "filter", "pitch", "delay"])
+def test_official_chain_applies_the_official_transform(only):
+    """With one transform forced on, the chain equals that official transform with its draws."""
+    sr = 22050
+    v = views(b=8, n=1, t=6000)
+    a = Augmenter(sr, p_apply=1.0, variant="official")
+    a.P_OFFICIAL = {k: ((1.0, 1.0) if k == only else (0.0, 0.0)) for k in Augmenter.P_OFFICIAL}
+    g = torch.Generator().manual_seed(10)
+    out = a(v, g)[:, 0]
+    g = torch.Generator().manual_seed(10)
+    p = a.draw(8, 1, g)
+    x = v[:, 0]
+    if only == "noise":
+        want = official_coloured_noise(x, sr, p.snr_db, p.slope, official_white_noise(8, sr, g))
+    elif only == "filter":
+        want = sinc_filter(x, sr, p.filter_kind, p.filter_low, p.filter_high)
+    elif only == "pitch":
+        want = pitch_shift(x, sr, p.semitones)
+    else:
+        want = delay(x, sr, p.delay_s, p.delay_volume, p.delay_repeats, p.delay_attenuation,
+                     dry_tap=True)  # fmt: skip
+    assert torch.allclose(out, want, atol=1e-5)
