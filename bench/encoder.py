@@ -219,6 +219,8 @@ class Recipe:
     seed: int = 123
     weight_decay: float = 0.0
     augment: bool = True
+    #: the shapes of the augmentation chain: "bench" or "official" (the official code's; docs/augmentation.md)
+    augment_variant: str = "bench"
     severity: float = 1.0
     p_apply: float = 0.8
     checkpoint_every: int = 100
@@ -230,12 +232,16 @@ class Recipe:
 
     KINDS: ClassVar[dict[str, str]] = {
         "steps": "int", "batch_size": "int", "lr": "float", "views": "int", "seed": "int",
-        "weight_decay": "float", "augment": "bool", "severity": "float", "p_apply": "float",
+        "weight_decay": "float", "augment": "bool", "augment_variant": "str", "severity": "float",
+        "p_apply": "float",
         "checkpoint_every": "int", "log_every": "int", "labeled_mix": "str", "unlabeled_tasks": "names?",
         "unlabeled_dirs": "names",
     }
     #: the keys whose change makes a training checkpoint another run (refused on resume)
-    IDENTITY: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "views", "seed", "augment", "severity", "p_apply")
+    IDENTITY: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "views", "seed", "augment", "augment_variant",
+                                           "severity", "p_apply")
+    #: the augmentation variants of bench.augment.Augmenter (checked equal by a test)
+    AUGMENT_VARIANTS: ClassVar[tuple[str, ...]] = ("bench", "official")
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -250,7 +256,9 @@ class Recipe:
                   ("severity", self.severity >= 0, "0 or more"), ("p_apply", 0 <= self.p_apply <= 1, "in [0, 1]"),
                   ("checkpoint_every", self.checkpoint_every >= 1, "at least 1"),
                   ("log_every", self.log_every >= 1, "at least 1"),
-                  ("labeled_mix", self.labeled_mix in ("step", "row"), "'step' or 'row'"))
+                  ("labeled_mix", self.labeled_mix in ("step", "row"), "'step' or 'row'"),
+                  ("augment_variant", self.augment_variant in self.AUGMENT_VARIANTS,
+                   " or ".join(map(repr, self.AUGMENT_VARIANTS))))
         for name, ok, rule in checks:
             if not ok:
                 raise BenchError(f"recipe option {name}={getattr(self, name)!r} must be {rule}")

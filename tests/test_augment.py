@@ -7,6 +7,8 @@ import hashlib
 import math
 
 import pytest
+
+from bench.errors import BenchError
 import torch
 
 from bench.augment import (
@@ -651,3 +653,13 @@ def test_official_chain_applies_the_official_transform(only):
         want = delay(x, sr, p.delay_s, p.delay_volume, p.delay_repeats, p.delay_attenuation,
                      dry_tap=True)  # fmt: skip
     assert torch.allclose(out, want, atol=1e-5)
+
+
+def test_recipe_knows_the_augmenter_variants():
+    from bench.augment import VARIANTS
+    from bench.encoder import Recipe
+
+    assert Recipe.AUGMENT_VARIANTS == VARIANTS
+    assert Recipe(steps=1, batch_size=1, lr=1.0).replace(augment_variant="official").augment_variant == "official"
+    with pytest.raises(BenchError, match="'bench' or 'official'"):
+        Recipe(steps=1, batch_size=1, lr=1.0, augment_variant="offical")

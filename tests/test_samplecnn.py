@@ -138,6 +138,7 @@ def test_presets_set_their_own_objective_and_recipe_defaults():
     with pytest.raises(PluginError, match="twice"):
         SupervisedEncoder(label_task="mtat,mtat")
     assert paper.recipe().steps == 50_000 and paper.recipe().lr == 1e-4
+    assert paper.recipe().augment_variant == "official" and demo.recipe().augment_variant == "bench"
     assert demo.recipe().steps == 800 and demo.recipe().replace(steps="5").steps == 5
     assert SimCLREncoder(preset="demo").recipe().lr == 3e-4
     assert SimCLREncoder(preset="demo", seed=7).recipe().seed == 7  # the training seed follows the encoder's

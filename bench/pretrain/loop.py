@@ -225,7 +225,8 @@ def pretrain(
     if recipe.augment:
         from bench.augment import Augmenter
 
-        augmenter = Augmenter(encoder.sample_rate, severity=recipe.severity, p_apply=recipe.p_apply)
+        augmenter = Augmenter(encoder.sample_rate, severity=recipe.severity, p_apply=recipe.p_apply,
+                              variant=recipe.augment_variant)
 
     record = {
         "encoder": encoder.name,
