@@ -271,9 +271,12 @@ def table(records: list[dict[str, Any]], level: float = confidence.LEVEL) -> lis
     if not records:
         raise BenchError("no result records to analyse")
     recs = _dedupe(records)
+    mixed = len({bool(r.get("demo_data")) for r in recs}) > 1
     groups: dict[tuple[str, str], dict[str, dict[int, dict]]] = {}
     for r in recs:
-        groups.setdefault((encoder_label(r), r["task"]), {}).setdefault(condition_of(r), {})[r["seed"]] = r
+        # demo and real numbers never share a row (the leaderboard's rule)
+        label = encoder_label(r) + (" (demo data)" if mixed and r.get("demo_data") else "")
+        groups.setdefault((label, r["task"]), {}).setdefault(condition_of(r), {})[r["seed"]] = r
     registry = corruptions()
     order = {n: i for i, n in enumerate(registry)}
     rows = []
@@ -282,6 +285,13 @@ def table(records: list[dict[str, Any]], level: float = confidence.LEVEL) -> lis
         if len(metrics) > 1:
             raise BenchError(f"records of {label} on {task} disagree on the primary metric: {sorted(metrics)}")
         metric = metrics.pop()
+        fps = {(r.get("data") or {}).get("fingerprint") for rs in by_cond.values() for r in rs.values()}
+        if len(fps) > 1:
+            raise BenchError(
+                f"records of {label} on {task} come from different data (data fingerprints "
+                f"{', '.join(sorted(str(f)[:12] for f in fps))}): clean and corrupted results cannot be "
+                "compared. Analyse each run on its own, or re-run on the same data."
+            )
         clean = by_cond.get(CLEAN, {})
         for cond, rs in by_cond.items():
             name, strength = split_condition(cond)
@@ -514,6 +524,7 @@ def curves_png(rows: list[dict[str, Any]], task: str, dpi: int = 100) -> bytes:
         ax.axis("off")
     for ax, name in zip(axes.flat, names):
         c = registry.get(name)
+        ticks: set[float] = set()
         for i, enc in enumerate(encoders):
             color = colors[i % len(colors)]
             pts = sorted((r["strength"], r["value"], r["lo"], r["hi"]) for r in rs
@@ -527,9 +538,13 @@ def curves_png(rows: list[dict[str, Any]], task: str, dpi: int = 100) -> bytes:
             if not pts:
                 continue
             x = [p[0] for p in pts]
+            ticks.update(x)
             ax.plot(x, [p[1] for p in pts], marker="o", markersize=3, color=color, label=enc)
             if all(p[2] is not None and p[3] is not None for p in pts):
                 ax.fill_between(x, [p[2] for p in pts], [p[3] for p in pts], color=color, alpha=0.15, linewidth=0)
+        if ticks:
+            ax.set_xticks(sorted(ticks))
+            ax.set_xticklabels([f"{t:g}" for t in sorted(ticks)])
         if c is not None and c.harsher == "down":
             ax.invert_xaxis()
         ax.set_title(name, fontsize=9)
@@ -537,7 +552,11 @@ def curves_png(rows: list[dict[str, Any]], task: str, dpi: int = 100) -> bytes:
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(rs[0]["metric"], fontsize=8)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend: dict[str, Any] = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    handles, labels = list(legend.values()), list(legend)
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
     demo = all(r["demo_data"] for r in rs)

@@ -99,11 +99,12 @@ def record(encoder, condition, seed, y, s, *, n_boot=200, variant=None, skipped=
     ci = confidence.bootstrap(score_fn, y, s, "accuracy", n_boot=n_boot)
     rec = results.new_record(
         encoder=encoder, task="gtzan", seed=seed, primary_metric="accuracy", metrics=score_fn(y, s),
-        confidence=ci, demo_data=True, condition=condition, variant=variant,
+        confidence=ci, condition=condition, variant=variant,
         data={"fingerprint": "fp", "tracks": {"test": len(y)}, "skipped": {"test": [{"path": p} for p in skipped]}},
         **extra,
     )
     rec["created"] = created
+    rec.setdefault("demo_data", True)
     return rec
 
 
@@ -200,6 +201,14 @@ def test_labels_duplicates_and_bad_records():
     newest = by(rows, encoder="semisupcon[label_fraction=0.05]", condition="mp3@16")
     assert newest["value"] == pytest.approx(score_fn(y, k)["accuracy"])  # the newer duplicate won
     assert by(rows, encoder="simclr")["drop_method"] == "no clean records"
+    other = record("simclr", "clean", 0, y, c)
+    other["data"]["fingerprint"] = "another"
+    with pytest.raises(BenchError, match="simclr on gtzan come from different data"):
+        R.table(recs + [other])
+    real = record("simclr", "clean", 0, y, c, demo_data=False)
+    real["data"]["fingerprint"] = "another"
+    assert {r["encoder"] for r in R.table(recs + [real])} == {
+        "semisupcon[label_fraction=0.05] (demo data)", "simclr (demo data)", "simclr"}
     bad = dict(recs[0], schema_version=999)
     with pytest.raises(BenchError, match="schema version 999"):
         R.table([bad])
