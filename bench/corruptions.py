@@ -2,9 +2,16 @@
 
 A corruption is a function ``(waveform, sample_rate, strength, seed) -> waveform``
 on a mono float32 numpy array. The output has the same sample rate; its length
-is the input's except for ``time_stretch`` (length / factor) and
-``splice_out`` (length x (1 - fraction), about). The same seed gives the same
-output; the effects that draw nothing random ignore it.
+is the input's except for ``time_stretch`` (about length / factor) and
+``splice_out`` (exactly length - round(fraction x length)): they change what a
+corruption is, so the track simply yields more or fewer windows. The same seed
+gives the same output; the effects that draw nothing random ignore it.
+
+Use: corrupt the decoded track at the encoder's sample rate, before it is cut
+into windows, with a seed per track::
+
+    cond = parse_conditions("reverb@0.5")[0]
+    y = cond.apply(x, sample_rate, seed=track_seed(run_seed, item.track_id))
 
 A *condition* is a corruption at one strength; its id (``reverb@0.5``) names
 it in records and cache keys, and :data:`CLEAN` names the uncorrupted audio.
@@ -16,8 +23,8 @@ name           strength (unit)                                       default lev
 =============  ====================================================  ===============  ========
 augment        severity of the training augmentation chain           0, 0.5, 1,       0
                (bench.augment.Augmenter, applied to every clip)      1.5, 2
-time_stretch   speed factor, pitch kept (pedalboard.time_stretch);   0.7, 0.85,       1
-               > 1 faster and shorter                                1.15, 1.3
+time_stretch   speed factor, pitch kept (pedalboard.time_stretch,    0.7, 0.85,       1
+               Rubber Band R2); > 1 faster and shorter               1.15, 1.3
 splice_out     fraction of the duration cut out, in 50-250 ms       0.1, 0.2, 0.3    0
                segments, the rest joined (shorter output)
 reverb         room size; wet level = strength / 2 (pedalboard)      0.25, 0.5, 1     0
@@ -561,12 +568,15 @@ def parse_conditions(spec: str) -> list[Condition]:
             continue
         name, sep, values = item.partition("@")
         name = name.strip()
-        if not sep and name in SUITES:
-            conds = suite(name)
+        if not sep and name.lower() in SUITES:
+            conds = suite(name.lower())
         elif not sep and _key(name) == CLEAN:
             continue
         else:
-            c = get(name)
+            try:
+                c = get(name)
+            except UnknownCorruptionError as exc:
+                raise UnknownCorruptionError(f"{exc} Suites: {', '.join(SUITES)}.") from None
             if sep:
                 levels = [v.strip() for v in values.split(",")]
                 if not all(levels):
