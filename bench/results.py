@@ -9,9 +9,7 @@ them and refuses records of another schema version.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import platform
 import sys
 import time
@@ -38,22 +36,14 @@ def versions(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def data_fingerprint(splits: dict[str, Iterable[Any]], data_root: Path) -> str:
-    """SHA-256 over every split's (track id, relative path, file size, label, span).
+    """The data fingerprint of a record: :func:`bench.fingerprint.data_fingerprint` over all splits.
 
-    Cheap (no audio is read) and stable across machines for the same download.
+    It hashes every file's bytes (memoised by stat, so a warm run rereads
+    nothing), the same definition the embedding cache keys use.
     """
-    h = hashlib.sha256()
-    root = str(Path(data_root).resolve())
-    for split in sorted(splits):
-        for item in splits[split]:
-            path = str(Path(item.path).resolve())
-            rel = path[len(root) + 1 :] if path.startswith(root) else path
-            try:
-                size = os.path.getsize(item.path)
-            except OSError:
-                size = -1
-            h.update(f"{split}\t{item.track_id}\t{rel}\t{size}\t{item.label}\t{item.start}\t{item.end}\n".encode())
-    return h.hexdigest()
+    from bench.fingerprint import data_fingerprint as content_fingerprint
+
+    return content_fingerprint(splits, data_root)
 
 
 def record_name(rec: dict[str, Any]) -> str:

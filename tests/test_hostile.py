@@ -1,0 +1,194 @@
+"""Hostile-user cases (issue 10): each builds its broken input here and checks the right number or a
+clear message (exit 2 for bad input), and that the rest goes on.
+
+Sections:
+  1. content-true data fingerprint and the embedding cache key
+  2. embedding cache safety: checksums, the shared temporary fallback folder
+  3. the CI gate: bench compare and the leaderboard with NaN, null and junk
+  4. annotation files: encodings, quotes, problems reported once
+  5. symbolic links in a data root
+  6. audio: long files, corrupt files, `bench data check --decode`
+  7. what held when the issue was filed (kept so it stays held)
+  8. run and CLI (added with the trainable-half rewrite)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import cache as C
+from bench import fingerprint as F
+from bench.extract import Embeddings
+from bench.task import Item
+
+
+@pytest.fixture
+def nsynth_copy(nsynth_tiny, tmp_path):
+    """A private copy of the tiny NSynth demo that a test may damage."""
+    data = tmp_path / "data"
+    shutil.copytree(nsynth_tiny / "nsynth", data / "nsynth")
+    return data
+
+
+def _noise_over(path: Path, seed: int) -> None:
+    """Overwrite a WAV with white noise of exactly the same length, format and byte size."""
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    size = path.stat().st_size
+    noise = np.random.default_rng(seed).uniform(-0.5, 0.5, (info.frames, info.channels)).astype(np.float32)
+    sf.write(str(path), noise, info.samplerate, subtype=info.subtype, format=info.format)
+    assert path.stat().st_size == size
+
+
+# == 1. content-true data fingerprint ======================================================================
+
+
+def test_same_size_noise_changes_the_cache_key_the_fingerprint_and_the_embeddings(nsynth_copy, tmp_path):
+    """Every NSynth WAV has the same size: overwriting the test split with noise must not be a cache hit."""
+    from bench import plugins, results
+    from bench.encoder import weights_hash
+
+    data = nsynth_copy
+    task = plugins.get_task("nsynth_pitch")
+    enc = plugins.get_encoder("logmel")
+    store = C.EmbeddingCache.open(tmp_path / "emb")
+    wh = weights_hash(enc)
+    splits = {s: task.items(s, data).items for s in ("train", "valid", "test")}
+
+    def embed(split):
+        return C.embed_split(store, "logmel", enc, wh, task, split, splits[split], data, progress=False)
+
+    before_fp = results.data_fingerprint(splits, data)
+    before_key = C.key_for("logmel", enc, wh, task, "test", splits["test"], data).digest
+    X0, info0 = embed("test")
+    assert embed("test")[1]["status"] == "hit"
+    for i, item in enumerate(splits["test"]):
+        _noise_over(Path(item.path), seed=i)
+    assert results.data_fingerprint(splits, data) != before_fp
+    assert C.key_for("logmel", enc, wh, task, "test", splits["test"], data).digest != before_key
+    X1, info1 = embed("test")
+    assert info1["status"] == "miss" and info1["fingerprint"] != info0["fingerprint"]
+    assert not np.allclose(X0.X, X1.X)
+    assert C.key_for("logmel", enc, wh, task, "train", splits["train"], data).digest == \
+        C.key_for("logmel", enc, wh, task, "train", splits["train"], data).digest
+
+
+def test_memo_rereads_nothing_when_unchanged_and_sees_an_overwrite_with_the_old_mtime(tmp_path, monkeypatch):
+    monkeypatch.setattr(F, "RACY_NS", 0)  # these files were just written; trust their stat at once
+    files = []
+    for i in range(4):
+        p = tmp_path / "d" / f"{i}.bin"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(bytes([i]) * 1000)
+        files.append(p)
+    first = F.FileDigests(tmp_path / "memo.sqlite")
+    sums = first.digests(files)
+    assert first.hashed == 4 and len(set(sums)) == 4
+    first.close()
+    warm = F.FileDigests(tmp_path / "memo.sqlite")  # another process: the persistent memo
+    assert warm.digests(files) == sums and warm.hashed == 0
+    st = files[2].stat()
+    files[2].write_bytes(b"\x07" * 1000)  # same size ...
+    os.utime(files[2], ns=(st.st_atime_ns, st.st_mtime_ns))  # ... and the old mtime
+    again = warm.digests(files)
+    assert warm.hashed == 1 and again[2] != sums[2] and again[:2] == sums[:2]
+
+
+def test_a_file_written_just_before_it_was_hashed_is_not_memoised(tmp_path):
+    """Coarse filesystem timestamps: a second write in the same tick would keep every stat field."""
+    p = tmp_path / "fresh.bin"
+    p.write_bytes(b"a" * 64)
+    memo = F.FileDigests()
+    memo.digest(p)
+    memo.digest(p)
+    assert memo.hashed == 2
+
+
+def test_missing_and_unreadable_files_do_not_break_the_fingerprint(tmp_path):
+    items = [Item("a", str(tmp_path / "nope.wav"), 0)]
+    fp = F.data_fingerprint({"test": items}, tmp_path, F.FileDigests())
+    (tmp_path / "nope.wav").write_bytes(b"now here")
+    assert F.data_fingerprint({"test": items}, tmp_path, F.FileDigests()) != fp
+
+
+def test_a_broken_digest_memo_is_reported_and_the_run_goes_on(tmp_path, capsys):
+    bad = tmp_path / "memo.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    (tmp_path / "x").write_bytes(b"x")
+    memo = F.FileDigests(bad)
+    assert memo.digest(tmp_path / "x") == F.hash_file(tmp_path / "x")
+    assert "cannot be used" in capsys.readouterr().err
+
+
+# == 2. embedding cache safety ==============================================================================
+
+
+def _fake_extract(items, label):
+    X = np.array([[float(i), 1.0, 2.0, 3.0] for i, _ in enumerate(items)], dtype=np.float32).reshape(-1, 4)
+    return Embeddings(list(items), X, [], windows=len(items), seconds=0.0)
+
+
+def _key():
+    return C.make_key(encoder="enc", encoder_config={}, weights_hash="w", task="t", task_settings={},
+                      split="test", data_fingerprint="fp", max_windows=64, window=100, sample_rate=16000)
+
+
+def test_reordered_rows_in_a_cached_matrix_are_detected_reported_and_rebuilt(tmp_path, capsys):
+    store = C.EmbeddingCache.open(tmp_path / "emb")
+    items = [Item(f"t{i}", f"/x/{i}.wav", 0) for i in range(5)]
+    emb, status = store.get_or_extract(_key(), items, _fake_extract, dim=4)
+    assert status == "miss"
+    entry = store.entry_dir(_key())
+    ids, X = C._read_table(entry / C.DATA)
+    shutil.rmtree(entry / C.DATA)
+    C._write_table(entry / C.DATA, list(ids), X[::-1].copy(), 4)  # same ids, rows reversed, all finite
+    again, status = store.get_or_extract(_key(), items, _fake_extract, dim=4)
+    assert status == "rebuilt" and "checksum" in capsys.readouterr().err
+    np.testing.assert_array_equal(again.X, emb.X)
+    assert store.get_or_extract(_key(), items, _fake_extract, dim=4)[1] == "hit"
+
+
+def _blocked(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    return blocker / "embeddings"  # cannot be created: the fallback is used
+
+
+def test_fallback_folder_is_created_private(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(C.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    store = C.EmbeddingCache.open(_blocked(tmp_path))
+    assert store.enabled and store.root == C.fallback_root()
+    assert (store.root.stat().st_mode & 0o777) == 0o700
+    assert F.default().store == store.root / F.MEMO_NAME
+
+
+@pytest.mark.parametrize("plant", ["loose-mode", "other-owner", "symlink"])
+def test_a_fallback_folder_someone_else_could_have_planted_is_refused(tmp_path, monkeypatch, capsys, plant):
+    monkeypatch.setattr(C.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    if plant == "other-owner":  # the folder is made by this process: seen from another user id, it is theirs
+        uid = os.getuid()
+        monkeypatch.setattr(C.os, "getuid", lambda: uid + 1)
+    target = C.fallback_root()
+    target.parent.mkdir()
+    if plant == "symlink":
+        real = tmp_path / "elsewhere"
+        real.mkdir(mode=0o700)
+        target.symlink_to(real)
+    else:
+        target.mkdir(mode=0o700)
+        if plant == "loose-mode":
+            target.chmod(0o777)
+    planted = C.EmbeddingCache(C.fallback_root())
+    planted.get_or_extract(_key(), [Item("t0", "/x/0.wav", 0)], _fake_extract, dim=4)
+    store = C.EmbeddingCache.open(_blocked(tmp_path))
+    err = capsys.readouterr().err
+    assert not store.enabled and "will not be cached" in err
+    assert ("not trusted" in err) if plant != "symlink" else ("not a folder" in err)
+    assert str(target) in err
+    assert F.default().store is None  # nor is the digest memo kept there
