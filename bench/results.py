@@ -46,6 +46,32 @@ def data_fingerprint(splits: dict[str, Iterable[Any]], data_root: Path) -> str:
     return content_fingerprint(splits, data_root)
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_record(rec: dict[str, Any], where: str) -> None:
+    """Raise BenchError naming ``where`` when a record lacks what the leaderboard and the gate read.
+
+    A metric may be a number (NaN included: the score was undefined) or null;
+    anything else (a string, a list) means the file was edited or damaged.
+    """
+    fix = "Re-run the benchmark to rewrite it, or move the file out of the results folder."
+    for name in ("encoder", "task", "primary_metric"):
+        if not isinstance(rec.get(name), str) or not rec[name]:
+            what = "lacks" if name not in rec else f"has {rec[name]!r} as"
+            raise BenchError(f"{where}: the record {what} '{name}' (a non-empty string is needed). {fix}")
+    if not isinstance(rec.get("seed"), int) or isinstance(rec.get("seed"), bool):
+        raise BenchError(f"{where}: the record's 'seed' is {rec.get('seed')!r}, not a whole number. {fix}")
+    metrics = rec.get("metrics")
+    if not isinstance(metrics, dict) or rec["primary_metric"] not in metrics:
+        raise BenchError(f"{where}: the record has no metrics object holding its primary metric "
+                         f"{rec['primary_metric']!r}. {fix}")
+    for name, value in metrics.items():
+        if value is not None and not _is_number(value):
+            raise BenchError(f"{where}: metric {name!r} is {value!r}, not a number. {fix}")
+
+
 def record_name(rec: dict[str, Any]) -> str:
     return f"{rec['encoder']}__{rec['task']}__seed{rec['seed']}.json"
 
@@ -107,6 +133,7 @@ def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
                 f"{f}: record schema version {rec['schema_version']}, this bench reads version {SCHEMA_VERSION}. "
                 "Re-run the benchmark with this version, or read it with the bench version that wrote it."
             )
+        check_record(rec, str(f))
         rec["_file"] = str(f)
         records.append(rec)
     return records

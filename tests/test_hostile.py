@@ -14,6 +14,7 @@ Sections:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 
 from bench import cache as C
 from bench import fingerprint as F
+from bench.cli import main
 from bench.extract import Embeddings
 from bench.task import Item
 
@@ -192,3 +194,95 @@ def test_a_fallback_folder_someone_else_could_have_planted_is_refused(tmp_path, 
     assert ("not trusted" in err) if plant != "symlink" else ("not a folder" in err)
     assert str(target) in err
     assert F.default().store is None  # nor is the digest memo kept there
+
+
+# == 3. the CI gate: bench compare and the leaderboard ======================================================
+
+
+def _record(encoder="a", task="t1", seed=0, value=0.5):
+    from bench.results import new_record
+
+    return new_record(encoder=encoder, task=task, seed=seed, primary_metric="accuracy", metrics={"accuracy": value},
+                      confidence={}, demo_data=True, encoder_config={}, weights_hash="w",
+                      data={"fingerprint": f"fp-{task}"})
+
+
+def _results(folder: Path, values: dict) -> Path:
+    from bench.results import write_record
+
+    for (enc, task, seed), v in values.items():
+        write_record(_record(enc, task, seed, v), folder / "records")
+    return folder
+
+
+def _baseline_file(tmp_path, mean) -> Path:
+    from bench.results import SCHEMA_VERSION
+
+    doc = {"format": "bench-baseline", "format_version": 1, "schema_version": SCHEMA_VERSION, "demo_data": True,
+           "entries": [{"encoder": "a", "task": "t1", "metric": "accuracy", "mean": 0.5},
+                       {"encoder": "b", "task": "t1", "metric": "accuracy", "mean": mean}]}
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(doc))  # json writes float("nan") as the NaN literal, as Python reads it back
+    return path
+
+
+@pytest.mark.parametrize("mean", [float("nan"), None, "high", True])
+def test_a_baseline_mean_that_is_not_a_finite_number_is_an_error_not_a_pass(tmp_path, capsys, mean):
+    cur = _results(tmp_path / "cur", {("a", "t1", 0): 0.1, ("b", "t1", 0): 0.0})
+    base = _baseline_file(tmp_path, mean)
+    assert main(["compare", str(cur), str(base)]) == 2
+    err = capsys.readouterr().err
+    assert str(base) in err and "entry 1 (b x t1)" in err
+
+
+def test_a_results_folder_with_a_nan_metric_is_no_baseline(tmp_path, capsys):
+    base = _results(tmp_path / "base", {("a", "t1", 0): float("nan")})
+    cur = _results(tmp_path / "cur", {("a", "t1", 0): 0.9})
+    assert main(["compare", str(cur), str(base)]) == 2
+    assert "a x t1" in capsys.readouterr().err
+
+
+def test_write_baseline_from_nan_results_is_refused(tmp_path, capsys):
+    res = _results(tmp_path / "res", {("a", "t1", 0): 0.7, ("a", "t1", 1): float("nan"), ("b", "t1", 0): 0.2})
+    out = tmp_path / "base.json"
+    assert main(["compare", str(res), "--write-baseline", str(out)]) == 2
+    assert "a x t1" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("tol", ["nan", "-0.1", "inf"])
+def test_a_tolerance_that_lets_everything_pass_is_refused(tmp_path, capsys, tol):
+    res = _results(tmp_path / "res", {("a", "t1", 0): 0.5})
+    assert main(["compare", str(res), str(res), "--tolerance", tol]) == 2
+    assert "--tolerance" in capsys.readouterr().err
+
+
+def test_a_nan_metric_shows_as_nan_and_the_gate_fails_on_it(tmp_path, capsys):
+    good = _results(tmp_path / "good", {("a", "t1", 0): 0.5, ("a", "t1", 1): 0.5, ("b", "t1", 0): 0.4})
+    base = tmp_path / "base.json"
+    assert main(["compare", str(good), "--write-baseline", str(base)]) == 0
+    bad = _results(tmp_path / "bad", {("a", "t1", 0): 0.9, ("a", "t1", 1): float("nan"), ("b", "t1", 0): 0.4})
+    capsys.readouterr()
+    assert main(["leaderboard", str(bad)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| a "))
+    assert "| NaN" in row and "0.9" not in row  # not the mean of the defined seeds
+    assert "NaN" in (bad / "leaderboard.csv").read_text()
+    assert main(["compare", str(bad), str(base)]) == 1
+    assert "regressed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["no-task", "string-metric", "no-seed"])
+def test_a_damaged_record_is_a_clear_error_naming_its_file(tmp_path, capsys, damage):
+    res = _results(tmp_path / "res", {("a", "t1", 0): 0.5, ("b", "t1", 0): 0.4})
+    victim = res / "records" / "b__t1__seed0.json"
+    rec = json.loads(victim.read_text())
+    if damage == "no-task":
+        del rec["task"]
+    elif damage == "string-metric":
+        rec["metrics"]["accuracy"] = "0.4"
+    else:
+        del rec["seed"]
+    victim.write_text(json.dumps(rec))
+    for argv in (["leaderboard", str(res)], ["compare", str(res), str(res)]):
+        assert main(argv) == 2
+        assert str(victim) in capsys.readouterr().err
