@@ -25,6 +25,7 @@ import pytest
 from bench import cache as C
 from bench import fingerprint as F
 from bench.cli import main
+from bench.errors import DataError
 from bench.extract import Embeddings
 from bench.task import Item
 
@@ -286,3 +287,220 @@ def test_a_damaged_record_is_a_clear_error_naming_its_file(tmp_path, capsys, dam
     for argv in (["leaderboard", str(res)], ["compare", str(res), str(res)]):
         assert main(argv) == 2
         assert str(victim) in capsys.readouterr().err
+
+
+# == 4. annotation files: encodings, quotes, problems reported once =========================================
+
+SECRET = "SECRET-FIRST-LINE do not print me"
+
+
+def _nsynth_entry(key: str, pitch: int) -> dict:
+    inst, _, _ = key.rpartition("-")[0].rpartition("-")
+    return {"note": abs(hash(key)) % 10**6, "note_str": key, "instrument": 1, "instrument_str": inst,
+            "pitch": pitch, "velocity": 100, "sample_rate": 16000, "instrument_source": 0,
+            "instrument_source_str": "acoustic", "instrument_family": 0, "instrument_family_str": "bass",
+            "qualities": [0] * 10, "qualities_str": []}
+
+
+def make_nsynth(root: Path, n: int = 3, encoding: str = "utf-8") -> Path:
+    """nsynth/nsynth-{train,valid,test}/ with n entries each (empty audio files: indexing does not decode)."""
+    for split in ("train", "valid", "test"):
+        folder = root / "nsynth" / f"nsynth-{split}"
+        (folder / "audio").mkdir(parents=True)
+        ex = {}
+        for i in range(n):
+            key = f"bass_acoustic_{split}{i:03d}-{60 + i:03d}-100"
+            ex[key] = _nsynth_entry(key, 60 + i)
+            (folder / "audio" / f"{key}.wav").write_bytes(b"RIFF")
+        (folder / "examples.json").write_bytes(json.dumps(ex, indent=1).encode(encoding))
+    return root / "nsynth"
+
+
+MTAT_HEADER = '"clip_id"\t"guitar"\t"piano"\t"mp3_path"'
+
+
+def make_mtat(root: Path, rows: list[str], encoding: str = "utf-8") -> Path:
+    base = root / "magnatagatune"
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "annotations_final.csv").write_bytes(("\n".join([MTAT_HEADER, *rows]) + "\n").encode(encoding))
+    for row in rows:
+        mp3 = row.split("\t")[-1].strip('"')
+        if len(mp3) > 2 and mp3[1] == "/":
+            (base / mp3).parent.mkdir(exist_ok=True)
+            (base / mp3).write_bytes(b"x")
+    return base
+
+
+def make_giantsteps(root: Path, encoding: str = "utf-8", which: str = "") -> None:
+    test = root / "giantsteps-key-dataset"
+    (test / "annotations" / "key").mkdir(parents=True)
+    (test / "audio").mkdir()
+    for i, key in enumerate(["C minor", "Eb major"]):
+        (test / "annotations" / "key" / f"{i}.LOFI.key").write_bytes(
+            key.encode(encoding if which == "key" and i == 0 else "utf-8"))
+        (test / "audio" / f"{i}.LOFI.mp3").write_bytes(b"x")
+    mtg = root / "giantsteps-mtg-key-dataset"
+    (mtg / "annotations").mkdir(parents=True)
+    (mtg / "audio").mkdir()
+    ann = ["ID\tMANUAL KEY\tC"] + [f"{100 + i}\tA minor\t2" for i in range(6)]
+    meta = ["ID\tARTIST\tSONG TITLE"] + [f"{100 + i}\tArtist {i}\tSong" for i in range(6)]
+    for name, lines in (("annotations.txt", ann), ("beatport_metadata.txt", meta)):
+        enc = encoding if which == name else "utf-8"
+        (mtg / "annotations" / name).write_bytes(("\n".join(lines) + "\n").encode(enc))
+    for i in range(6):
+        (mtg / "audio" / f"{100 + i}.LOFI.mp3").write_bytes(b"x")
+
+
+def make_gtzan(root: Path, encoding: str = "utf-8") -> Path:
+    base = root / "gtzan"
+    for g in ("blues", "jazz"):
+        (base / "genres" / g).mkdir(parents=True)
+        for i in range(2):
+            (base / "genres" / g / f"{g}.{i:05d}.wav").write_bytes(b"x")
+    for i, split in enumerate(("train", "valid", "test")):
+        (base / f"{split}_filtered.txt").write_bytes(f"blues/blues.0000{i % 2}.wav\njazz/jazz.00001.wav\n"
+                                                     .encode(encoding))
+    return base
+
+
+def _task(name):
+    from bench import plugins
+
+    return plugins.get_task(name)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "latin-1-garbage"])
+@pytest.mark.parametrize("case", ["nsynth", "mtat", "giantsteps-annotations", "giantsteps-metadata", "gtzan"])
+def test_an_annotation_file_that_is_not_utf8_is_a_data_error_naming_it(tmp_path, case, encoding):
+    def enc(text_encoding):
+        return text_encoding if encoding == "utf-16" else "utf-8"
+
+    if case == "nsynth":
+        make_nsynth(tmp_path, encoding=enc("utf-16"))
+        bad, task, split = tmp_path / "nsynth" / "nsynth-train" / "examples.json", "nsynth_pitch", "train"
+    elif case == "mtat":
+        make_mtat(tmp_path, ['"1"\t"1"\t"0"\t"0/a.mp3"'], encoding=enc("utf-16"))
+        bad, task, split = tmp_path / "magnatagatune" / "annotations_final.csv", "mtat", "train"
+    elif case.startswith("giantsteps"):
+        name = "annotations.txt" if case.endswith("annotations") else "beatport_metadata.txt"
+        make_giantsteps(tmp_path, encoding=enc("utf-16"), which=name)
+        bad, task, split = tmp_path / "giantsteps-mtg-key-dataset" / "annotations" / name, "giantsteps_key", "train"
+    else:
+        make_gtzan(tmp_path, encoding=enc("utf-16"))
+        bad, task, split = tmp_path / "gtzan" / "train_filtered.txt", "gtzan", "train"
+    if encoding != "utf-16":  # bytes that are no encoding of text (not UTF-8)
+        bad.write_bytes(bad.read_bytes().replace(b"\n", b"\xff\xfe\xfa\n", 1))
+    with pytest.raises(DataError) as exc:
+        _task(task).items(split, tmp_path)
+    assert str(bad) in str(exc.value)
+    assert ("UTF-16" in str(exc.value)) if encoding == "utf-16" else ("not UTF-8" in str(exc.value))
+
+
+def test_a_utf16_key_file_skips_its_track_only(tmp_path):
+    make_giantsteps(tmp_path, encoding="utf-16", which="key")
+    sp = _task("giantsteps_key").items("test", tmp_path)
+    assert [it.track_id for it in sp] == ["1"]
+    assert len(sp.problems) == 1 and "UTF-16" in sp.problems[0].message and sp.problems[0].file.endswith("0.LOFI.key")
+
+
+def test_nsynth_accepts_a_utf8_bom_like_the_other_loaders(tmp_path):
+    make_nsynth(tmp_path, encoding="utf-8-sig")
+    assert (tmp_path / "nsynth" / "nsynth-test" / "examples.json").read_bytes().startswith(b"\xef\xbb\xbf")
+    sp = _task("nsynth_pitch").items("test", tmp_path)
+    assert len(sp) == 3 and not sp.problems
+
+
+def test_an_unterminated_quote_in_the_mtat_csv_spoils_one_row_not_the_next_ones(tmp_path):
+    make_mtat(tmp_path, [
+        '"1"\t"1"\t"0"\t"0/a.mp3"',
+        '"2"\t"1\t"0"\t"0/b.mp3"',  # line 3: the quote before 1 is never closed
+        '"3"\t"0"\t"1"\t"0/c.mp3"',
+        '"4"\t"1"\t"1"\t"0/d.mp3"',
+    ])
+    sp = _task("mtat").items("train", tmp_path)
+    assert [it.track_id for it in sp] == ["1", "3", "4"]
+    assert [(p.line, "quot" in p.message) for p in sp.problems] == [(3, True)]
+
+
+def test_mtat_csv_problems_are_reported_once_not_once_per_split(tmp_path):
+    make_mtat(tmp_path, [
+        '"1"\t"1"\t"0"\t"0/a.mp3"', '"2"\t"1"\t"0"\t"c/b.mp3"', '"3"\t"1"\t"0"\t"d/c.mp3"',
+        '"4"\t"2"\t"0"\t"c/bad-value.mp3"',  # a valid-split row
+        '"5"\t"1"\t"0"',  # too few fields: no folder to tell the split by
+        '"6"\t"1\t"0"\t"e/x.mp3"',  # broken quoting
+    ])
+    task = _task("mtat")
+    problems = {s: [p.line for p in task.items(s, tmp_path).problems] for s in ("train", "valid", "test")}
+    assert problems == {"train": [6, 7], "valid": [5], "test": []}
+
+
+# == 5. symbolic links in a data root =======================================================================
+
+
+def _secret(tmp_path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir(exist_ok=True)
+    secret = outside / "secret.txt"
+    secret.write_text(SECRET + "\n")
+    return secret
+
+
+def test_mtat_links_inside_are_followed_links_leaving_are_reported_and_skipped(tmp_path):
+    root = tmp_path / "root"
+    base = make_mtat(root, ['"1"\t"1"\t"0"\t"0/a.mp3"', '"2"\t"1"\t"0"\t"0/b.mp3"', '"3"\t"1"\t"0"\t"0/c.mp3"'])
+    secret = _secret(tmp_path)
+    (base / "0" / "b.mp3").unlink()
+    (base / "0" / "b.mp3").symlink_to(base / "0" / "a.mp3")  # inside: followed
+    (base / "0" / "c.mp3").unlink()
+    (base / "0" / "c.mp3").symlink_to(secret)  # leaves the dataset folder: skipped
+    sp = _task("mtat").items("train", root)
+    assert [it.track_id for it in sp] == ["1", "2"]
+    [p] = sp.problems
+    assert p.kind == "outside_root" and "0/c.mp3" in p.message and str(secret) in p.message
+
+
+def test_a_linked_annotation_file_outside_the_root_is_not_read_nor_echoed(tmp_path):
+    root = tmp_path / "root"
+    base = make_mtat(root, ['"1"\t"1"\t"0"\t"0/a.mp3"'])
+    (base / "annotations_final.csv").unlink()
+    (base / "annotations_final.csv").symlink_to(_secret(tmp_path))
+    with pytest.raises(DataError) as exc:
+        _task("mtat").items("train", root)
+    assert "symbolic link" in str(exc.value) and SECRET not in str(exc.value)
+    assert main(["data", "check", "--task", "mtat", "--data-root", str(root)]) != 0
+
+
+def test_a_dataset_folder_that_is_itself_a_link_works(tmp_path):
+    """Linking the whole dataset folder to another disk is the supported way to keep data elsewhere."""
+    elsewhere = tmp_path / "big-disk"
+    make_mtat(elsewhere, ['"1"\t"1"\t"0"\t"0/a.mp3"'])
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "magnatagatune").symlink_to(elsewhere / "magnatagatune")
+    sp = _task("mtat").items("train", tmp_path / "root")
+    assert [it.track_id for it in sp] == ["1"] and not sp.problems
+
+
+def test_nsynth_giantsteps_gtzan_skip_links_that_leave_their_dataset_folder(tmp_path):
+    secret = _secret(tmp_path)
+    root = tmp_path / "root"
+    make_nsynth(root)
+    wav = next((root / "nsynth" / "nsynth-test" / "audio").iterdir())
+    wav.unlink()
+    wav.symlink_to(secret)
+    sp = _task("nsynth_pitch").items("test", root)
+    assert len(sp) == 2 and [p.kind for p in sp.problems] == ["outside_root"]
+
+    make_giantsteps(root)
+    key = root / "giantsteps-key-dataset" / "annotations" / "key" / "0.LOFI.key"
+    key.unlink()
+    key.symlink_to(secret)
+    sp = _task("giantsteps_key").items("test", root)
+    assert [it.track_id for it in sp] == ["1"]
+    assert [p.kind for p in sp.problems] == ["outside_root"] and SECRET not in str(sp.problems[0])
+
+    make_gtzan(root)
+    clip = root / "gtzan" / "genres" / "jazz" / "jazz.00001.wav"
+    clip.unlink()
+    clip.symlink_to(secret)
+    sp = _task("gtzan").items("test", root)
+    assert [it.track_id for it in sp] == ["blues.00000"] and [p.kind for p in sp.problems] == ["outside_root"]
