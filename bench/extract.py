@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from bench.audio import AudioError, load, windows
+from bench.audio import AudioError, load_windows
 from bench.encoder import Encoder, check_embeddings
 from bench.task import Item
 
@@ -37,10 +37,10 @@ class Embeddings:
 
 def _decode(item: Item, sample_rate: int, length: int, max_windows: int) -> tuple[Item, np.ndarray | None, str]:
     try:
-        x = load(item.path, sample_rate, item.start, item.end)
+        # only the windows that are used are read: a two-hour file is not decoded whole
+        return item, load_windows(item.path, sample_rate, length, max_windows, item.start, item.end), ""
     except AudioError as exc:
         return item, None, exc.reason
-    return item, windows(x, length, max_windows), ""
 
 
 def extract(

@@ -325,7 +325,7 @@ def make_mtat(root: Path, rows: list[str], encoding: str = "utf-8") -> Path:
     (base / "annotations_final.csv").write_bytes(("\n".join([MTAT_HEADER, *rows]) + "\n").encode(encoding))
     for row in rows:
         mp3 = row.split("\t")[-1].strip('"')
-        if len(mp3) > 2 and mp3[1] == "/":
+        if len(mp3) > 2 and mp3[1] == "/" and ".." not in mp3:
             (base / mp3).parent.mkdir(exist_ok=True)
             (base / mp3).write_bytes(b"x")
     return base
@@ -504,3 +504,196 @@ def test_nsynth_giantsteps_gtzan_skip_links_that_leave_their_dataset_folder(tmp_
     clip.symlink_to(secret)
     sp = _task("gtzan").items("test", root)
     assert [it.track_id for it in sp] == ["blues.00000"] and [p.kind for p in sp.problems] == ["outside_root"]
+
+
+# == 6. audio: long files, corrupt files, `bench data check --decode` =========================================
+
+
+def _tone(path: Path, seconds: float, sr: int, fmt: str | None = None) -> Path:
+    import soundfile as sf
+
+    t = np.arange(int(seconds * sr)) / sr
+    x = (0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.05 * np.sin(0.3 * t)))).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sr, format=fmt) if fmt else sf.write(str(path), x, sr, subtype="PCM_16")
+    return path
+
+
+class _FramesRead:
+    """Counts the frames soundfile reads (wraps SoundFile.read)."""
+
+    def __init__(self, monkeypatch):
+        import soundfile as sf
+
+        self.frames = 0
+        real = sf.SoundFile.read
+
+        def read(f, frames=-1, *a, **k):
+            out = real(f, frames, *a, **k)
+            self.frames += len(out)
+            return out
+
+        monkeypatch.setattr(sf.SoundFile, "read", read)
+
+
+def test_a_long_file_is_read_only_where_its_windows_are(tmp_path, monkeypatch):
+    """A 10-minute file at 8 kHz embedded by logmel (3 s windows at 16 kHz, at most 64): 200 windows exist."""
+    import tracemalloc
+
+    import torch
+
+    from bench import plugins
+    from bench.audio import load, windows
+    from bench.extract import extract
+
+    long = _tone(tmp_path / "long.wav", 600, 8000)
+    enc = plugins.get_encoder("logmel").eval()
+    tracemalloc.start()
+    whole = windows(load(long, enc.sample_rate), enc.window, 64)  # what was done before
+    whole_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    counter = _FramesRead(monkeypatch)
+    emb = extract(enc, [Item("long", str(long), 0)], max_windows=64, progress=False)
+    windowed_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert emb.windows == 64 and not emb.skipped
+    assert counter.frames < 0.4 * 600 * 8000  # 64 windows of 1.5 s at 8 kHz (+ resampler context) of 4.8M
+    assert windowed_peak < 0.5 * whole_peak
+    with torch.no_grad():
+        expected = enc.embed(torch.from_numpy(whole)).double().mean(0).float().numpy()
+    np.testing.assert_allclose(emb.X[0], expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("sr", [16000, 44100])
+def test_a_normal_file_gives_exactly_the_windows_it_gave_before(tmp_path, sr):
+    from bench.audio import load, load_windows, windows
+
+    clip = _tone(tmp_path / "clip.wav", 29.1, sr)  # MTAT-length: 9 windows of 3 s, under the cap
+    np.testing.assert_array_equal(load_windows(clip, 16000, 48000, 64), windows(load(clip, 16000), 48000, 64))
+
+
+@pytest.mark.parametrize("sr", [16000, 22050])
+def test_windows_of_a_long_file_match_the_whole_decode(tmp_path, sr):
+    from bench.audio import load, load_windows, windows
+
+    long = _tone(tmp_path / "long.flac", 120, sr, fmt="FLAC")
+    got, ref = load_windows(long, 16000, 16000, 16), windows(load(long, 16000), 16000, 16)
+    if sr == 16000:
+        np.testing.assert_array_equal(got, ref)
+    else:  # resampled per window with context: float rounding only
+        np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_data_check_decode_decodes_whole_files_and_says_so(tmp_path, capsys):
+    root = tmp_path / "root"
+    base = make_mtat(root, ['"1"\t"1"\t"0"\t"0/a.mp3"', '"2"\t"1"\t"0"\t"0/b.mp3"', '"3"\t"0"\t"1"\t"d/c.mp3"'])
+    for rel in ("0/a.mp3", "0/b.mp3", "d/c.mp3"):
+        _tone(base / rel, 4.0, 16000, fmt="MP3")
+    damaged = bytearray((base / "0/b.mp3").read_bytes())  # the first second is fine, the middle is not
+    mid = len(damaged) // 2
+    damaged[mid : mid + 2000] = np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    (base / "0/b.mp3").write_bytes(bytes(damaged))
+    main(["data", "check", "--task", "mtat", "--data-root", str(root), "--decode"])
+    out = capsys.readouterr().out
+    assert "not decoded" not in out and "decoded end to end" in out
+    train = next(line for line in out.splitlines() if line.strip().startswith("train"))
+    assert "1 usable (4.0 s of audio)" in train and "1 corrupt" in train
+    assert "0/b.mp3" in out
+    main(["data", "check", "--task", "mtat", "--data-root", str(root)])
+    assert "not decoded" in capsys.readouterr().out
+
+
+# == 7. what held when the issue was filed ====================================================================
+
+
+def test_held_corrupt_audio_is_skipped_and_counted_and_stays_counted_on_a_cache_hit(nsynth_copy, tmp_path):
+    from bench import plugins
+    from bench.encoder import weights_hash
+
+    task, enc = plugins.get_task("nsynth_pitch"), plugins.get_encoder("logmel")
+    items = task.items("test", nsynth_copy).items
+    (Path(items[1].path)).write_bytes(b"RIFF\x00\x00garbage" * 50)
+    store = C.EmbeddingCache.open(tmp_path / "emb")
+    for status in ("miss", "hit"):
+        emb, info = C.embed_split(store, "logmel", enc, weights_hash(enc), task, "test", items, nsynth_copy,
+                                  progress=False)
+        assert info["status"] == status
+        assert [s["track_id"] for s in emb.skipped] == [items[1].track_id] and "decode" in emb.skipped[0]["reason"]
+        assert len(emb.items) == len(items) - 1
+
+
+def test_held_annotation_paths_cannot_leave_the_data_root(tmp_path):
+    secret = _secret(tmp_path)
+    root = tmp_path / "root"
+    make_mtat(root, ['"1"\t"1"\t"0"\t"0/../../../outside/secret.txt"', '"2"\t"1"\t"0"\t"0/a.mp3"'])
+    make_nsynth(root)
+    ex_path = root / "nsynth" / "nsynth-test" / "examples.json"
+    ex = json.loads(ex_path.read_text())
+    evil = "../../../../outside/secret"
+    ex[evil] = {**_nsynth_entry("bass_acoustic_x-060-100", 60), "note_str": evil, "note": 999}
+    ex_path.write_text(json.dumps(ex))
+    make_giantsteps(root)
+    ann = root / "giantsteps-mtg-key-dataset" / "annotations" / "annotations.txt"
+    ann.write_text(ann.read_text() + "../../../outside/secret\tA minor\t2\n")
+    make_gtzan(root)
+    lst = root / "gtzan" / "train_filtered.txt"
+    lst.write_text(lst.read_text() + "blues/../../../../outside/secret.txt\n")
+    top = os.path.realpath(root)
+    for name in ("mtat", "nsynth_pitch", "giantsteps_key", "gtzan"):
+        for split in ("train", "valid", "test"):
+            for item in _task(name).items(split, root):
+                assert os.path.realpath(item.path).startswith(top + os.sep), (name, item.path)
+    assert secret.read_text().startswith(SECRET)
+
+
+def test_held_a_pickle_checkpoint_is_refused_and_its_payload_never_runs(tmp_path, capsys):
+    import pickle
+
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"state_dict": Payload()}))
+    import torch
+
+    torch.save({"state_dict": Payload()}, tmp_path / "evil-zip.pt")
+    for path in (evil, tmp_path / "evil-zip.pt"):
+        rc = main(["run", "--encoder", "random", "--tasks", "nsynth_pitch", "--demo-size", "tiny", "--seeds", "0",
+                   "--probe-grid", "fast", "--no-progress", "--checkpoint", str(path), "--out", str(tmp_path / "o")])
+        assert rc != 0 and not marker.exists()
+        assert str(path) in capsys.readouterr().err
+
+
+def test_held_a_killed_extraction_resumes_bit_identically(nsynth_copy, tmp_path):
+    from bench import plugins
+    from bench.extract import extract
+
+    task, enc = plugins.get_task("nsynth_pitch"), plugins.get_encoder("logmel").eval()
+    items = task.items("train", nsynth_copy).items[:12]
+    calls = {"n": 0}
+
+    def run(sub, label, kill_at=None):
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise KeyboardInterrupt("killed")
+        return extract(enc, sub, progress=False)
+
+    clean, _ = C.EmbeddingCache.open(tmp_path / "clean").get_or_extract(_key(), items, run, dim=enc.dim,
+                                                                         chunk_tracks=4)
+    store = C.EmbeddingCache.open(tmp_path / "emb")
+    calls["n"] = 0
+    with pytest.raises(KeyboardInterrupt):
+        store.get_or_extract(_key(), items, lambda s, lab: run(s, lab, kill_at=3), dim=enc.dim, chunk_tracks=4)
+    assert not store.entry_dir(_key()).exists()
+    calls["n"] = 0
+    resumed, status = store.get_or_extract(_key(), items, run, dim=enc.dim, chunk_tracks=4)
+    assert status == "resumed" and calls["n"] == 1  # only the chunk that was killed is extracted again
+    np.testing.assert_array_equal(resumed.X, clean.X)
+
+
+# == 8. run and CLI ===========================================================================================
+# (per-pair error boundary, plugin names, option validation, --seeds/--device/--out checks: added with the
+# trainable-half rewrite of bench/cli.py and bench/run.py)
