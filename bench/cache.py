@@ -470,6 +470,9 @@ class EmbeddingCache:
             removed.append(info)
         if not encoder and not task and self.enabled:
             self._remove(self.root / ".tmp")
+            from bench.fingerprint import MEMO_NAME
+
+            (self.root / MEMO_NAME).unlink(missing_ok=True)  # clearing everything forgets file digests too
         return removed
 
 
