@@ -61,9 +61,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import numpy as np
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np  # imported where used: `bench --help` and `bench list` import this module
 
 #: bump when the extraction code changes what it computes (windowing, pooling, resampling)
 EXTRACT_VERSION = "2"  # 2: long tracks read only their chosen windows (bench.audio.load_windows)
@@ -310,6 +311,8 @@ class EmbeddingCache:
         with status ``hit``, ``miss``, ``resumed`` (some chunks came from an
         interrupted run), ``rebuilt`` (a bad entry was replaced) or ``off``.
         """
+        import numpy as np
+
         from bench.extract import Embeddings
 
         if not self.enabled:
@@ -363,6 +366,8 @@ class EmbeddingCache:
     # -- reading --------------------------------------------------------------------------------
     def _load(self, folder: Path, key: CacheKey, items: Sequence[Any], dim: int) -> Any:
         """Read and check one entry or shard; raise CacheEntryError when it cannot be trusted."""
+        import numpy as np
+
         from bench.extract import Embeddings
 
         try:
@@ -478,6 +483,8 @@ class EmbeddingCache:
 
 def checksum(ids: Sequence[str], X: np.ndarray) -> str:
     """SHA-256 of the track ids, in order, and the float32 matrix bytes: kept in meta.json, checked on load."""
+    import numpy as np
+
     h = hashlib.sha256()
     h.update(json.dumps(list(ids)).encode())
     X = np.ascontiguousarray(X, dtype=np.float32)
@@ -540,6 +547,7 @@ def human_size(n: int) -> str:
 
 
 def _write_table(folder: Path, ids: list[str], X: np.ndarray, dim: int) -> None:
+    import numpy as np
     import datasets
 
     datasets.disable_progress_bars()
@@ -558,6 +566,8 @@ def _matrix(col: Any, n: int) -> np.ndarray:
     Done by hand because ``flatten``/``to_numpy`` import pyarrow.compute and
     pandas (half a second), which is most of a warm run's extraction stage.
     """
+    import numpy as np
+
     dim = col.type.list_size
     if col.null_count or col.values.null_count:
         raise CacheEntryError("embedding column holds nulls")
