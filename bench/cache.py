@@ -13,8 +13,10 @@ the skipped files, the window count, when it was made). The Audio feature of
 
 Key (:func:`make_key`): encoder name, encoder weights hash, encoder config,
 task name and settings, split, the split's data fingerprint
-(:func:`bench.results.data_fingerprint` over that split only, so editing the
-test split does not invalidate train), and the extraction settings (max
+(:func:`bench.fingerprint.data_fingerprint` over that split only: a SHA-256 of
+every file's bytes, memoised by stat, so overwriting a file with other audio of
+the same size changes the key, and editing the test split does not invalidate
+train), and the extraction settings (max
 windows, window length, sample rate, :data:`EXTRACT_VERSION`). Changing any of
 them recomputes exactly the affected entries; the batch size and the device are
 not part of the key (they do not change what is computed, only float rounding).
@@ -26,10 +28,17 @@ Safety:
   as a shard under ``.partial/``; an interrupted extraction resumes from the
   completed shards and the final entry appears only when every chunk is done;
 - every entry is checked on load (readable, row count, ids equal to the split's
-  tracks minus the skipped ones, finite values, dimension); a bad one is
-  reported, deleted and rebuilt, never trusted;
-- a cache folder that cannot be written falls back, with a warning, to a
-  temporary folder, and failing that to no cache: the cache never fails a run.
+  tracks minus the skipped ones, finite values, dimension, and a SHA-256 of the
+  ids and matrix bytes kept in ``meta.json``, so reordered or edited rows are
+  caught); a bad one is reported, deleted and rebuilt, never trusted;
+- a cache folder that cannot be written falls back, with a warning, to
+  ``$TMPDIR/bench-embeddings-<uid>``, used only when it is a real folder owned
+  by this user with mode 0700 (another local user could otherwise create it
+  first and plant entries that would be read as hits); failing that, no cache:
+  the cache never fails a run.
+
+The file digest memo of :mod:`bench.fingerprint` is kept in the same folder
+(``file-digests.sqlite``), so it is trusted exactly as far as the entries are.
 
 Layout under ``cache_dir()/embeddings/``::
 
@@ -45,20 +54,22 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import numpy as np
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np  # imported where used: `bench --help` and `bench list` import this module
 
 #: bump when the extraction code changes what it computes (windowing, pooling, resampling)
-EXTRACT_VERSION = "1"
-#: version of the on-disk entry layout
-ENTRY_FORMAT = 1
+EXTRACT_VERSION = "2"  # 2: long tracks read only their chosen windows (bench.audio.load_windows)
+#: version of the on-disk entry layout (2: meta.json holds the data checksum)
+ENTRY_FORMAT = 2
 #: tracks per persisted chunk: the granularity at which an interrupted extraction resumes
 CHUNK_TRACKS = 512
 
@@ -133,7 +144,7 @@ def make_key(
 def key_for(encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str, items: Sequence[Any],
             data_root: Path, transform: str | None = None) -> CacheKey:
     """The key of one split of ``task`` embedded by ``encoder`` (fingerprint computed over that split)."""
-    from bench.results import data_fingerprint
+    from bench.fingerprint import data_fingerprint
 
     return make_key(
         encoder=encoder_name,
@@ -182,15 +193,43 @@ def default_root() -> Path:
     return cache_dir() / "embeddings"
 
 
-def _writable(folder: Path) -> str:
+def _writable(folder: Path, mode: int = 0o777) -> str:
     """'' when ``folder`` can be created and written, else the reason."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=mode, parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
+def fallback_root() -> Path:
+    """The per-user fallback folder under the system's temporary folder."""
+    return Path(tempfile.gettempdir()) / f"bench-embeddings-{os.getuid() if hasattr(os, 'getuid') else 'u'}"
+
+
+def _private(folder: Path) -> str:
+    """'' when ``folder`` is (or is now created as) a real folder of this user that only they can use.
+
+    The shared temporary folder is writable by every local user: whoever
+    creates ``bench-embeddings-<uid>`` first owns it, and entries planted there
+    would be read as cache hits. So it is created with mode 0700 and used only
+    when it is not a link, belongs to this user and has mode 0700.
+    """
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(folder)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if not stat.S_ISDIR(st.st_mode):
+        return "it is not a folder (a symbolic link or a file): not used"
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return f"it belongs to user id {st.st_uid}, not to you ({os.getuid()}): not trusted"
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        return (f"its mode is {stat.S_IMODE(st.st_mode):o}, not 700: not trusted. "
+                f"If you made it, `chmod 700 {folder}` (or delete it) to use it")
     return ""
 
 
@@ -203,22 +242,30 @@ class EmbeddingCache:
     @classmethod
     def open(cls, root: Path | None = None, *, enabled: bool = True) -> "EmbeddingCache":
         """The cache at ``root`` (default ``cache_dir()/embeddings``), or a fallback when it is not writable."""
+        from bench import fingerprint
+
         if not enabled:
+            fingerprint.persist_in(None)
             return cls(None)
         root = Path(root) if root is not None else default_root()
         why = _writable(root)
         if not why:
             cache = cls(root)
             cache._clean_stale_builds()
+            fingerprint.persist_in(root)
             return cache
-        fallback = Path(tempfile.gettempdir()) / f"bench-embeddings-{os.getuid() if hasattr(os, 'getuid') else 'u'}"
-        why2 = _writable(fallback)
+        fallback = fallback_root()
+        why2 = _private(fallback) or _writable(fallback, 0o700)
         if not why2:
             log(f"warning: the embedding cache folder {root} is not writable ({why}); using {fallback} for now. "
                 "Set BENCH_CACHE_DIR to a writable folder to keep embeddings between runs.")
-            return cls(fallback)
+            cache = cls(fallback)
+            cache._clean_stale_builds()
+            fingerprint.persist_in(fallback)
+            return cache
         log(f"warning: the embedding cache folder {root} is not writable ({why}), nor is {fallback} ({why2}); "
             "embeddings will not be cached. Set BENCH_CACHE_DIR to a writable folder.")
+        fingerprint.persist_in(None)
         return cls(None)
 
     @property
@@ -270,6 +317,8 @@ class EmbeddingCache:
         with status ``hit``, ``miss``, ``resumed`` (some chunks came from an
         interrupted run), ``rebuilt`` (a bad entry was replaced) or ``off``.
         """
+        import numpy as np
+
         from bench.extract import Embeddings
 
         if not self.enabled:
@@ -323,6 +372,8 @@ class EmbeddingCache:
     # -- reading --------------------------------------------------------------------------------
     def _load(self, folder: Path, key: CacheKey, items: Sequence[Any], dim: int) -> Any:
         """Read and check one entry or shard; raise CacheEntryError when it cannot be trusted."""
+        import numpy as np
+
         from bench.extract import Embeddings
 
         try:
@@ -340,6 +391,9 @@ class EmbeddingCache:
             raise CacheEntryError(f"embedding size {X.shape[1:]} on disk, the encoder gives {dim}")
         if not np.isfinite(X).all():
             raise CacheEntryError("it holds NaN or infinite values")
+        if meta.get("checksum") != checksum(ids, X):
+            raise CacheEntryError("its data does not match the checksum written with it "
+                                  "(rows reordered or values changed after it was written)")
         skipped = meta.get("skipped") or []
         skipped_ids = {s["track_id"] for s in skipped}
         expected = [it for it in items if it.track_id not in skipped_ids]
@@ -366,6 +420,7 @@ class EmbeddingCache:
                 "split": key.fields["split"],
                 "rows": len(emb.items),
                 "dim": dim,
+                "checksum": checksum([it.track_id for it in emb.items], emb.X),
                 "windows": int(emb.windows),
                 "skipped": list(emb.skipped),
                 "extract_seconds": round(float(emb.seconds), 3),
@@ -426,7 +481,22 @@ class EmbeddingCache:
             removed.append(info)
         if not encoder and not task and self.enabled:
             self._remove(self.root / ".tmp")
+            from bench.fingerprint import MEMO_NAME
+
+            (self.root / MEMO_NAME).unlink(missing_ok=True)  # clearing everything forgets file digests too
         return removed
+
+
+def checksum(ids: Sequence[str], X: np.ndarray) -> str:
+    """SHA-256 of the track ids, in order, and the float32 matrix bytes: kept in meta.json, checked on load."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    h.update(json.dumps(list(ids)).encode())
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    h.update(f"{X.shape}".encode())
+    h.update(memoryview(X).cast("B"))
+    return "sha256:" + h.hexdigest()
 
 
 def _alive(pid: int) -> bool:
@@ -483,6 +553,7 @@ def human_size(n: int) -> str:
 
 
 def _write_table(folder: Path, ids: list[str], X: np.ndarray, dim: int) -> None:
+    import numpy as np
     import datasets
 
     datasets.disable_progress_bars()
@@ -501,6 +572,8 @@ def _matrix(col: Any, n: int) -> np.ndarray:
     Done by hand because ``flatten``/``to_numpy`` import pyarrow.compute and
     pandas (half a second), which is most of a warm run's extraction stage.
     """
+    import numpy as np
+
     dim = col.type.list_size
     if col.null_count or col.values.null_count:
         raise CacheEntryError("embedding column holds nulls")

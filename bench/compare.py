@@ -20,6 +20,12 @@ pair only in CURRENT is "new" (never a failure); a pair only in BASELINE is
 
 Comparing demo numbers against a real-data baseline (or the reverse), or
 files of another schema version, is refused: such a delta means nothing.
+
+The gate cannot pass on nothing: a baseline mean that is NaN, null or not a
+number is unusable input (exit 2, naming the file and the entry); a current
+mean that is NaN or null (the metric was undefined) is a regression (exit 1);
+``--write-baseline`` refuses results with an undefined primary metric; a
+``--tolerance`` that is NaN, infinite or negative is refused.
 """
 
 from __future__ import annotations
@@ -35,8 +41,13 @@ EXIT_PASS = 0
 EXIT_FAIL = 1
 
 
-def load_entries(path: Path) -> dict[str, Any]:
-    """A baseline-shaped document from a results folder, a record file set, or a baseline/leaderboard JSON."""
+def load_entries(path: Path, role: str = "baseline") -> dict[str, Any]:
+    """A baseline-shaped document from a results folder, a record file set, or a baseline/leaderboard JSON.
+
+    ``role`` is ``"baseline"`` (every mean must be a finite number) or
+    ``"current"`` (a NaN or null mean is allowed: :func:`compare` fails it).
+    Raises BenchError naming the file and entry for anything else.
+    """
     from bench import leaderboard
     from bench.results import SCHEMA_VERSION, read_records
 
@@ -67,12 +78,40 @@ def load_entries(path: Path) -> dict[str, Any]:
             f"{path}: written for record schema version {doc.get('schema_version')}, this bench uses "
             f"{SCHEMA_VERSION}. Regenerate it with this version (`bench compare RESULTS --write-baseline FILE`)."
         )
-    for e in doc["entries"]:
-        missing = {"encoder", "task", "mean"} - set(e)
-        if missing:
-            raise BenchError(f"{path}: an entry lacks {sorted(missing)}: {e}")
+    if not isinstance(doc.get("entries"), list):
+        raise BenchError(f"{path}: 'entries' is not a list. Regenerate it with `bench compare RESULTS "
+                         "--write-baseline FILE`.")
+    for i, e in enumerate(doc["entries"]):
+        _check_entry(path, i, e, role)
     doc["_source"] = str(path)
     return doc
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_entry(path: Path, i: int, e: Any, role: str) -> None:
+    """Raise BenchError when entry ``i`` of ``path`` cannot be compared (see :func:`load_entries`)."""
+    regen = "Regenerate the file (`bench compare RESULTS --write-baseline FILE`) or fix that entry."
+    if not isinstance(e, dict):
+        raise BenchError(f"{path}: entry {i} is {type(e).__name__}, not an object. {regen}")
+    missing = sorted({"encoder", "task", "mean"} - set(e))
+    if missing:
+        raise BenchError(f"{path}: entry {i} lacks {missing}: {json.dumps(e)[:200]}. {regen}")
+    name = f"entry {i} ({e['encoder']} x {e['task']})"
+    if not isinstance(e["encoder"], str) or not isinstance(e["task"], str):
+        raise BenchError(f"{path}: {name}: encoder and task must be strings. {regen}")
+    for field in ("mean", "lo", "hi", "std"):
+        v = e.get(field)
+        if v is not None and not _number(v):
+            raise BenchError(f"{path}: {name}: {field} is {v!r}, not a number. {regen}")
+    if role == "baseline" and not (_number(e["mean"]) and math.isfinite(e["mean"])):
+        raise BenchError(
+            f"{path}: {name}: the baseline mean is {e['mean']!r}, not a finite number, so any result would "
+            "pass against it. Make the baseline from results whose primary metric is defined "
+            "(`bench compare RESULTS --write-baseline FILE`), or remove that entry."
+        )
 
 
 def compare(current: dict[str, Any], base: dict[str, Any], *, tolerance: float = 0.01,
@@ -147,7 +186,15 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def write_baseline(source: Path, out: Path) -> dict[str, Any]:
     """Write the baseline file of a results folder (atomically)."""
-    doc = load_entries(source)
+    doc = load_entries(source, role="current")
+    undefined = [f"{e['encoder']} x {e['task']}" for e in doc["entries"]
+                 if e["mean"] is None or not math.isfinite(e["mean"])]
+    if undefined:
+        raise BenchError(
+            f"{source}: refusing to write a baseline: the primary metric is undefined (NaN or null) for "
+            f"{', '.join(undefined)}. A baseline of NaN lets every later result pass; fix or re-run those "
+            "pairs first (the records say why, e.g. a class absent from the test split)."
+        )
     doc.pop("_source", None)
     for k in ("title", "notes", "rows", "summary"):  # a leaderboard.json source: keep the baseline part
         doc.pop(k, None)

@@ -10,14 +10,20 @@ from bench.task import SPLITS
 
 
 def check(task: Any, data_root: Path, decode: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Index every split and report counts, problems, missing/corrupt/unexpected files."""
-    from bench.audio import AudioError, load
+    """Index every split and report counts, problems, missing/corrupt/unexpected files.
 
-    report: dict[str, Any] = {"task": task.name, "data_root": str(data_root), "splits": {}, "unexpected": []}
+    With ``decode``, every indexed file is decoded from start to end (or over
+    its item's span), block by block at its own sample rate: a file that fails
+    anywhere, or ends before the length its header announces, is corrupt.
+    """
+    from bench.audio import AudioError, decode_all
+
+    report: dict[str, Any] = {"task": task.name, "data_root": str(data_root), "splits": {}, "unexpected": [],
+                              "decoded": decode}
     referenced: set[str] = set()
     for split in SPLITS:
         sp = task.items(split, data_root)
-        entry = {"tracks": len(sp), "problems": [str(p) for p in sp.problems], "corrupt": []}
+        entry = {"tracks": len(sp), "problems": [str(p) for p in sp.problems], "corrupt": [], "seconds": 0.0}
         missing = [str(p) for p in sp.problems if p.kind == "missing_audio"]
         entry["missing"] = len(missing)
         for item in sp:
@@ -27,8 +33,7 @@ def check(task: Any, data_root: Path, decode: bool = False, progress: bool = Tru
 
             for item in tqdm(sp.items, desc=f"decode {split}", unit="file", disable=not progress, leave=False):
                 try:
-                    load(item.path, 8000, item.start, item.end if item.end is not None else
-                         (item.start or 0) + 1.0)
+                    entry["seconds"] += decode_all(item.path, item.start, item.end)[0]
                 except AudioError as exc:
                     entry["corrupt"].append(f"{item.path}: {exc.reason}")
         entry["usable"] = len(sp) - len(entry["corrupt"])
@@ -46,7 +51,10 @@ def check(task: Any, data_root: Path, decode: bool = False, progress: bool = Tru
 def format_report(report: dict[str, Any], limit: int = 10) -> str:
     lines = [f"Task {report['task']} in {report['data_root']}:"]
     for split, e in report["splits"].items():
-        usable = f"{e['usable']} usable" if e["corrupt"] else "not decoded (use --decode to find corrupt files)"
+        if report.get("decoded"):
+            usable = f"each decoded end to end: {e['usable']} usable ({_duration(e['seconds'])} of audio)"
+        else:
+            usable = "not decoded (use --decode to decode every file end to end)"
         lines.append(f"  {split:5s}: {e['tracks']} tracks indexed, {usable}; {len(e['problems'])} problem(s), "
                      f"{e['missing']} missing file(s), {len(e['corrupt'])} corrupt")
         for p in (e["problems"] + e["corrupt"])[:limit]:
@@ -58,3 +66,7 @@ def format_report(report: dict[str, Any], limit: int = 10) -> str:
         lines.append(f"  {len(report['unexpected'])} audio file(s) not in any split (unexpected), e.g.:")
         lines.extend(f"    {p}" for p in report["unexpected"][:limit])
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 600 else f"{seconds / 3600:.2f} h"

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from bench.audio import AudioError, load, windows
+from bench.audio import AudioError, load, load_windows, windows
 from bench.encoder import Encoder, check_embeddings
 from bench.task import Item
 
@@ -58,16 +58,18 @@ class AudioTransform:
 def _decode(item: Item, sample_rate: int, length: int, max_windows: int,
             transform: AudioTransform | None = None) -> tuple[Item, np.ndarray | None, str]:
     try:
-        x = load(item.path, sample_rate, item.start, item.end)
+        if transform is None:
+            # only the windows that are used are read: a two-hour file is not decoded whole
+            return item, load_windows(item.path, sample_rate, length, max_windows, item.start, item.end), ""
+        x = load(item.path, sample_rate, item.start, item.end)  # a transform sees the whole track
     except AudioError as exc:
         return item, None, exc.reason
-    if transform is not None:
-        try:
-            x = np.asarray(transform.fn(x, sample_rate, item.track_id), dtype=np.float32)
-        except Exception as exc:  # one file the effect fails on is skipped and counted, the rest goes on
-            return item, None, f"transform {transform.id} failed: {type(exc).__name__}: {exc}"
-        if x.ndim != 1 or not np.isfinite(x).all():
-            return item, None, f"transform {transform.id} returned a non-finite or non-mono signal"
+    try:
+        x = np.asarray(transform.fn(x, sample_rate, item.track_id), dtype=np.float32)
+    except Exception as exc:  # one file the effect fails on is skipped and counted, the rest goes on
+        return item, None, f"transform {transform.id} failed: {type(exc).__name__}: {exc}"
+    if x.ndim != 1 or not np.isfinite(x).all():
+        return item, None, f"transform {transform.id} returned a non-finite or non-mono signal"
     return item, windows(x, length, max_windows), ""
 
 

@@ -67,7 +67,7 @@ def prepare(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     Raises BenchError for another schema version or for one encoder x task
     measured on different data; keeps the newest of duplicated seeds.
     """
-    from bench.results import SCHEMA_VERSION
+    from bench.results import SCHEMA_VERSION, check_record
 
     if not records:
         raise BenchError("no result records to tabulate")
@@ -77,6 +77,7 @@ def prepare(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 f"{r.get('_file', 'a record')}: schema version {r.get('schema_version')}, this bench reads "
                 f"version {SCHEMA_VERSION}. Re-run the benchmark, or tabulate it with the bench that wrote it."
             )
+        check_record(r, r.get("_file", f"the record of {r.get('encoder')} x {r.get('task')}"))
     mixed = _mixed(records)
     variants: dict[str, set[str]] = {}
     for r in records:
@@ -127,10 +128,11 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         primary = rs[0]["primary_metric"]
         names = list(dict.fromkeys(m for r in rs for m in r["metrics"]))
         for metric in names:
-            vals = [float(r["metrics"][metric]) for r in rs if r["metrics"].get(metric) is not None]
-            finite = [v for v in vals if math.isfinite(v)]
-            mean = sum(finite) / len(finite) if finite else float("nan")
-            std = (sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) ** 0.5 if len(finite) > 1 else 0.0
+            # null and NaN mean "undefined for that seed": the mean is then undefined too (NaN),
+            # never the mean of the other seeds, so a gate cannot pass on what was not measured
+            vals = [_undefined_to_nan(r["metrics"][metric]) for r in rs if metric in r["metrics"]]
+            mean = sum(vals) / len(vals) if vals else float("nan")
+            std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
             row = {
                 "encoder": label,
                 "encoder_name": rs[0]["encoder"],
@@ -156,6 +158,10 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _undefined_to_nan(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
 def table(records: list[dict[str, Any]]):
     """A pandas DataFrame indexed by encoder: per task the primary mean and its bounds, other metrics, avg rank."""
     return _wide(summary(records))
@@ -177,6 +183,8 @@ def _wide(rows: list[dict[str, Any]]):
             col = f"{r['task']} {r['metric']}"
             others.add(col)
             data[r["encoder"]][col] = r["mean"]
+    undefined = sorted((r["encoder"], r["task"] if r["primary"] else f"{r['task']} {r['metric']}")
+                       for r in rows if not math.isfinite(r["mean"]))
     df = pd.DataFrame.from_dict(data, orient="index")
     df.index.name = "encoder"
     primary_cols = [t for t in tasks if t in df.columns]
@@ -186,6 +194,8 @@ def _wide(rows: list[dict[str, Any]]):
         ranks = df[primary_cols].rank(ascending=False, method="average")
         df[RANK_COL] = ranks.mean(axis=1, skipna=True)
         df = df.sort_values([RANK_COL, primary_cols[0]], ascending=[True, False])
+    # cells with a record whose value is NaN, told apart from cells with no record (both NaN here)
+    df.attrs["undefined"] = undefined
     return df
 
 
@@ -211,6 +221,9 @@ def _notes(rows: list[dict[str, Any]]) -> str:
     how = sorted({r["interval"] for r in rows if r["primary"] and r["interval"]})
     text = "Intervals: " + (", ".join(how) if how else "none recorded") + " (bootstrap over test tracks). "
     text += f"'{RANK_COL}': mean rank of the primary metric over tasks (1 = best). Best per column in bold."
+    if any(not math.isfinite(r["mean"]) for r in rows):
+        text += (" NaN: the metric was undefined (NaN or null) for at least one seed; see the records. "
+                 "It takes no rank, and `bench compare` fails on it.")
     return text
 
 
@@ -221,6 +234,7 @@ def _display(df, bold: str) -> tuple[list[str], list[list[str]]]:
     """Headers and formatted cells (primary = 'mean [lo, hi]'); ``bold`` wraps the best, e.g. '**{}**'."""
     primary = [c for c in df.columns if f"{c} lo" in df.columns]
     shown = [c for c in df.columns if not (c.endswith(" lo") or c.endswith(" hi")) or c[:-3] not in primary]
+    undefined = {tuple(u) for u in df.attrs.get("undefined", ())}
     best = {}
     for c in shown:
         col = df[c].dropna()
@@ -232,7 +246,7 @@ def _display(df, bold: str) -> tuple[list[str], list[list[str]]]:
         for c in shown:
             v = row[c]
             if v is None or (isinstance(v, float) and math.isnan(v)):
-                out.append("")
+                out.append("NaN" if (enc, c) in undefined else "")
                 continue
             text = f"{v:.2f}" if c == RANK_COL else f"{v:.4f}"
             if c in primary and not math.isnan(row[f"{c} lo"]):
@@ -361,7 +375,7 @@ def write(records: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     md.write_text(head + "\n\n" + to_markdown(df) + "\n\n" + _notes(rows) + "\n")
     files["markdown"] = md
     csv = out_dir / "leaderboard.csv"
-    df.to_csv(csv, float_format="%.6f")
+    _csv_cells(df).to_csv(csv)
     files["csv"] = csv
     js = out_dir / "leaderboard.json"
     doc = baseline(records)
@@ -380,6 +394,15 @@ def write(records: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     page.write_text(to_html(records, df, rows, png))
     files["html"] = page
     return files
+
+
+def _csv_cells(df):
+    """``df`` as text cells (6 decimals): empty where there is no record, ``NaN`` where the value is undefined."""
+    cells = df.map(lambda v: "" if v != v else f"{v:.6f}")
+    for enc, col in df.attrs.get("undefined", ()):
+        if col in cells.columns:
+            cells.loc[enc, col] = "NaN"
+    return cells
 
 
 def render(records: list[dict[str, Any]]) -> str:

@@ -9,9 +9,7 @@ them and refuses records of another schema version.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import platform
 import sys
 import time
@@ -38,22 +36,40 @@ def versions(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def data_fingerprint(splits: dict[str, Iterable[Any]], data_root: Path) -> str:
-    """SHA-256 over every split's (track id, relative path, file size, label, span).
+    """The data fingerprint of a record: :func:`bench.fingerprint.data_fingerprint` over all splits.
 
-    Cheap (no audio is read) and stable across machines for the same download.
+    It hashes every file's bytes (memoised by stat, so a warm run rereads
+    nothing), the same definition the embedding cache keys use.
     """
-    h = hashlib.sha256()
-    root = str(Path(data_root).resolve())
-    for split in sorted(splits):
-        for item in splits[split]:
-            path = str(Path(item.path).resolve())
-            rel = path[len(root) + 1 :] if path.startswith(root) else path
-            try:
-                size = os.path.getsize(item.path)
-            except OSError:
-                size = -1
-            h.update(f"{split}\t{item.track_id}\t{rel}\t{size}\t{item.label}\t{item.start}\t{item.end}\n".encode())
-    return h.hexdigest()
+    from bench.fingerprint import data_fingerprint as content_fingerprint
+
+    return content_fingerprint(splits, data_root)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_record(rec: dict[str, Any], where: str) -> None:
+    """Raise BenchError naming ``where`` when a record lacks what the leaderboard and the gate read.
+
+    A metric may be a number (NaN included: the score was undefined) or null;
+    anything else (a string, a list) means the file was edited or damaged.
+    """
+    fix = "Re-run the benchmark to rewrite it, or move the file out of the results folder."
+    for name in ("encoder", "task", "primary_metric"):
+        if not isinstance(rec.get(name), str) or not rec[name]:
+            what = "lacks" if name not in rec else f"has {rec[name]!r} as"
+            raise BenchError(f"{where}: the record {what} '{name}' (a non-empty string is needed). {fix}")
+    if not isinstance(rec.get("seed"), int) or isinstance(rec.get("seed"), bool):
+        raise BenchError(f"{where}: the record's 'seed' is {rec.get('seed')!r}, not a whole number. {fix}")
+    metrics = rec.get("metrics")
+    if not isinstance(metrics, dict) or rec["primary_metric"] not in metrics:
+        raise BenchError(f"{where}: the record has no metrics object holding its primary metric "
+                         f"{rec['primary_metric']!r}. {fix}")
+    for name, value in metrics.items():
+        if value is not None and not _is_number(value):
+            raise BenchError(f"{where}: metric {name!r} is {value!r}, not a number. {fix}")
 
 
 def record_name(rec: dict[str, Any]) -> str:
@@ -126,6 +142,7 @@ def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
                 f"{f}: record schema version {rec['schema_version']}, this bench reads version {SCHEMA_VERSION}. "
                 "Re-run the benchmark with this version, or read it with the bench version that wrote it."
             )
+        check_record(rec, str(f))
         rec["_file"] = str(f)
         records.append(rec)
     return records

@@ -29,6 +29,10 @@ default rule, a fifth above only. mir_eval 0.8.2 has no switch for this (its
 ``weighted_score`` takes only the two keys), so with ``"both"`` this task adds
 the descending fifth on top of mir_eval's score; with a mir_eval that has
 ``allow_descending_fifths`` the switch is passed through instead.
+
+Encodings and symbolic links: see ``bench_tasks._common`` (an unreadable
+``.key`` file is a problem and its track is skipped; an unreadable
+``annotations.txt`` or ``beatport_metadata.txt`` is a DataError naming it).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from bench import hookimpl
 from bench.errors import DataError
 from bench.task import Item, Split, Task
 
-from bench_tasks._common import file_names, read_text_lines, stable_unit
+from bench_tasks._common import AnnotationError, link_problem, list_files, read_text_lines, stable_unit
 
 PITCH_CLASSES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
 KEY_NAMES = tuple(f"{p} major" for p in PITCH_CLASSES) + tuple(f"{p} minor" for p in PITCH_CLASSES)
@@ -173,17 +177,22 @@ class GiantStepsKey(Task):
         if not key_dir.is_dir():
             raise DataError(f"{key_dir} not found: {root} is not the GiantSteps key dataset. {self.data_help()}")
         out = Split("test")
-        audio = file_names(root / "audio")
-        for name in sorted(file_names(key_dir)):
+        audio, audio_out = list_files(root / "audio", root)
+        keys, keys_out = list_files(key_dir, root)
+        for name in sorted(keys_out):
+            if name.endswith(".key"):
+                out.problem(key_dir / name, None, f"{link_problem(key_dir / name, root, keys_out[name])}; track "
+                            "skipped", kind="outside_root")
+        for name in sorted(keys):
             if not name.endswith(".key"):
                 continue
             path = key_dir / name
             track = name[: -len(".key")]
             track = track[: -len(".LOFI")] if track.endswith(".LOFI") else track
             try:
-                lines = read_text_lines(path)
-            except (OSError, UnicodeDecodeError) as exc:
-                out.problem(path, None, f"cannot read: {exc}")
+                lines = read_text_lines(path, root)
+            except AnnotationError as exc:
+                out.problem(path, None, f"{exc.reason}; track skipped")
                 continue
             numbered = [(i, ln.strip()) for i, ln in enumerate(lines, 1) if ln.strip()]
             if not numbered:
@@ -199,6 +208,10 @@ class GiantStepsKey(Task):
                 out.problem(path, line, f"{exc}; track skipped", kind="unknown_label")
                 continue
             mp3 = f"{track}.LOFI.mp3"
+            if mp3 in audio_out:
+                out.problem(path, line, f"audio file audio/{mp3} {link_problem(root / 'audio' / mp3, root, audio_out[mp3])}",
+                            kind="outside_root")
+                continue
             if mp3 not in audio:
                 out.problem(path, line, f"audio file audio/{mp3} not found", kind="missing_audio")
                 continue
@@ -215,7 +228,7 @@ class GiantStepsKey(Task):
             if not f.is_file():
                 raise DataError(f"{f} not found: {root} is not the GiantSteps MTG key dataset. {self.data_help()}")
         out = Split(split)
-        lines = read_text_lines(ann)
+        lines = read_text_lines(ann, root)
         if not lines or [h.strip().upper() for h in lines[0].split("\t")[:3]] != ["ID", "MANUAL KEY", "C"]:
             raise DataError(
                 f"{ann}: expected the header 'ID<TAB>MANUAL KEY<TAB>C', found {lines[0][:60] if lines else ''!r}. "
@@ -244,7 +257,7 @@ class GiantStepsKey(Task):
                 kept[tid] = (n, parse_key(key))
             except ValueError as exc:
                 out.problem(ann, n, f"track {tid}: {exc}; row skipped", kind="unknown_label")
-        artists = self._artists(meta, out)
+        artists = self._artists(meta, root, out)
         track_artists = {}
         for tid, (n, _label) in kept.items():
             credit = artists.get(tid)
@@ -255,12 +268,16 @@ class GiantStepsKey(Task):
                 track_artists[tid] = artists_of(credit)
         groups = artist_groups(track_artists)
         frac = self.settings["valid_fraction"]
-        audio = file_names(root / "audio")
+        audio, audio_out = list_files(root / "audio", root)
         for tid, (n, label) in kept.items():
             side = "valid" if stable_unit("giantsteps-mtg artist:" + groups[tid]) < frac else "train"
             if side != split:
                 continue
             mp3 = f"{tid}.LOFI.mp3"
+            if mp3 in audio_out:
+                out.problem(ann, n, f"track {tid}: audio file audio/{mp3} "
+                            f"{link_problem(root / 'audio' / mp3, root, audio_out[mp3])}", kind="outside_root")
+                continue
             if mp3 not in audio:
                 out.problem(ann, n, f"track {tid}: audio file audio/{mp3} not found", kind="missing_audio")
                 continue
@@ -268,8 +285,8 @@ class GiantStepsKey(Task):
         return out
 
     @staticmethod
-    def _artists(meta: Path, out: Split) -> dict[str, str]:
-        lines = read_text_lines(meta)
+    def _artists(meta: Path, root: Path, out: Split) -> dict[str, str]:
+        lines = read_text_lines(meta, root)
         artists: dict[str, str] = {}
         start = 2 if lines and lines[0].split("\t")[0].strip().upper() == "ID" else 1
         for n, raw in enumerate(lines[start - 1 :], start):

@@ -12,6 +12,7 @@ audio download. Custom splits: if the dataset folder itself holds all three
 lists are used instead (same syntax); the demo data uses this. A listed file
 that is missing is recorded as a problem and left out; a corrupt file (the
 well-known mirror's ``jazz.00054.wav``) is skipped by the extract stage.
+Encodings and symbolic links: see ``bench_tasks._common``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bench import hookimpl
 from bench.errors import DataError
 from bench.task import Item, Split, Task
 
-from bench_tasks._common import file_names, read_text_lines
+from bench_tasks._common import link_problem, list_files, read_text_lines
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 LIST_NAMES = {s: f"{s}_filtered.txt" for s in ("train", "valid", "test")}
@@ -84,13 +85,14 @@ class GTZANTask(Task):
         if split not in LIST_NAMES:
             raise ValueError(f"unknown split {split!r}")
         audio = self.audio_dir(data_root)
+        root = self.require_dir(data_root, "gtzan")
         lst = self.split_lists(data_root)[split]
-        try:
-            lines = lst.read_text(encoding="utf-8-sig").splitlines() if not isinstance(lst, Path) else read_text_lines(lst)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"cannot read the split list {lst}: {exc}") from exc
+        if lst == root / LIST_NAMES[split]:  # the dataset folder's own list
+            lines = read_text_lines(lst, root)
+        else:  # the list shipped with bench
+            lines = lst.read_text(encoding="utf-8-sig").splitlines()
         out = Split(split)
-        present: dict[str, set[str]] = {}
+        present: dict[str, tuple[set[str], dict[str, str]]] = {}
         seen: dict[str, int] = {}
         for n, raw in enumerate(lines, 1):
             line = raw.strip()
@@ -106,9 +108,13 @@ class GTZANTask(Task):
                 continue
             seen[rel] = n
             genre, fname = rel.split("/")
-            names = present.get(genre)
-            if names is None:
-                names = present[genre] = file_names(audio / genre)
+            if genre not in present:
+                present[genre] = list_files(audio / genre, root)
+            names, leaving = present[genre]
+            if fname in leaving:
+                out.problem(lst, n, f"listed file {audio.name}/{rel} {link_problem(audio / rel, root, leaving[fname])}",
+                            kind="outside_root")
+                continue
             if fname not in names:
                 out.problem(lst, n, f"listed file {audio.name}/{rel} not found", kind="missing_audio")
                 continue

@@ -13,6 +13,12 @@ split is by the first character of ``mp3_path``: ``0``-``b`` train, ``c``
 valid, ``d``-``f`` test. Clips with none of the top-50 tags are left out.
 Corrupt MP3s (three in the release) are the extract stage's business: it
 skips files it cannot decode and says so. Indexing never decodes audio.
+
+Bad rows: each CSV line is parsed on its own, so a quote left open on one line
+spoils only that line (a reader that lets quoted fields span lines would
+silently merge it with the next rows). A bad row is reported once, with the
+split of its ``mp3_path`` folder, or with ``train`` when that cannot be read.
+Encodings and symbolic links: see ``bench_tasks._common``.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from bench import hookimpl
 from bench.errors import DataError
 from bench.task import Item, Split, Task
 
-from bench_tasks._common import file_names
+from bench_tasks._common import link_problem, list_files, read_text
 
 CSV_NAME = "annotations_final.csv"
 FOLDERS = tuple("0123456789abcdef")
@@ -42,7 +48,7 @@ class _Index:
 
     tags: list[str]
     rows: list[tuple[int, str, str, tuple[int, ...]]] = field(default_factory=list)  # line, id, path, tag cols
-    problems: list[tuple[int, str]] = field(default_factory=list)
+    problems: list[tuple[int, str, str]] = field(default_factory=list)  # line, message, split it is reported with
     counts: list[int] = field(default_factory=list)
 
     def top(self, k: int) -> list[int]:
@@ -54,8 +60,25 @@ class _Index:
 _CACHE: dict[tuple, _Index] = {}
 
 
-def parse_annotations(path: Path) -> _Index:
-    """Parse ``annotations_final.csv`` (cached on path, size and modification time)."""
+def _fields(line: str) -> list[str] | None:
+    """The tab-separated fields of one CSV line, or None when its quoting is broken."""
+    try:
+        return next(csv.reader([line], delimiter="\t", quotechar='"', strict=True), [])
+    except csv.Error:
+        return None
+
+
+def _split_of(row: list[str] | None) -> str:
+    """The split a bad row is reported with: its mp3_path folder's, else train."""
+    mp3 = row[-1].strip() if row else ""
+    return SPLIT_OF_FOLDER[mp3[0]] if _PATH_RE.match(mp3) else "train"
+
+
+def parse_annotations(path: Path, base: Path | None = None) -> _Index:
+    """Parse ``annotations_final.csv`` (cached on path, size, modification time and inode).
+
+    ``base``: the dataset folder; a link leading outside it is not read.
+    """
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -63,56 +86,62 @@ def parse_annotations(path: Path) -> _Index:
             f"{path} not found: the MagnaTagATune annotations are missing. "
             f"Run `bench data check --task mtat` to see what is found."
         ) from None
-    key = (str(path), st.st_size, st.st_mtime_ns)
+    key = (str(path), str(base), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     if key in _CACHE:
         return _CACHE[key]
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quotechar='"')
-        header = next(reader, None)
-        if not header or header[0].strip() != "clip_id" or header[-1].strip() != "mp3_path" or len(header) < 3:
-            raise DataError(
-                f"{path}: not the MagnaTagATune annotations_final.csv (expected a tab-separated header "
-                f"starting with clip_id and ending with mp3_path, found {str(header)[:80]}). "
-                f"Run `bench data check --task mtat` to see what is found."
-            )
-        tags = [h.strip() for h in header[1:-1]]
-        ncol = len(header)
-        index = _Index(tags)
-        counts = [0] * len(tags)
-        seen_ids: dict[str, int] = {}
-        seen_paths: dict[str, int] = {}
-        ok = {"0", "1"}
-        for row in reader:
-            line = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # blank line
-            if len(row) != ncol:
-                index.problems.append((line, f"expected {ncol} tab-separated fields, found {len(row)}; row skipped"))
-                continue
-            clip_id, mp3 = row[0].strip(), row[-1].strip()
-            vals = row[1:-1]
-            if not clip_id:
-                index.problems.append((line, "empty clip_id; row skipped"))
-                continue
-            if not _PATH_RE.match(mp3):
-                index.problems.append((line, f"clip {clip_id}: mp3_path {mp3!r} is not '<0-f>/<name>.mp3'; row skipped"))
-                continue
-            if not ok.issuperset(vals):
-                bad = next(v for v in vals if v not in ok)
-                index.problems.append((line, f"clip {clip_id}: tag value {bad!r} is not 0 or 1; row skipped"))
-                continue
-            if clip_id in seen_ids:
-                index.problems.append((line, f"duplicate clip_id {clip_id} (first on line {seen_ids[clip_id]}); row skipped"))
-                continue
-            if mp3 in seen_paths:
-                index.problems.append((line, f"duplicate mp3_path {mp3} (first on line {seen_paths[mp3]}); row skipped"))
-                continue
-            seen_ids[clip_id] = line
-            seen_paths[mp3] = line
-            cols = tuple(i for i, v in enumerate(vals) if v == "1")
-            for i in cols:
-                counts[i] += 1
-            index.rows.append((line, clip_id, mp3, cols))
+    lines = read_text(path, base).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    header = _fields(lines[0]) if lines else None
+    if not header or header[0].strip() != "clip_id" or header[-1].strip() != "mp3_path" or len(header) < 3:
+        raise DataError(
+            f"{path}: not the MagnaTagATune annotations_final.csv (expected a tab-separated header "
+            f"starting with clip_id and ending with mp3_path, found {str(header or lines[:1])[:80]}). "
+            f"Run `bench data check --task mtat` to see what is found."
+        )
+    tags = [h.strip() for h in header[1:-1]]
+    ncol = len(header)
+    index = _Index(tags)
+    counts = [0] * len(tags)
+    seen_ids: dict[str, int] = {}
+    seen_paths: dict[str, int] = {}
+    ok = {"0", "1"}
+
+    def problem(line: int, row: list[str] | None, msg: str) -> None:
+        index.problems.append((line, msg, _split_of(row)))
+
+    for line, text in enumerate(lines[1:], 2):
+        if not text.strip():
+            continue  # blank line
+        row = _fields(text)
+        if row is None:
+            problem(line, None, "broken quoting (a quote left open, or text after a closing quote); row skipped")
+            continue
+        if len(row) != ncol:
+            problem(line, row, f"expected {ncol} tab-separated fields, found {len(row)}; row skipped")
+            continue
+        clip_id, mp3 = row[0].strip(), row[-1].strip()
+        vals = row[1:-1]
+        if not clip_id:
+            problem(line, row, "empty clip_id; row skipped")
+            continue
+        if not _PATH_RE.match(mp3):
+            problem(line, row, f"clip {clip_id}: mp3_path {mp3!r} is not '<0-f>/<name>.mp3'; row skipped")
+            continue
+        if not ok.issuperset(vals):
+            bad = next(v for v in vals if v not in ok)
+            problem(line, row, f"clip {clip_id}: tag value {bad!r} is not 0 or 1; row skipped")
+            continue
+        if clip_id in seen_ids:
+            problem(line, row, f"duplicate clip_id {clip_id} (first on line {seen_ids[clip_id]}); row skipped")
+            continue
+        if mp3 in seen_paths:
+            problem(line, row, f"duplicate mp3_path {mp3} (first on line {seen_paths[mp3]}); row skipped")
+            continue
+        seen_ids[clip_id] = line
+        seen_paths[mp3] = line
+        cols = tuple(i for i, v in enumerate(vals) if v == "1")
+        for i in cols:
+            counts[i] += 1
+        index.rows.append((line, clip_id, mp3, cols))
     index.counts = counts
     if len(_CACHE) > 8:
         _CACHE.clear()
@@ -148,7 +177,7 @@ class MTATTask(Task):
         path = self._csv(data_root)
         if not path.is_file():
             raise DataError(f"{path} not found: {data_root} does not hold the mtat dataset. {self.data_help()}")
-        index = parse_annotations(path)
+        index = parse_annotations(path, path.parent)
         if not index.rows:
             raise DataError(f"{path}: no usable rows. {self.data_help()}")
         return index
@@ -164,11 +193,12 @@ class MTATTask(Task):
         root = self._csv(data_root).parent
         csv_path = root / CSV_NAME
         out = Split(split)
-        for line, msg in index.problems:  # every split reports the file's bad rows
-            out.problem(csv_path, line, msg)
+        for line, msg, where in index.problems:  # each bad row once, with one split
+            if where == split:
+                out.problem(csv_path, line, msg)
         top = index.top(self.settings["top_k"])
         cls_of = {col: k for k, col in enumerate(top)}
-        present: dict[str, set[str]] = {}
+        present: dict[str, tuple[set[str], dict[str, str]]] = {}
         for line, clip_id, mp3, cols in index.rows:
             folder = mp3[0]
             if SPLIT_OF_FOLDER[folder] != split:
@@ -178,7 +208,13 @@ class MTATTask(Task):
                 continue  # protocol: clips with no top-k tag are dropped
             names = present.get(folder)
             if names is None:
-                names = present[folder] = file_names(root / folder)
+                names, leaving = present[folder] = list_files(root / folder, root)
+            else:
+                names, leaving = names
+            if mp3[2:] in leaving:
+                out.problem(csv_path, line, f"clip {clip_id}: audio file {mp3} "
+                            f"{link_problem(root / mp3, root, leaving[mp3[2:]])}", kind="outside_root")
+                continue
             if mp3[2:] not in names:
                 out.problem(csv_path, line, f"clip {clip_id}: audio file {mp3} not found", kind="missing_audio")
                 continue

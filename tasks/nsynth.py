@@ -10,7 +10,8 @@ download), under the data root::
 ``pitch`` field (MIDI 0-127), restricted to ``pitch_min..pitch_max`` (default
 21..108, the 88 piano keys: notes outside are left out). The official splits
 are used as they are. Metrics: accuracy (primary) and pitch-class (chroma)
-accuracy, where an octave error counts as right.
+accuracy, where an octave error counts as right. Encodings (a UTF-8 BOM is
+fine) and symbolic links: see ``bench_tasks._common``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 from bench import hookimpl
 from bench.errors import DataError
 from bench.task import Split, Task
+
+from bench_tasks._common import link_problem, list_files, read_text
 
 SPLIT_DIRS = {"train": "nsynth-train", "valid": "nsynth-valid", "test": "nsynth-test"}
 FAMILIES = ["bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal"]
@@ -63,7 +66,7 @@ class NSynthPitch(Task):
         index = folder / "examples.json"
         if not index.is_file():
             raise DataError(f"{index} not found: the {split} split of NSynth is missing. {self.data_help()}")
-        text = index.read_text()
+        text = read_text(index, base)
         try:
             examples = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -72,7 +75,7 @@ class NSynthPitch(Task):
             raise DataError(f"{index}: expected an object keyed by note_str, found {type(examples).__name__}")
         out = Split(split)
         lo, hi = self.settings["pitch_min"], self.settings["pitch_max"]
-        present = {p.name for p in (folder / "audio").iterdir()} if (folder / "audio").is_dir() else set()
+        present, leaving = list_files(folder / "audio", base)
         seen_notes: set[int] = set()
         for key, ex in examples.items():
             reason = _invalid(key, ex)
@@ -87,6 +90,10 @@ class NSynthPitch(Task):
             if not lo <= ex["pitch"] <= hi:
                 continue  # outside the task's pitch range by design, not a problem
             fname = f"{key}.wav"
+            if fname in leaving:
+                out.problem(folder / "audio" / fname, None, link_problem(folder / "audio" / fname, base,
+                                                                         leaving[fname]), "outside_root")
+                continue
             if fname not in present:
                 out.problem(folder / "audio" / fname, None, "audio file listed in examples.json is missing",
                            "missing_audio")

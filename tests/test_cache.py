@@ -236,7 +236,7 @@ def test_warm_run_decodes_no_audio_and_embeds_nothing(demo_cache, tmp_path, monk
         raise AssertionError("the warm run must not decode or embed")
 
     monkeypatch.setattr(LogMelEncoder, "embed", boom)
-    monkeypatch.setattr("bench.extract.load", boom)
+    monkeypatch.setattr("bench.extract.load_windows", boom)
     monkeypatch.setattr("bench.audio.load", boom)
     warm = _run(tmp_path, "warm")
     assert warm["cache"] == {"train": "hit", "valid": "hit", "test": "hit"}

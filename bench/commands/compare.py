@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -36,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench.compare import EXIT_FAIL, EXIT_PASS, compare, format_table, load_entries, write_baseline
 
+    if not math.isfinite(args.tolerance) or args.tolerance < 0:
+        raise BenchError(f"--tolerance must be a finite number >= 0 (an absolute drop, e.g. 0.01), "
+                         f"got {args.tolerance}")
     if args.write_baseline:
         doc = write_baseline(args.current, args.write_baseline)
         print(f"Baseline of {len(doc['entries'])} encoder x task pair(s) written to {args.write_baseline}"
@@ -43,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_PASS
     if args.baseline is None:
         raise BenchError("bench compare needs CURRENT and BASELINE (or --write-baseline FILE)")
-    if args.tolerance < 0:
-        raise BenchError(f"--tolerance must be >= 0, got {args.tolerance}")
-    cur, base = load_entries(args.current), load_entries(args.baseline)
+    cur, base = load_entries(args.current, role="current"), load_entries(args.baseline, role="baseline")
     rows, ok = compare(cur, base, tolerance=args.tolerance, below_interval=args.below_interval,
                        allow_missing=args.allow_missing)
     rule = "below the baseline's interval lower bound" if args.below_interval else f"drop > {args.tolerance:g}"

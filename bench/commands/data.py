@@ -62,9 +62,9 @@ def run_check(args: argparse.Namespace) -> int:
         task = plugins.get_task(name)
         try:
             report = check(task, roots.root(task), decode=args.decode)
-        except BenchError as exc:
+        except BenchError as exc:  # this task's data is missing or unreadable: said, the other tasks go on
             print(f"{name}: {exc}")
-            status = 1
+            status = 2
             continue
         print(format_report(report))
     return status

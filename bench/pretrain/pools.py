@@ -69,10 +69,21 @@ class PoolPlan:
     unlabeled_default: bool = True
 
     def data_sources(self) -> dict[str, Any]:
-        """Where each pool task's data comes from ("demo" or the resolved root): part of the checkpoint key."""
+        """What each pool is made of: part of the checkpoint key.
+
+        Per task the origin ("demo" or the resolved root) and the content
+        fingerprint of its train split (every file's bytes, memoised by stat:
+        :mod:`bench.fingerprint`), so changed audio under the same path is
+        another checkpoint, never a stale one.
+        """
+        from bench.fingerprint import data_fingerprint
+
+        def source(d: TaskData) -> dict[str, str]:
+            return {"origin": "demo" if d.demo else str(d.root), "train": data_fingerprint({"train": d.items}, d.root)}
+
         return {
-            "labeled": {d.task.name: "demo" if d.demo else str(d.root) for d in self.labeled},
-            "unlabeled": {d.task.name: "demo" if d.demo else str(d.root) for d in self.unlabeled},
+            "labeled": {d.task.name: source(d) for d in self.labeled},
+            "unlabeled": {d.task.name: source(d) for d in self.unlabeled},
             "dirs": list(self.dirs),
         }
 
