@@ -332,3 +332,38 @@ def test_ensure_pretrained_waits_for_a_process_training_the_same_encoder(tiny_ta
     assert torch.equal(enc.module.encoder.stem[0].weight, trained.module.encoder.stem[0].weight)
     err = capsys.readouterr().err
     assert "Waiting for another process" in err and "another process just trained" in err
+
+
+def test_pools_come_from_the_data_present_and_say_what_was_missing(tiny_two_tasks, tmp_path):
+    """A data root with only some tasks: defaults are cut to what is there (and recorded), named tasks must exist."""
+    from bench.config import DataRoots
+    from bench.encoder import LabelSpec, Recipe
+    from bench.pretrain import plan_pools
+
+    empty = tmp_path / "nothing-else"
+    empty.mkdir()
+    roots = DataRoots(general=str(empty), per_task=dict(tiny_two_tasks.per_task))
+    recipe = Recipe(steps=1, batch_size=4, lr=1e-3)
+    default = LabelSpec(tasks=("gtzan", "tiny"), share=0.5, required=False)
+    plan = plan_pools(default, recipe, roots)
+    assert [d.task.name for d in plan.labeled] == ["tiny"] and plan.labeled_dropped == ["gtzan"]
+    assert [d.task.name for d in plan.unlabeled] == ["tiny"]  # every task present (tinyclass has no folder here)
+    assert {"gtzan", "mtat", "nsynth_pitch", "giantsteps_key"} <= set(plan.absent)
+    assert "does not hold the gtzan dataset" in plan.absent["gtzan"]
+    text = plan.describe()
+    assert "left out of the labeled pool (no data): gtzan" in text and "not found: " in text
+    with pytest.raises(DataError, match="labeled task 'gtzan'.*does not hold"):
+        plan_pools(LabelSpec(tasks=("gtzan", "tiny"), share=0.5, required=True), recipe, roots)
+    with pytest.raises(DataError, match="none of the default labeled tasks"):
+        plan_pools(LabelSpec(tasks=("gtzan",), share=0.5, required=False), recipe, roots)
+    with pytest.raises(DataError, match="unlabeled task 'mtat'"):
+        plan_pools(LabelSpec(), recipe.replace(unlabeled_tasks="tiny,mtat"), roots)
+    # the checkpoint key follows the data: another set of tasks present is another checkpoint
+    from bench.pretrain import checkpoint_key
+    from bench_plugins.ssl_encoders import SemiSupConEncoder
+
+    enc = SemiSupConEncoder(preset="tiny")
+    both = DataRoots(general=str(empty), per_task={**tiny_two_tasks.per_task, "tinyclass": tiny_two_tasks.per_task["tiny"]})
+    key_one = checkpoint_key(enc, recipe, plan_pools(default, recipe, roots), roots)
+    key_two = checkpoint_key(enc, recipe, plan_pools(default, recipe, both), both)
+    assert key_one != key_two
