@@ -25,6 +25,7 @@ Importing this module is cheap (no torch); the checks import it when they run.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -264,12 +265,12 @@ def check_encoder(
     run("embed_shape", lambda: _embed_shape(state["enc"], device, batch_sizes, seed), needs=("to_eval", "attributes"))
     run("finite", lambda: _finite(state["enc"], device, seed), needs=("embed_shape",))
     run("deterministic", lambda: _deterministic(state["enc"], device, seed), needs=("embed_shape",))
-    run("batch_invariance", lambda: _batch_invariance(state["enc"], device, seed), needs=("embed_shape",))
+    run("batch_invariance", lambda: _batch_invariance(state["enc"], device, seed), needs=("deterministic",))
     run("config_json", lambda: _config_json(state["enc"]), needs=("create",))
-    run("config_stable", lambda: _config_stable(state["enc"], build, device, seed), needs=("config_json",))
+    run("config_stable", lambda: _config_stable(state["enc"], build, device, seed), needs=("config_json", "embed_shape"))
     run("checkpoint_roundtrip", lambda: _checkpoint_roundtrip(state["enc"], build, device, seed),
-        needs=("embed_shape", "config_json"))
-    run("options_from_config", lambda: _options_roundtrip(state["enc"]), needs=("config_json",))
+        needs=("deterministic", "config_stable"))
+    run("options_from_config", lambda: _options_roundtrip(state["enc"]), needs=("config_stable",))
     if import_check:
         run("import_without_torch", lambda: _import_without_torch(subject.module, "encoder"))
     else:
@@ -549,7 +550,25 @@ def _options_roundtrip(enc: Any) -> str:
 
 def _import_without_torch(module: str | None, kind: str) -> str:
     if not module:
-        raise _Skip(f"no plugin module to import (a class or instance was given; pass module= to check it)")
+        raise _Skip("no plugin module to import (a class or instance was given; pass module= to check it)")
+    returncode, stderr, heavy = _import_probe(module, os.pathsep.join(p for p in sys.path if p))
+    if returncode != 0:
+        tail = stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise _Fail(f"importing plugin module {module!r} failed: {tail[0]}",
+                    "the module named by the entry point must import with only bench installed")
+    if heavy:
+        raise _Fail(f"importing plugin module {module!r} and running its hooks imports {', '.join(heavy)}",
+                    "import heavy libraries inside the encoder/task (its __init__ or methods), or register a lazy "
+                    "'module:Class' string: `bench list` and `bench --help` import every plugin module")
+    return f"{module} imports and registers without {', '.join(HEAVY_MODULES[:2])}"
+
+
+@functools.lru_cache(maxsize=None)
+def _import_probe(module: str, pythonpath: str) -> tuple[int, str, list[str]]:
+    """Import ``module`` in a fresh interpreter and run its hooks; (exit code, stderr, heavy modules loaded).
+
+    Cached per module: the plugins of one module (every encoder of a package) share one subprocess.
+    """
     code = (
         "import json, sys, importlib, pluggy\n"
         "from bench import hookspecs\n"
@@ -559,18 +578,10 @@ def _import_without_torch(module: str | None, kind: str) -> str:
         "pm.hook.register_tasks(register=lambda *a, **k: None)\n"
         f"print(json.dumps([m for m in {list(HEAVY_MODULES)!r} if m in sys.modules]))\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = {**os.environ, "PYTHONPATH": pythonpath}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    if res.returncode != 0:
-        tail = res.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise _Fail(f"importing plugin module {module!r} failed: {tail[0]}",
-                    "the module named by the entry point must import with only bench installed")
-    heavy = json.loads(res.stdout.strip().splitlines()[-1])
-    if heavy:
-        raise _Fail(f"importing plugin module {module!r} and running its hooks imports {', '.join(heavy)}",
-                    "import heavy libraries inside the encoder/task (its __init__ or methods), or register a lazy "
-                    "'module:Class' string: `bench list` and `bench --help` import every plugin module")
-    return f"{module} imports and registers without {', '.join(HEAVY_MODULES[:2])}"
+    heavy = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else []
+    return res.returncode, res.stderr, heavy
 
 
 def _speed(enc: Any, device: str, batch: int, seed: int) -> Check:
@@ -846,6 +857,45 @@ def _metrics(t: Any, splits: dict[str, Any], classes: list[str]) -> str:
                     f"{c:.4g}; the perfect one must score higher",
                     "higher must be better (the leaderboard ranks by it); check the argument order (y_true, scores)")
     return f"{t.primary_metric}: perfect {p:.3g}, constant {c:.3g}; all {len(t.metrics)} metrics finite"
+
+
+# -- the command line's view: names to targets ------------------------------------------------------
+
+
+def resolve_names(names: list[str]) -> list[tuple[str, str]]:
+    """``(kind, name)`` for each encoder, task or plugin (entry-point) name; unknown names raise.
+
+    A plugin name stands for everything it registers (``ssl_encoders`` -> its
+    four encoders); a name that is both an encoder and a task is both.
+    """
+    from bench import plugins
+    from bench.errors import UnknownNameError
+
+    encoders, tasks = plugins.encoders(), plugins.tasks()
+    out: list[tuple[str, str]] = []
+    for name in names:
+        found = [("encoder", name)] if name in encoders.entries else []
+        found += [("task", name)] if name in tasks.entries else []
+        if not found:
+            found = [(kind, n) for kind, reg in (("encoder", encoders), ("task", tasks))
+                     for n in reg.names() if reg.entries[n].plugin.name == name]
+        if not found:
+            import difflib
+
+            known = encoders.names() + tasks.names()
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise UnknownNameError(f"{name!r} is no encoder, task or plugin.{hint} Encoders: "
+                                   f"{', '.join(encoders.names())}; tasks: {', '.join(tasks.names())} (`bench list`).")
+        out.extend(f for f in found if f not in out)
+    return out
+
+
+def options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options of ``name``: unscoped ``KEY`` entries, then ``NAME:KEY`` entries (which win)."""
+    out = {k: v for k, v in options.items() if ":" not in k}
+    out.update({k.split(":", 1)[1]: v for k, v in options.items() if ":" in k and k.split(":", 1)[0] == name})
+    return out
 
 
 # -- helpers for pytest ------------------------------------------------------------------------------
