@@ -125,6 +125,17 @@ def test_check_encoder_takes_a_class_and_an_instance(broken):
     assert report.get("import_without_torch").status == "skip"  # no module given for a class
 
 
+def test_example_plugin_conforms(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "examples" / "bench-example-plugin" / "src"))
+    from bench_example import RandomProjectionEncoder
+
+    from bench.testing import check_encoder
+
+    report = check_encoder(RandomProjectionEncoder, module="bench_example")
+    assert report.ok, report.format()
+    assert report.get("import_without_torch").status == "pass"
+
+
 # -- the command line ---------------------------------------------------------------------------------
 
 def plugin_cli(*argv):
