@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.errors import BenchError
+
 PASS, FAIL, SKIP, INFO = "pass", "fail", "skip", "info"
 
 #: the encoder checks, in the order they run
@@ -104,6 +106,14 @@ class Report:
     def failures(self) -> list[Check]:
         return [c for c in self.checks if c.status == FAIL]
 
+    @property
+    def build_error(self) -> BenchError | None:
+        """The error that kept the encoder or task from being built (a bad option, a missing dependency)."""
+        for c in self.checks:
+            if c.name == "create" and isinstance(c.data.get("error"), BenchError):
+                return c.data["error"]
+        return None
+
     def get(self, name: str) -> Check:
         for c in self.checks:
             if c.name == name:
@@ -150,6 +160,9 @@ class _Run:
                 check = Check(name, SKIP, str(exc))
             except _Fail as exc:
                 check = Check(name, FAIL, exc.message, exc.fix)
+            except BenchError as exc:  # bad options, a missing dependency: the message says what to do
+                check = Check(name, FAIL, str(exc), "see the message: an option or an installation to fix",
+                              data={"error": exc})
             except Exception as exc:  # a check that raised: the plugin's code did, say where
                 check = Check(name, FAIL, f"raised {type(exc).__name__}: {exc} ({_where(exc)})",
                               "see the traceback location above; the harness calls this the same way")

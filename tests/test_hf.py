@@ -142,13 +142,19 @@ def test_bad_options_say_what_to_do(models, tmp_path):
         hf(model=str(models["ast"]), revision="abc")
 
 
-def test_without_transformers_it_says_how_to_install(monkeypatch):
+def test_without_transformers_it_says_how_to_install(monkeypatch, capsys):
     from bench.errors import BenchError
+    from test_testing_kit import plugin_cli
 
+    assert plugin_cli("check", "hf") == 2
+    assert "needs a model: -O model=ID_OR_FOLDER" in capsys.readouterr().out
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
     with pytest.raises(BenchError, match=r"pip install 'music-bench\[hf\]'") as err:
         hf(model="mert-v1-95m")
     assert err.value.exit_code == 2
+    assert plugin_cli("check", "hf", "-O", "model=mert-v1-95m") == 2
+    assert "needs the transformers library, which is not installed: pip install 'music-bench[hf]'" in \
+        capsys.readouterr().out
 
 
 # -- bench run with every family: all tasks for wav2vec2, MTAT (the task with the least demo audio) for the

@@ -154,6 +154,9 @@ def test_cli_check_reports_and_exits_1_on_failure(broken, capsys):
     assert "1 of 2 passed every check; failed: encoder bad_embed_shape (embed_shape)" in out
     assert plugin_cli("check", "good_encoder", "good_task", "-O", "good_encoder:seed=2") == 0
     assert "windows/s" in capsys.readouterr().out
+    # an encoder that cannot be built from the options given is bad input: exit 2, the reason printed
+    assert plugin_cli("check", "bad_options_from_config", "-O", "colour=red") == 2
+    assert "unexpected keyword argument 'colour'" in capsys.readouterr().out
 
 
 def test_cli_check_names_a_plugin_or_an_unknown_name(broken):

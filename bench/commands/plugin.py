@@ -17,7 +17,8 @@ CHECK_EPILOG = """examples:
   bench plugin check my_encoder my_task -O my_encoder:seed=1
   bench plugin check mtat --data-root ~/datasets  # the loader on real data instead of a demo
 
-exit status: 0 every check passed, 1 a check failed, 2 unknown name or bad option
+exit status: 0 every check passed, 1 a check failed, 2 an unknown name, or an encoder or task that
+could not be built from the options given (a bad option, a missing dependency)
 """
 
 
@@ -62,13 +63,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_check(args) -> int:
-    """Check every named encoder and task; 1 if any check failed."""
+    """Check every named encoder and task; 1 if a check failed, 2 if one could not be built (bad input)."""
     from bench.cli import parse_options  # the -O syntax of `bench run`
     from bench.testing import check_encoder, check_task, options_for, resolve_names
 
     options = parse_options(args.option)
     targets = resolve_names(args.names)
-    failed = []
+    failed, unbuilt = [], []
     for kind, name in targets:
         opts = options_for(name, options)
         if kind == "encoder":
@@ -78,9 +79,11 @@ def cmd_check(args) -> int:
         print(report.format(), flush=True)
         if not report.ok:
             failed.append(f"{kind} {name} ({', '.join(c.name for c in report.failures)})")
+        if report.build_error is not None:
+            unbuilt.append(report.build_error)
     print(f"\n{len(targets) - len(failed)} of {len(targets)} passed every check"
           + (f"; failed: {'; '.join(failed)}" if failed else ""))
-    return 1 if failed else 0
+    return 2 if unbuilt else 1 if failed else 0
 
 
 def cmd_new(args) -> int:
