@@ -148,7 +148,7 @@ class _Run:
     def __init__(self, report: Report) -> None:
         self.report = report
 
-    def __call__(self, name: str, fn: Callable[[], Check | tuple[str, str] | str], needs: tuple[str, ...] = ()) -> Check:
+    def __call__(self, name: str, fn: Callable[[], Check | str], needs: tuple[str, ...] = ()) -> Check:
         blocked = [n for n in needs if not self._passed(n)]
         if blocked:
             check = Check(name, SKIP, f"not run: check {blocked[0]!r} did not pass")
@@ -165,7 +165,7 @@ class _Run:
                               data={"error": exc})
             except Exception as exc:  # a check that raised: the plugin's code did, say where
                 check = Check(name, FAIL, f"raised {type(exc).__name__}: {exc} ({_where(exc)})",
-                              "see the traceback location above; the harness calls this the same way")
+                              "fix the code at that line: the harness calls it the same way, mid-run")
         check.name = name
         self.report.checks.append(check)
         return check
@@ -181,10 +181,12 @@ class _Fail(Exception):
 
 
 def _where(exc: BaseException) -> str:
+    """The innermost frame of the traceback outside torch and this module: usually the plugin's line."""
     frames = traceback.extract_tb(exc.__traceback__)
     if not frames:
         return "no traceback"
-    f = frames[-1]
+    own = [f for f in frames if f.filename != __file__ and f"{os.sep}torch{os.sep}" not in f.filename]
+    f = (own or frames)[-1]
     return f"{f.filename}:{f.lineno} in {f.name}"
 
 

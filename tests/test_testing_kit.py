@@ -193,12 +193,22 @@ def run_pytest(folder: Path, pythonpath: Path | None = None):
 
 def test_pytest_plugin_reports_a_broken_check_by_name(broken_site, tmp_path):
     (tmp_path / "test_mine.py").write_text(
-        "import pytest\n\n\n@pytest.mark.bench_encoder('bad_finite')\n"
-        "def test_bench_conformance(bench_check):\n    bench_check.assert_ok()\n")
+        "import pytest\nfrom bench_broken.encoders import GoodEncoder\n\n\n"
+        "@pytest.mark.bench_encoder('bad_finite')\n"
+        "def test_bench_conformance(bench_check):\n    bench_check.assert_ok()\n\n\n"
+        "@pytest.mark.bench_encoder(GoodEncoder, seed=1)\n@pytest.mark.bench_task('good_task')\n"
+        "def test_good(bench_check):\n    bench_check.assert_ok()\n")
     res = run_pytest(tmp_path, broken_site)
     assert res.returncode == 1, res.stdout + res.stderr
     assert "test_bench_conformance[bad_finite:finite]" in res.stdout
-    assert "1 failed" in res.stdout and "log(x + eps)" in res.stdout
+    assert "log(x + eps)" in res.stdout
+    # bad_finite: finite fails, the other 12 pass (none depends on finite); GoodEncoder as a class: 12 pass,
+    # import_without_torch skips (no module given); good_task: 7 pass. A bench without
+    # Encoder.options_from_config skips that check of both encoders.
+    from bench.encoder import Encoder
+
+    counts = "31 passed, 1 skipped" if hasattr(Encoder, "options_from_config") else "29 passed, 3 skipped"
+    assert f"1 failed, {counts}" in res.stdout, res.stdout
     (tmp_path / "test_mine.py").write_text("def test_bench_conformance(bench_check):\n    pass\n")
     res = run_pytest(tmp_path, broken_site)
     assert res.returncode != 0 and "needs a @pytest.mark.bench_encoder" in res.stdout + res.stderr
