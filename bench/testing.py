@@ -287,7 +287,7 @@ def check_encoder(
         needs=("deterministic", "config_stable"))
     run("options_from_config", lambda: _options_roundtrip(state["enc"]), needs=("config_stable",))
     if import_check:
-        run("import_without_torch", lambda: _import_without_torch(subject.module, "encoder"))
+        run("import_without_torch", lambda: _import_without_torch(subject.module))
     else:
         report.checks.append(Check("import_without_torch", SKIP, "not run (import_check=False)"))
     run("speed", lambda: _speed(state["enc"], device, speed_batch, seed), needs=("embed_shape",))
@@ -563,7 +563,7 @@ def _options_roundtrip(enc: Any) -> str:
     return f"rebuilt from {sorted(options)}: same config"
 
 
-def _import_without_torch(module: str | None, kind: str) -> str:
+def _import_without_torch(module: str | None) -> str:
     if not module:
         raise _Skip("no plugin module to import (a class or instance was given; pass module= to check it)")
     returncode, stderr, heavy = _import_probe(module, os.pathsep.join(p for p in sys.path if p))
@@ -668,7 +668,7 @@ def check_task(
 
         run("create", create)
         if import_check:
-            run("import_without_torch", lambda: _import_without_torch(subject.module, "task"))
+            run("import_without_torch", lambda: _import_without_torch(subject.module))
         else:
             report.checks.append(Check("import_without_torch", SKIP, "not run (import_check=False)"))
         if data_root is None:
