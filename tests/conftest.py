@@ -1,6 +1,9 @@
+import atexit
 import csv
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,13 @@ from bench import hookimpl
 from bench.task import Item, Split, Task
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Hugging Face libraries (transformers for the hf encoder, datasets for the embedding cache) read
+# these when imported: tests never download and never touch the user's hub cache.
+_HF_HOME = tempfile.mkdtemp(prefix="bench-tests-hf-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
+os.environ.update({"HF_HUB_OFFLINE": "1", "HF_HOME": _HF_HOME, "HF_HUB_CACHE": os.path.join(_HF_HOME, "hub"),
+                   "HF_MODULES_CACHE": os.path.join(_HF_HOME, "modules")})
 
 
 @pytest.fixture(autouse=True)

@@ -16,4 +16,5 @@ VERBS = {
     "compare": "compare",
     "data": "data",
     "cache": "cache",
+    "plugin": "plugin",
 }
