@@ -8,6 +8,11 @@ of those the built-in demo data, generated once into the cache folder.
 
 The cache folder is ``BENCH_CACHE_DIR`` or the user's cache directory
 (``~/.cache/bench`` on Linux).
+
+The demo audio is rendered with a SoundFont: the General MIDI TimGM6mb that
+the ``pretty_midi`` wheel ships, or the ``.sf2`` file named by
+``BENCH_DEMO_SOUNDFONT`` or ``demo_soundfont`` in the config file (another
+SoundFont gives other audio, so it gets its own demo folder).
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from typing import Any
 
 from bench.errors import BenchError
 
-DEMO_VERSION = "1"
+#: bump when the demo generators change what they write (old demo folders are then not reused)
+DEMO_VERSION = "2"
+#: the demo sizes, smallest first: tiny (tests), small (the main job), medium (``bench reproduce --scale demo``)
+DEMO_SIZES = ("tiny", "small", "medium")
 
 
 def cache_dir() -> Path:
@@ -107,13 +115,62 @@ class DataRoots:
         return ensure_demo(task, size=self.demo_size, seed=self.demo_seed)
 
 
+def demo_soundfont() -> Path | None:
+    """The SoundFont the demo is rendered with, if the user chose one; None means the built-in TimGM6mb.
+
+    ``BENCH_DEMO_SOUNDFONT`` first, then ``demo_soundfont`` in the config file.
+    """
+    value = os.environ.get("BENCH_DEMO_SOUNDFONT")
+    where = "BENCH_DEMO_SOUNDFONT"
+    if not value:
+        value = read_config().get("demo_soundfont")
+        where = f"demo_soundfont in {config_file()}"
+    if not value:
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise BenchError(f"demo SoundFont {path} (from {where}) not found: point it at an .sf2 file, "
+                         "or unset it to render the demo with the built-in TimGM6mb")
+    return path
+
+
+_SF_DIGESTS: dict[tuple, str] = {}
+
+
+def soundfont_digest(path: Path) -> str:
+    """SHA-256 of a SoundFont file (cached per path, size and mtime: demo_root is called often)."""
+    import hashlib
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SF_DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _SF_DIGESTS[key] = h.hexdigest()
+    return _SF_DIGESTS[key]
+
+
+def check_demo_size(size: str) -> str:
+    """``size`` if it is one of :data:`DEMO_SIZES`, else a BenchError that lists them."""
+    if size not in DEMO_SIZES:
+        raise BenchError(f"unknown demo size {size!r}: choose one of {', '.join(DEMO_SIZES)}")
+    return size
+
+
 def demo_root(size: str = "small", seed: int = 0) -> Path:
-    return cache_dir() / "demo" / f"v{DEMO_VERSION}-{size}-seed{seed}"
+    """The cache folder of the demo data of one size and seed (and SoundFont, when not the built-in one)."""
+    name = f"v{DEMO_VERSION}-{size}-seed{seed}"
+    soundfont = demo_soundfont()
+    if soundfont is not None:
+        name += f"-sf{soundfont_digest(soundfont)[:12]}"
+    return cache_dir() / "demo" / name
 
 
 def ensure_demo(task: Any, size: str = "small", seed: int = 0, quiet: bool = False) -> Path:
     """Build the demo dataset of ``task`` once (atomically) and return its data root."""
-    root = demo_root(size, seed)
+    root = demo_root(check_demo_size(size), seed)
     marker = root / f".{task.name}.done"
     if marker.exists():
         return root

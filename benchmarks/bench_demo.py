@@ -1,4 +1,4 @@
-"""Time the demo generators of the built-in mtat, giantsteps_key and gtzan tasks and show what they wrote.
+"""Time the demo generators of the four built-in tasks and show what they wrote.
 
     python benchmarks/bench_demo.py [--size small] [--seed 0]
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from bench_tasks.giantsteps import GiantStepsKey
 from bench_tasks.gtzan import GTZANTask
 from bench_tasks.mtat import MTATTask
+from bench_tasks.nsynth import NSynthPitch
 
 
 def cpu() -> float:
@@ -30,10 +31,10 @@ def main() -> None:
     ap.add_argument("--size", default="small")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    total = 0.0
+    total, total_cpu = 0.0, cpu()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for task in (MTATTask(), GiantStepsKey(), GTZANTask()):
+        for task in (NSynthPitch(), MTATTask(), GiantStepsKey(), GTZANTask()):
             t, c = time.perf_counter(), cpu()
             task.make_demo(root, size=args.size, seed=args.seed)
             wall = time.perf_counter() - t
@@ -51,7 +52,7 @@ def main() -> None:
                     balance = f"{len(counts)}/{len(names)} classes present, per class min {min(counts.values())} " \
                               f"max {max(counts.values())}"
                 print(f"  {split}: {len(sp)} items, {len(sp.problems)} problems; {balance}")
-    print(f"total {total:.1f} s wall")
+    print(f"total {total:.1f} s wall, {cpu() - total_cpu:.1f} s CPU")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Demo GiantSteps key data: synthetic tracks in one of 24 keys, in both repositories' layouts.
+"""Demo GiantSteps key data: tracks in one of 24 keys, in both repositories' layouts.
+
+Each track is a chord progression, bass line and melody in its key with
+EDM-like drums, on General MIDI programs rendered from a SoundFont's
+recorded samples (:mod:`bench_tasks.synth_music`, :mod:`bench_tasks.render`).
 
 ``giantsteps-mtg-key-dataset/annotations/annotations.txt`` gets the real
 quirks: sharps (``D# minor``), confidence 0/1 rows and ambiguous keys
@@ -23,7 +27,8 @@ SAMPLE_RATE = 16000
 #: MTG rows (train+valid before filtering), test tracks, track length range in seconds; tune here
 SIZES = {
     "tiny": {"mtg": 40, "test": 24, "seconds": (4.0, 6.0)},
-    "small": {"mtg": 150, "test": 54, "seconds": (8.0, 14.0)},
+    "small": {"mtg": 280, "test": 60, "seconds": (5.0, 8.0)},
+    "medium": {"mtg": 900, "test": 480, "seconds": (6.0, 9.0)},
 }
 
 PITCH_CLASSES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
@@ -104,6 +109,8 @@ def _render(job: tuple) -> None:
 
 def make_demo(data_root: Path, size: str = "small", seed: int = 0) -> None:
     """Write ``giantsteps-key-dataset/`` and ``giantsteps-mtg-key-dataset/`` under ``data_root``."""
+    from bench_tasks import render
+
     if size not in SIZES:
         raise ValueError(f"unknown demo size {size!r}; known: {sorted(SIZES)}")
     data_root = Path(data_root)
@@ -119,3 +126,6 @@ def make_demo(data_root: Path, size: str = "small", seed: int = 0) -> None:
     write_lines(mtg / "annotations" / "beatport_metadata.txt", p["meta"])
     for tid, key, no_newline in p["test"]:
         write_lines(gs / "annotations" / "key" / f"{tid}.LOFI.key", [key], trailing_newline=not no_newline)
+    for folder in (mtg, gs):
+        render.write_metadata(folder, render.metadata(folder.name, size, seed, SAMPLE_RATE,
+                                                      {"seconds_per_track": list(SIZES[size]["seconds"])}))

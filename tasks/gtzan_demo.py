@@ -1,8 +1,9 @@
-"""Demo GTZAN: synthetic genre clips in the real layout, with their own split lists.
+"""Demo GTZAN: genre clips rendered from recorded instrument samples, in the real layout.
 
 Writes ``gtzan/genres/<genre>/<genre>.000NN.wav`` (22050 Hz mono 16-bit,
 like the real files, only shorter) from the genre recipes of
-:mod:`bench_tasks.synth_music`, and ``gtzan/{train,valid,test}_filtered.txt``
+:mod:`bench_tasks.synth_music` (arrangements on General MIDI programs and the
+GM drum kit, rendered with a SoundFont), and ``gtzan/{train,valid,test}_filtered.txt``
 in the syntax of the shipped fault-filtered lists (the loader prefers a
 dataset folder's own lists: the documented custom-split feature), so every
 genre is in every split. File numbers are drawn from 00000-00099 with gaps,
@@ -19,10 +20,12 @@ from bench_tasks._common import run_jobs, write_audio, write_corrupt, write_line
 SAMPLE_RATE = 22050
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 
-#: clips per genre in each split, seconds per clip; tune here
+#: clips per genre in each split, seconds per clip; tune here (at most 99 clips per genre:
+#: file numbers 00000-00099 without jazz.00054)
 SIZES = {
     "tiny": {"train": 3, "valid": 2, "test": 2, "seconds": 3.0},
-    "small": {"train": 10, "valid": 4, "test": 6, "seconds": 9.0},
+    "small": {"train": 8, "valid": 4, "test": 6, "seconds": 8.0},
+    "medium": {"train": 40, "valid": 12, "test": 46, "seconds": 8.0},
 }
 CORRUPT = "jazz/jazz.00054.wav"
 
@@ -63,6 +66,8 @@ def _render(job: tuple) -> None:
 
 def make_demo(data_root: Path, size: str = "small", seed: int = 0) -> None:
     """Write ``data_root/gtzan`` (audio in genres/ and the three split lists)."""
+    from bench_tasks import render
+
     if size not in SIZES:
         raise ValueError(f"unknown demo size {size!r}; known: {sorted(SIZES)}")
     root = Path(data_root) / "gtzan"
@@ -75,3 +80,5 @@ def make_demo(data_root: Path, size: str = "small", seed: int = 0) -> None:
     for split, lines in lists.items():
         # like the shipped lists: no newline after the last line
         write_lines(root / f"{split}_filtered.txt", lines, trailing_newline=False)
+    render.write_metadata(root, render.metadata("gtzan", size, seed, SAMPLE_RATE,
+                                                {"seconds_per_clip": SIZES[size]["seconds"]}))

@@ -1,4 +1,8 @@
-"""Demo MagnaTagATune: synthetic clips in the real layout, tagged with what they contain.
+"""Demo MagnaTagATune: clips in the real layout, tagged with what they contain.
+
+The clips are arrangements on General MIDI programs (vocal-like ones for the
+voice tags) and the GM drum kit, rendered from a SoundFont's recorded samples
+(:mod:`bench_tasks.synth_music`, :mod:`bench_tasks.render`).
 
 Writes ``magnatagatune/annotations_final.csv`` (tab-separated, 188 tag columns
 in a shuffled order, some rows fully double-quoted and some not, as both
@@ -24,8 +28,9 @@ SAMPLE_RATE = 16000
 
 #: clips, seconds per clip; tune here
 SIZES = {
-    "tiny": {"clips": 60, "seconds": 3.0},
-    "small": {"clips": 360, "seconds": 6.0},
+    "tiny": {"clips": 90, "seconds": 3.0},
+    "small": {"clips": 320, "seconds": 5.0},
+    "medium": {"clips": 1400, "seconds": 5.0},
 }
 
 # the real MTAT top 50, most frequent first
@@ -197,6 +202,8 @@ def _render_clip(job: tuple) -> None:
 
 def make_demo(data_root: Path, size: str = "small", seed: int = 0) -> Path:
     """Write ``data_root/magnatagatune`` (annotations and MP3 clips); returns that folder."""
+    from bench_tasks import render
+
     if size not in SIZES:
         raise ValueError(f"unknown demo size {size!r}; known: {sorted(SIZES)}")
     root = Path(data_root) / "magnatagatune"
@@ -206,4 +213,6 @@ def make_demo(data_root: Path, size: str = "small", seed: int = 0) -> Path:
         (root / f).mkdir(exist_ok=True)
     run_jobs(_render_clip, [(str(root), c, SIZES[size]["seconds"]) for c in clips])
     (root / "annotations_final.csv").write_bytes(csv_text(columns, clips, seed).encode("utf-8"))
+    render.write_metadata(root, render.metadata("magnatagatune", size, seed, SAMPLE_RATE,
+                                                {"seconds_per_clip": SIZES[size]["seconds"]}))
     return root

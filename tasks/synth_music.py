@@ -1,27 +1,29 @@
-"""Synthetic music whose labels are true by construction (numpy only).
+"""Symbolic music whose labels are true by construction, rendered with recorded instrument samples.
 
-The demo datasets of the key, genre and tagging tasks are rendered here from
-a symbolic plan: a key and a chord progression, parts (chords, arpeggios,
-bass lines, melodies, vocal-like formant voices, drones) played by
-instrument-like timbres (additive harmonics read from band-limited
-wavetables, with pluck, pad or bowed envelopes and vibrato), synthesised drums
-(kick, snare, hi-hat) on 16-step patterns, noise, distortion and loudness.
+The demo datasets of the key, genre and tagging tasks are written here as a
+symbolic plan: a key and a chord progression, parts (chords, arpeggios, bass
+lines, melodies, vocal-like lines, drones) each played by a General MIDI
+program, and drum grooves on the GM drum kit (16-step patterns with swing).
+:func:`render` turns a plan into MIDI and renders it with a SoundFont of
+sampled instruments (:mod:`bench_tasks.render`: TimGM6mb by default), then
+adds a noise floor and sets the loudness.
 
 What a label says is what the plan put in: a key clip uses only its key's
 scale (plus the leading tone in minor, as real music does) and leans on the
-tonic; a genre clip follows its genre's recipe; a tag clip is tagged with what
-it contains. To keep the tasks learnable but not trivial every clip draws its
-timbres, tempo, register, loudness, noise level and texture at random, and the
-genre recipes overlap (tempo ranges, shared instruments, a part borrowed from
-another recipe now and then).
+tonic; a genre clip follows its genre's recipe (tempo range, groove,
+instrumentation, harmony, note density, swing); a tag clip is tagged with
+what it contains. To keep the tasks learnable but not trivial every clip
+draws its programs, tempo, register, loudness, noise level and texture at
+random, and the genre recipes overlap (tempo ranges, shared instruments, a
+part borrowed from another recipe now and then).
 
 Every function takes a ``numpy.random.Generator``: the same seed gives the same
-samples, whichever process renders the clip.
+MIDI, and the synthesiser is deterministic, so the same samples.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,8 +37,6 @@ MINOR_PENTA = (0, 3, 5, 7, 10)
 BLUES = (0, 3, 5, 6, 7, 10)
 MAJOR_PENTA = (0, 2, 4, 7, 9)
 
-TABLE = 2048  # wavetable length (power of two: the lookup masks the index)
-
 # Krumhansl-Kessler key profiles (probe-tone ratings), used by the tests to check
 # that a rendered key clip's chroma points at its key.
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -48,191 +48,38 @@ def midi_hz(m: float) -> float:
 
 
 # --------------------------------------------------------------------------
-# Instruments
+# Instruments: General MIDI programs (0-based) per instrument name
 
-
-@dataclass
-class Instrument:
-    """A timbre: harmonic spectrum, envelope and vibrato (parameters jittered per clip)."""
-
-    name: str
-    slope: float = 1.0  # harmonic k has amplitude k**-slope
-    even: float = 1.0  # scale of even harmonics (0.1 = clarinet/square-like)
-    n_harm: int = 16
-    attack: float = 0.005
-    decay: float = 0.5  # time constant of the decay towards `sustain`
-    sustain: float = 0.0
-    release: float = 0.08
-    vib_depth: float = 0.0  # relative frequency deviation
-    vib_rate: float = 5.5
-    breath: float = 0.0  # noise added with the note (flute, voice)
-    formants: tuple = ()  # (freq, bandwidth) pairs: vocal-like spectra
-    gain: float = 1.0
-    extra: dict = field(default_factory=dict)
-
-    def amps(self, f0: float, sr: int) -> np.ndarray:
-        n = max(1, min(self.n_harm, int(0.45 * sr / f0)))
-        k = np.arange(1, n + 1, dtype=np.float64)
-        a = k ** -self.slope
-        a[1::2] *= self.even
-        if self.formants:
-            fk = k * f0
-            shape = np.zeros_like(fk)
-            for freq, bw in self.formants:
-                shape += np.exp(-0.5 * ((fk - freq) / bw) ** 2)
-            a = a * (0.08 + shape)
-        return a
-
-
-def _jit(rng, x, rel=0.15):
-    return float(x * (1.0 + rel * rng.uniform(-1, 1)))
-
-
-VOWELS = {  # F1, F2, F3 (Hz) of an adult male voice
-    "a": (730, 1090, 2440), "e": (530, 1840, 2480), "i": (270, 2290, 3010),
-    "o": (570, 840, 2410), "u": (300, 870, 2240),
+PROGRAMS = {
+    "piano": (0, 1, 2, 3, 4, 5),  # grand, bright, electric grand, honky-tonk, electric pianos
+    "guitar": (24, 25, 26, 27),  # nylon, steel, jazz, clean
+    "dist_guitar": (29, 30),  # overdriven, distortion
+    "twang": (25, 105),  # steel-string guitar, banjo
+    "strings": (48, 49, 40, 41, 42, 44),  # ensembles, violin, viola, cello, tremolo
+    "fiddle": (110, 40),
+    "synth": (80, 81, 84, 87, 62, 63),  # square, saw, charang, bass+lead, synth brass
+    "pad": (88, 89, 90, 91, 92, 94, 95, 50),
+    "organ": (16, 17, 18, 19),
+    "flute": (73, 72, 74, 75),
+    "sax": (64, 65, 66),
+    "brass": (56, 57, 61),
+    "harpsichord": (6,),
+    "harp": (46,),
+    "sitar": (104,),
+    "vibes": (11, 12),
+    "bass": (32, 33, 34, 35),
+    "synth_bass": (38, 39),
+    "female": (52, 53, 54),  # vocal-like programs (choir aahs, voice oohs, synth voice), high register
+    "male": (52, 53, 54),  # the same programs, low register
 }
+VOCAL = ("female", "male")
 
-
-def make_instrument(name: str, rng: np.random.Generator) -> Instrument:
-    """A jittered instance of a named instrument family."""
-    r = rng
-    if name == "piano":
-        return Instrument(name, slope=_jit(r, 1.6), even=_jit(r, 0.8), n_harm=14, attack=0.003,
-                          decay=_jit(r, 0.6, 0.3), sustain=0.08, release=0.15)
-    if name in ("guitar", "dist_guitar"):
-        return Instrument(name, slope=_jit(r, 1.1), even=_jit(r, 0.7), n_harm=18, attack=0.004,
-                          decay=_jit(r, 0.35, 0.3), sustain=0.05 if name == "guitar" else 0.5, release=0.06)
-    if name == "twang":
-        return Instrument(name, slope=_jit(r, 0.8), even=_jit(r, 0.5), n_harm=22, attack=0.002,
-                          decay=_jit(r, 0.25, 0.3), sustain=0.0, release=0.05)
-    if name == "strings":
-        return Instrument(name, slope=_jit(r, 1.0), even=_jit(r, 0.9), n_harm=16, attack=_jit(r, 0.12, 0.5),
-                          decay=0.5, sustain=0.85, release=0.2, vib_depth=_jit(r, 0.004), vib_rate=_jit(r, 5.5))
-    if name == "synth":
-        sq = rng.random() < 0.5
-        return Instrument(name, slope=1.0, even=0.05 if sq else 1.0, n_harm=20, attack=_jit(r, 0.01, 0.5),
-                          decay=_jit(r, 0.3), sustain=_jit(r, 0.7, 0.3), release=0.05)
-    if name == "pad":
-        return Instrument(name, slope=_jit(r, 1.7), even=_jit(r, 0.6), n_harm=10, attack=_jit(r, 0.25, 0.5),
-                          decay=1.0, sustain=0.9, release=0.4, vib_depth=0.002, vib_rate=_jit(r, 4.0))
-    if name == "organ":
-        inst = Instrument(name, slope=0.0, n_harm=8, attack=0.01, decay=1.0, sustain=1.0, release=0.03)
-        inst.extra["drawbar"] = np.array([1.0, 0.8, 0.5, 0.45, 0.0, 0.3, 0.0, 0.25]) * rng.uniform(0.6, 1.0, 8)
-        return inst
-    if name == "flute":
-        return Instrument(name, slope=_jit(r, 2.6), even=_jit(r, 0.5), n_harm=6, attack=_jit(r, 0.05),
-                          decay=1.0, sustain=0.9, release=0.06, vib_depth=_jit(r, 0.006), breath=_jit(r, 0.04))
-    if name == "sax":
-        return Instrument(name, slope=_jit(r, 1.0), even=_jit(r, 0.35), n_harm=14, attack=_jit(r, 0.03),
-                          decay=0.6, sustain=0.8, release=0.05, vib_depth=_jit(r, 0.005), breath=_jit(r, 0.02))
-    if name == "harpsichord":
-        return Instrument(name, slope=_jit(r, 0.6), even=_jit(r, 0.9), n_harm=24, attack=0.001,
-                          decay=_jit(r, 0.3), sustain=0.0, release=0.03)
-    if name == "harp":
-        return Instrument(name, slope=_jit(r, 2.2), even=1.0, n_harm=8, attack=0.002,
-                          decay=_jit(r, 0.9, 0.3), sustain=0.0, release=0.3)
-    if name == "sitar":
-        return Instrument(name, slope=_jit(r, 0.5), even=_jit(r, 1.0), n_harm=30, attack=0.002,
-                          decay=_jit(r, 0.7), sustain=0.05, release=0.1, vib_depth=0.004, vib_rate=_jit(r, 3.0))
-    if name in ("bass", "synth_bass"):
-        return Instrument(name, slope=_jit(r, 2.0 if name == "bass" else 1.2), even=_jit(r, 0.8), n_harm=10,
-                          attack=0.004, decay=_jit(r, 0.5), sustain=0.3, release=0.05, gain=1.3)
-    if name in ("male", "female"):
-        scale = 1.0 if name == "male" else 1.17
-        vowel = VOWELS[rng.choice(list(VOWELS))]
-        forms = tuple((f * scale * _jit(r, 1.0, 0.05), 80 + 0.06 * f) for f in vowel)
-        return Instrument(name, slope=0.6, even=1.0, n_harm=40, attack=_jit(r, 0.04), decay=1.0, sustain=0.9,
-                          release=0.08, vib_depth=_jit(r, 0.012, 0.4), vib_rate=_jit(r, 5.5, 0.1),
-                          breath=0.01, formants=forms)
-    raise ValueError(f"unknown instrument {name!r}")
-
-
-def _table(inst: Instrument, f0: float, sr: int, rng: np.random.Generator) -> np.ndarray:
-    a = inst.extra["drawbar"] if "drawbar" in inst.extra else inst.amps(f0, sr)
-    a = a[: max(1, min(len(a), int(0.45 * sr / f0)))]
-    spec = np.zeros(TABLE // 2 + 1, dtype=np.complex128)
-    phases = rng.uniform(0, 2 * np.pi, len(a))
-    spec[1 : len(a) + 1] = a * np.exp(1j * phases)
-    tab = np.fft.irfft(spec, TABLE)
-    return (tab / max(np.abs(tab).max(), 1e-9)).astype(np.float32)
-
-
-class Renderer:
-    """Adds notes and drum hits into one mono buffer."""
-
-    def __init__(self, n: int, sr: int, rng: np.random.Generator) -> None:
-        self.sr = sr
-        self.rng = rng
-        self.buf = np.zeros(n, dtype=np.float32)
-        self._tables: dict = {}
-
-    def note(self, inst: Instrument, midi: float, start: float, dur: float, vel: float = 1.0,
-             out: np.ndarray | None = None) -> None:
-        buf = self.buf if out is None else out
-        sr = self.sr
-        i0 = int(start * sr)
-        n = min(int((dur + 4 * inst.release) * sr), len(buf) - i0)
-        if n <= 8 or i0 < 0:
-            return
-        f0 = midi_hz(midi)
-        key = (inst.name, round(midi * 4))
-        tab = self._tables.get(key)
-        if tab is None:
-            tab = self._tables[key] = _table(inst, f0, sr, self.rng)
-        t = np.arange(n, dtype=np.float32) / sr
-        if inst.vib_depth:
-            f = f0 * (1.0 + inst.vib_depth * np.sin(2 * np.pi * inst.vib_rate * t + self.rng.uniform(0, 6)))
-            ph = np.cumsum(f, dtype=np.float64) / sr
-        else:
-            ph = f0 * t.astype(np.float64)
-        idx = (ph * TABLE).astype(np.int64) & (TABLE - 1)
-        y = tab[idx]
-        env = np.minimum(1.0, t / max(inst.attack, 1e-4))
-        env *= inst.sustain + (1.0 - inst.sustain) * np.exp(-t / inst.decay)
-        rel = t > dur
-        if rel.any():
-            env[rel] *= np.exp(-(t[rel] - dur) / max(inst.release, 1e-3))
-        y *= env
-        if inst.breath:
-            y += inst.breath * env * self.rng.standard_normal(n).astype(np.float32)
-        buf[i0 : i0 + n] += (vel * inst.gain) * y
-
-    def hit(self, sample: np.ndarray, start: float, vel: float = 1.0, out: np.ndarray | None = None) -> None:
-        buf = self.buf if out is None else out
-        i0 = int(start * self.sr)
-        n = min(len(sample), len(buf) - i0)
-        if n > 0 and i0 >= 0:
-            buf[i0 : i0 + n] += vel * sample[:n]
-
-
-def drum_kit(rng: np.random.Generator, sr: int, tabla: bool = False) -> dict:
-    """Kick, snare, hi-hat (and a longer ride) one-shots, parameters drawn per clip."""
-    def t_of(sec):
-        return np.arange(int(sec * sr), dtype=np.float32) / sr
-
-    t = t_of(0.5)
-    f_hi, f_lo = (rng.uniform(300, 450), rng.uniform(150, 220)) if tabla else (rng.uniform(100, 180), rng.uniform(40, 60))
-    f = f_lo + (f_hi - f_lo) * np.exp(-t / rng.uniform(0.02, 0.06))
-    kick = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / rng.uniform(0.08, 0.25))
-    t = t_of(0.35)
-    noise = rng.standard_normal(len(t)).astype(np.float32)
-    bright = rng.uniform(0.3, 0.9)
-    nz = noise - bright * np.concatenate([[0], noise[:-1]])
-    snare = (rng.uniform(0.5, 0.9) * nz * np.exp(-t / rng.uniform(0.06, 0.16))
-             + 0.6 * np.sin(2 * np.pi * rng.uniform(160, 240) * t) * np.exp(-t / 0.05))
-    t = t_of(0.25)
-    noise = rng.standard_normal(len(t)).astype(np.float32)
-    hp = np.diff(noise, prepend=0.0)
-    hat = 0.5 * hp * np.exp(-t / rng.uniform(0.015, 0.05))
-    ride = 0.3 * hp * np.exp(-t / rng.uniform(0.12, 0.2))
-    return {"K": kick.astype(np.float32), "S": (0.7 * snare).astype(np.float32),
-            "H": hat.astype(np.float32), "R": ride.astype(np.float32)}
-
-
-DRUM_PATTERNS = {  # 16 steps per bar; K kick, S snare, H hat, R ride
+# GM drum kit notes (channel 10) for the pattern letters; each clip draws one of the alternatives
+DRUM_NOTES = {"K": (36, 35), "S": (38, 40, 39), "H": (42, 44), "R": (51, 59), "O": (46,)}
+TABLA_NOTES = {"K": (64, 61), "S": (63, 60), "H": (62,), "R": (62,), "O": (63,)}  # congas and bongos
+DRUM_PATTERNS = {  # 16 steps per bar; K kick, S snare, H closed hat, R ride, O open hat
     "straight": {"K": "x.......x.x.....", "S": "....x.......x...", "H": "x.x.x.x.x.x.x.x."},
-    "four": {"K": "x...x...x...x...", "S": "....x.......x...", "H": "..x...x...x...x."},
+    "four": {"K": "x...x...x...x...", "S": "....x.......x...", "H": "x.x.x.x.x.x.x.x.", "O": "..x...x...x...x."},
     "techno": {"K": "x...x...x...x...", "S": "........", "H": "xxxxxxxxxxxxxxxx"},
     "boombap": {"K": "x......x..x.....", "S": "....x.......x...", "H": "x.x.x.x.x.x.x.x."},
     "onedrop": {"K": "........x.......", "S": "........x.......", "H": "x.x.x.x.x.x.x.x."},
@@ -243,8 +90,31 @@ DRUM_PATTERNS = {  # 16 steps per bar; K kick, S snare, H hat, R ride
     "half": {"K": "x.........x.....", "S": "........x.......", "H": "x.x.x.x.x.x.x.x."},
     "tabla": {"K": "x..x..x...x.x...", "S": "......x.......x.", "H": "..x...x...x...x."},
 }
-DRUM_GAIN = {"K": 1.0, "S": 0.8, "H": 0.35, "R": 0.4}
+DRUM_VELOCITY = {"K": 110, "S": 100, "H": 70, "R": 75, "O": 75}
 
+
+def pick_program(rng: np.random.Generator, name: str) -> int:
+    """A GM program for an instrument name (one of its alternatives, drawn per clip)."""
+    progs = PROGRAMS[name]
+    return int(progs[int(rng.integers(len(progs)))])
+
+
+class Part:
+    """Collects the notes of one part into a ``pretty_midi.Instrument`` (velocity 0..1 in, MIDI out)."""
+
+    def __init__(self, program: int, gain: float = 1.0) -> None:
+        import pretty_midi
+
+        self.inst = pretty_midi.Instrument(program=int(program))
+        self.gain = gain
+        self._note = pretty_midi.Note
+
+    def note(self, midi: float, start: float, dur: float, vel: float = 0.8) -> None:
+        m = int(round(midi))
+        if not 0 <= m <= 127 or dur <= 0:
+            return
+        v = int(np.clip(round(127 * vel * min(self.gain, 1.25) / 1.25), 1, 127))
+        self.inst.notes.append(self._note(velocity=v, pitch=m, start=float(start), end=float(start + dur)))
 
 # --------------------------------------------------------------------------
 # Harmony
@@ -307,14 +177,14 @@ class Plan:
     tempo: float
     chords: list  # per bar, pitch classes relative to the tonic, root first
     melody_scale: tuple
-    parts: list  # dicts: role, inst, gain, style...
+    parts: list  # dicts: role, inst (instrument name), program (GM), gain, style...
     drums: str | None = None
     swing: float = 0.0
     tabla: bool = False
-    distortion: float = 0.0
+    distortion: float = 0.0  # drive of a soft clipper on the mix (0: none)
     noise_db: float = -30.0  # noise level relative to the mix RMS
     loudness_db: float = -18.0  # target RMS (dBFS)
-    reverb: float = 0.0
+    reverb: float = 0.0  # the synthesiser's reverb send (0..1)
     drum_gain: float = 1.0
     start_tonic: bool = True
 
@@ -330,8 +200,9 @@ def _step_time(step: int, tempo: float, swing: float) -> float:
     return (b + frac) * beat
 
 
-def _melody(rng, plan: Plan, part: dict, bars: int, render: Renderer, inst: Instrument, t0: float) -> None:
-    lo, hi = part.get("register", (62, 81))
+def _melody(rng, plan: Plan, part: dict, bars: int, out: Part) -> None:
+    default = {"female": (60, 79), "male": (45, 64)}.get(part["inst"], (62, 81))
+    lo, hi = part.get("register", default)
     cands = [m for m in range(lo, hi + 1) if (m - plan.tonic) % 12 in plan.melody_scale]
     tonic_idx = [i for i, m in enumerate(cands) if (m - plan.tonic) % 12 == 0]
     i = int(rng.choice(tonic_idx)) if plan.start_tonic else int(rng.integers(len(cands)))
@@ -349,82 +220,82 @@ def _melody(rng, plan: Plan, part: dict, bars: int, render: Renderer, inst: Inst
             m = cands[i]
             if rng.random() < part.get("chromatic", 0.05):  # passing note outside the scale
                 m += int(rng.choice([-1, 1]))
-            render.note(inst, m, t0 + _step_time(step, plan.tempo, plan.swing),
-                        dur_steps * beat / 4 * rng.uniform(0.7, 1.0), vel=rng.uniform(0.6, 1.0))
+            out.note(m, _step_time(step, plan.tempo, plan.swing), dur_steps * beat / 4 * rng.uniform(0.7, 1.0),
+                     vel=rng.uniform(0.6, 1.0))
         step += dur_steps
         i = int(np.clip(i + rng.choice([-2, -1, -1, 0, 1, 1, 2, 3, -3]), 0, len(cands) - 1))
         if step % 64 == 0 and tonic_idx and rng.random() < 0.5:  # phrase ends home
             i = min(tonic_idx, key=lambda j: abs(j - i))
 
 
-def _chord_part(rng, plan: Plan, part: dict, bars: int, render: Renderer, inst: Instrument, t0: float) -> None:
+def _chord_part(rng, plan: Plan, part: dict, bars: int, out: Part) -> None:
     style = part["style"]
     lo, hi = part.get("register", (52, 72))
     beat = 60.0 / plan.tempo
-    st = lambda s: t0 + _step_time(s, plan.tempo, plan.swing)  # noqa: E731
+    st = lambda s: _step_time(s, plan.tempo, plan.swing)  # noqa: E731
     for b, pcs in enumerate(plan.chords[:bars]):
         notes = voice(pcs, plan.tonic, lo, hi)
         s0 = b * 16
         if style == "pad":
             for m in notes:
-                render.note(inst, m, st(s0), 4 * beat * 0.98, vel=0.5)
+                out.note(m, st(s0), 4 * beat * 0.98, vel=0.55)
         elif style == "half":
             for h in (0, 8):
                 for m in notes:
-                    render.note(inst, m, st(s0 + h), 2 * beat * 0.95, vel=0.55)
+                    out.note(m, st(s0 + h), 2 * beat * 0.95, vel=0.6)
         elif style in ("arp8", "arp16"):
             k = 2 if style == "arp8" else 1
             seq = notes + notes[-2:0:-1] if rng.random() < 0.5 else notes + [n + 12 for n in notes]
             for j, s in enumerate(range(0, 16, k)):
-                render.note(inst, seq[j % len(seq)], st(s0 + s), k * beat / 4 * 1.5, vel=rng.uniform(0.45, 0.65))
+                out.note(seq[j % len(seq)], st(s0 + s), k * beat / 4 * 1.5, vel=rng.uniform(0.5, 0.7))
         elif style == "strum":
             for s in (0, 4, 8, 12):
                 for j, m in enumerate(notes):
-                    render.note(inst, m, st(s0 + s) + 0.012 * j, beat * 0.9, vel=rng.uniform(0.4, 0.6))
+                    out.note(m, st(s0 + s) + 0.012 * j, beat * 0.9, vel=rng.uniform(0.5, 0.7))
         elif style == "skank":  # reggae: short chords on the off-beats
             for s in (2, 6, 10, 14):
                 for m in notes:
-                    render.note(inst, m, st(s0 + s), beat * 0.22, vel=0.6)
+                    out.note(m, st(s0 + s), beat * 0.22, vel=0.7)
         elif style == "power":  # root, fifth, octave in eighths
             root = voice([pcs[0]], plan.tonic, lo - 12, hi - 12)[0]
             for s in range(0, 16, 2):
                 for m in (root, root + 7, root + 12):
-                    render.note(inst, m, st(s0 + s), beat * 0.45, vel=0.6)
+                    out.note(m, st(s0 + s), beat * 0.45, vel=0.7)
         elif style == "choir":
             for m in notes:
-                render.note(inst, m + 12 * (m < 55), st(s0), 4 * beat * 0.95, vel=0.4)
+                out.note(m + 12 * (m < 55), st(s0), 4 * beat * 0.95, vel=0.5)
         else:
             raise ValueError(style)
 
 
-def _bass(rng, plan: Plan, part: dict, bars: int, render: Renderer, inst: Instrument, t0: float) -> None:
+def _bass(rng, plan: Plan, part: dict, bars: int, out: Part) -> None:
     style = part["style"]
     beat = 60.0 / plan.tempo
-    st = lambda s: t0 + _step_time(s, plan.tempo, plan.swing)  # noqa: E731
+    st = lambda s: _step_time(s, plan.tempo, plan.swing)  # noqa: E731
     scale = scale_of(plan.mode)
     for b, pcs in enumerate(plan.chords[:bars]):
         root = voice([pcs[0]], plan.tonic, 33, 45)[0]
         fifth = root + 7
         s0 = b * 16
         if style == "whole":
-            render.note(inst, root, st(s0), 4 * beat * 0.95)
+            out.note(root, st(s0), 4 * beat * 0.95)
         elif style == "quarters":
             for s in (0, 4, 8, 12):
-                render.note(inst, root, st(s0 + s), beat * 0.8)
+                out.note(root, st(s0 + s), beat * 0.8)
         elif style == "eighths":
             for s in range(0, 16, 2):
-                render.note(inst, root, st(s0 + s), beat * 0.4, vel=0.8)
+                out.note(root, st(s0 + s), beat * 0.4, vel=0.8)
         elif style == "octaves":
             for j, s in enumerate(range(0, 16, 2)):
-                render.note(inst, root + 12 * (j % 2), st(s0 + s), beat * 0.4, vel=0.8)
+                out.note(root + 12 * (j % 2), st(s0 + s), beat * 0.4, vel=0.8)
         elif style == "rootfifth":
             for j, s in enumerate((0, 4, 8, 12)):
-                render.note(inst, root if j % 2 == 0 else fifth - 12 * (fifth > 45), st(s0 + s), beat * 0.7)
+                out.note(root if j % 2 == 0 else fifth - 12 * (fifth > 45), st(s0 + s), beat * 0.7)
         elif style == "walking":
             nxt = plan.chords[(b + 1) % len(plan.chords)][0]
             m = root
             for j, s in enumerate((0, 4, 8, 12)):
-                render.note(inst, m, st(s0 + s), beat * 0.9, vel=0.9)
+                out.note(m, st(s0 + s), beat * 0.9, vel=0.9)
                 if j == 2:  # chromatic approach to the next root
                     target = voice([nxt], plan.tonic, 33, 45)[0]
                     m = target + int(rng.choice([-1, 1]))
@@ -432,79 +303,89 @@ def _bass(rng, plan: Plan, part: dict, bars: int, render: Renderer, inst: Instru
                     deg = [p for p in range(33, 48) if (p - plan.tonic) % 12 in scale]
                     m = min(deg, key=lambda p: abs(p - (m + int(rng.choice([-3, -2, 2, 3])))))
         elif style == "sparse":
-            render.note(inst, root, st(s0), beat * 1.5)
-            render.note(inst, root, st(s0 + 10), beat * 1.0, vel=0.8)
+            out.note(root, st(s0), beat * 1.5)
+            out.note(root, st(s0 + 10), beat * 1.0, vel=0.8)
         elif style == "riff":
             third = voice([pcs[1]], plan.tonic, 33, 47)[0]
             for s, m in zip((0, 3, 6, 8, 11, 14), (root, root, third, fifth, third, root)):
-                render.note(inst, m, st(s0 + s), beat * 0.6)
+                out.note(m, st(s0 + s), beat * 0.6)
         else:
             raise ValueError(style)
 
 
-def _drone(rng, plan: Plan, part: dict, bars: int, render: Renderer, inst: Instrument, t0: float) -> None:
+def _drone(rng, plan: Plan, part: dict, bars: int, out: Part) -> None:
     beat = 60.0 / plan.tempo
     root = 48 + (plan.tonic % 12)
     for m in (root, root + 7):
-        render.note(inst, m, t0, bars * 4 * beat, vel=0.35)
+        out.note(m, 0.0, bars * 4 * beat, vel=0.45)
 
 
-def _rap(rng, plan: Plan, part: dict, bars: int, render: Renderer, inst: Instrument, t0: float) -> None:
-    """Spoken, rhythmic syllables: a narrow pitch range around the tonic's register."""
-    base = 48 + (plan.tonic % 12) if inst.name == "male" else 57 + (plan.tonic % 12)
-    beat = 60.0 / plan.tempo
+def _rap(rng, plan: Plan, part: dict, bars: int, out: Part) -> None:
+    """Rhythmic, speech-like syllables on a vocal program: a narrow pitch range around the tonic."""
+    base = 48 + (plan.tonic % 12) if part["inst"] == "male" else 57 + (plan.tonic % 12)
     for s in range(bars * 16):
         if rng.random() < 0.55:
-            render.note(inst, base + rng.uniform(-1.5, 1.5), t0 + _step_time(s, plan.tempo, plan.swing),
-                        beat * 0.2, vel=rng.uniform(0.5, 0.9))
+            out.note(base + int(rng.integers(-2, 3)), _step_time(s, plan.tempo, plan.swing),
+                     60.0 / plan.tempo * 0.2, vel=rng.uniform(0.6, 0.95))
 
 
 ROLES = {"melody": _melody, "chords": _chord_part, "bass": _bass, "drone": _drone, "rap": _rap}
 
 
 def _onepole(x: np.ndarray, a: float) -> np.ndarray:
-    """A cheap low-pass: exponential smoothing by blocks of a recursive filter in numpy."""
-    # y[n] = (1-a) x[n] + a y[n-1], computed as a convolution with a truncated kernel
+    """A cheap low-pass (y[n] = (1-a) x[n] + a y[n-1]) as a convolution with a truncated kernel."""
     k = (1 - a) * a ** np.arange(int(np.log(1e-3) / np.log(a)) + 1)
     return np.convolve(x, k.astype(np.float32))[: len(x)]
 
 
+def to_midi(plan: Plan, rng: np.random.Generator, bars: int):
+    """The plan as a ``pretty_midi.PrettyMIDI``: one GM program per part, the drums on the GM kit."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=float(plan.tempo))
+    reverb = int(np.clip(round(127 * plan.reverb), 0, 127))
+    for part in plan.parts:
+        out = Part(part["program"], part.get("gain", 1.0))
+        ROLES[part["role"]](rng, plan, part, bars, out)
+        cc = pretty_midi.ControlChange
+        # channel volume from the part's gain; reverb send; a pan position per part
+        out.inst.control_changes += [cc(7, int(np.clip(round(95 * part.get("gain", 1.0)), 20, 127)), 0.0),
+                                     cc(91, reverb, 0.0), cc(10, int(rng.integers(34, 95)), 0.0)]
+        pm.instruments.append(out.inst)
+    if plan.drums:
+        table = TABLA_NOTES if plan.tabla else DRUM_NOTES
+        notes = {k: int(v[int(rng.integers(len(v)))]) for k, v in table.items()}
+        kit = pretty_midi.Instrument(program=0, is_drum=True)
+        for b in range(bars):
+            for name, steps in DRUM_PATTERNS[plan.drums].items():
+                for s, c in enumerate(steps):
+                    if c == "x":
+                        t = _step_time(b * 16 + s, plan.tempo, plan.swing)
+                        v = int(np.clip(DRUM_VELOCITY[name] * rng.uniform(0.75, 1.0), 1, 127))
+                        kit.notes.append(pretty_midi.Note(velocity=v, pitch=notes[name], start=t, end=t + 0.1))
+        kit.control_changes.append(pretty_midi.ControlChange(7, int(np.clip(round(90 * plan.drum_gain), 10, 127)), 0.0))
+        pm.instruments.append(kit)
+    return pm
+
+
 def render(plan: Plan, rng: np.random.Generator, dur: float, sr: int) -> np.ndarray:
-    """Render a plan to ``dur`` seconds of mono float32 audio at ``sr`` Hz."""
+    """Render a plan to ``dur`` seconds of mono float32 audio at ``sr`` Hz (SoundFont, noise, loudness)."""
+    from bench_tasks.render import render_midi
+
     bar = 4 * 60.0 / plan.tempo
     bars = int(np.ceil(dur / bar)) + 1
     while len(plan.chords) < bars:
         plan.chords = plan.chords + plan.chords
     # the clip starts at a random point of the first bar, as a cut from a longer track
     offset = rng.uniform(0, bar) if rng.random() < 0.5 else 0.0
-    n = int((dur + offset) * sr) + 1
-    r = Renderer(n, sr, rng)
-    tonal = np.zeros(n, dtype=np.float32)
-    for part in plan.parts:
-        inst = make_instrument(part["inst"], rng)
-        r._tables = {}  # wavetables are per instrument instance (id() values get reused)
-        buf = np.zeros(n, dtype=np.float32)
-        ROLES[part["role"]](rng, plan, part, bars, _Bound(r, buf), inst, 0.0)
-        if part["inst"] == "dist_guitar" or part.get("distort"):
-            drive = 3.0 + 12.0 * max(plan.distortion, 0.2)
-            buf = np.tanh(drive * buf / (np.abs(buf).max() + 1e-9)).astype(np.float32)
-        rms = np.sqrt(np.mean(buf**2)) + 1e-9
-        tonal += part.get("gain", 1.0) * buf / rms
-    if plan.reverb:
-        tonal = _reverb(tonal, sr, plan.reverb, rng)
-    mix = tonal / (np.sqrt(np.mean(tonal**2)) + 1e-9) if tonal.any() else tonal
-    if plan.drums:
-        kit = drum_kit(rng, sr, tabla=plan.tabla)
-        dbuf = np.zeros(n, dtype=np.float32)
-        pat = DRUM_PATTERNS[plan.drums]
-        for b in range(bars):
-            for name, steps in pat.items():
-                for s, c in enumerate(steps):
-                    if c == "x":
-                        t = _step_time(b * 16 + s, plan.tempo, plan.swing)
-                        r.hit(kit[name], t, DRUM_GAIN[name] * rng.uniform(0.7, 1.0), out=dbuf)
-        mix = mix + plan.drum_gain * dbuf / (np.sqrt(np.mean(dbuf**2)) + 1e-9)
-    mix = mix[int(offset * sr) : int(offset * sr) + int(dur * sr)]
+    n = int(round(dur * sr))
+    x = render_midi(to_midi(plan, rng, bars), sr, dur + offset)
+    mix = x[int(offset * sr) : int(offset * sr) + n]
+    if len(mix) < n:
+        mix = np.pad(mix, (0, n - len(mix)))
+    if plan.distortion > 0:  # a soft clipper on the mix: harsher and denser, as a loud master
+        drive = 1.0 + 8.0 * plan.distortion
+        mix = np.tanh(drive * mix / (np.abs(mix).max() + 1e-9)).astype(np.float32)
     rms = np.sqrt(np.mean(mix**2)) + 1e-9
     noise = rng.standard_normal(len(mix)).astype(np.float32)
     if rng.random() < 0.5:  # pinkish noise half the time
@@ -518,24 +399,6 @@ def render(plan: Plan, rng: np.random.Generator, dur: float, sr: int) -> np.ndar
     return mix.astype(np.float32)
 
 
-class _Bound:
-    """A Renderer view that writes into another buffer (one buffer per part)."""
-
-    def __init__(self, r: Renderer, buf: np.ndarray) -> None:
-        self._r, self._buf = r, buf
-
-    def note(self, *a, **k):
-        self._r.note(*a, out=self._buf, **k)
-
-
-def _reverb(x: np.ndarray, sr: int, amount: float, rng) -> np.ndarray:
-    out = x.copy()
-    for d in rng.uniform(0.03, 0.25, 6):
-        i = int(d * sr)
-        out[i:] += amount * (0.35 + 0.3 * rng.random()) * x[:-i]
-    return out
-
-
 # --------------------------------------------------------------------------
 # Key clips (GiantSteps)
 
@@ -546,7 +409,8 @@ def key_plan(rng: np.random.Generator, key_index: int) -> Plan:
     tempo = rng.uniform(75, 150)
     chords = progression(rng, mode, 8, sevenths=rng.random() < 0.25)
     parts = [
-        {"role": "chords", "inst": rng.choice(["piano", "pad", "organ", "strings", "guitar", "synth", "harp"]),
+        {"role": "chords", "inst": rng.choice(["piano", "pad", "organ", "strings", "guitar", "synth", "harp",
+                                                "brass"]),
          "style": rng.choice(["pad", "half", "arp8", "arp16", "strum", "skank"]),
          "register": (int(rng.integers(48, 56)), int(rng.integers(66, 74))), "gain": rng.uniform(0.6, 1.0)},
         {"role": "bass", "inst": rng.choice(["bass", "synth_bass"]),
@@ -555,15 +419,15 @@ def key_plan(rng: np.random.Generator, key_index: int) -> Plan:
     ]
     if rng.random() < 0.8:
         parts.append({"role": "melody", "inst": rng.choice(["flute", "synth", "piano", "sax", "strings", "guitar",
-                                                            "female", "male"]),
+                                                            "female", "male", "vibes"]),
                       "density": rng.uniform(0.4, 0.9), "chromatic": 0.06,
                       "register": (int(rng.integers(58, 66)), int(rng.integers(76, 84))),
                       "gain": rng.uniform(0.6, 1.1)})
+    _assign_programs(rng, parts)
     return Plan(tonic=tonic, mode=mode, tempo=tempo, chords=chords, melody_scale=scale_of(mode), parts=parts,
                 drums=rng.choice(["straight", "four", "techno", "boombap", "half"]) if rng.random() < 0.65 else None,
                 drum_gain=rng.uniform(0.4, 1.2), noise_db=rng.uniform(-35, -12), loudness_db=rng.uniform(-24, -12),
-                distortion=rng.uniform(0, 0.3), reverb=rng.uniform(0, 0.4) if rng.random() < 0.4 else 0.0,
-                start_tonic=rng.random() < 0.7)
+                reverb=rng.uniform(0.2, 0.6) if rng.random() < 0.4 else 0.1, start_tonic=rng.random() < 0.7)
 
 
 def key_clip(rng: np.random.Generator, key_index: int, dur: float, sr: int) -> np.ndarray:
@@ -577,14 +441,14 @@ GENRE_RECIPES = {
     # tempo range, modes, drums, chord styles and instruments, bass styles, melody instruments, extras
     "blues": dict(tempo=(65, 115), modes=["major"], drums=["shuffle"], swing=(0.6, 1.0), harmony="blues",
                   chords=[("guitar", "strum"), ("piano", "half"), ("organ", "pad")], bass=["walking", "quarters"],
-                  melody=["guitar", "sax", "male"], scale=BLUES, distortion=(0.0, 0.3)),
+                  melody=["guitar", "sax", "male"], scale=BLUES),
     "classical": dict(tempo=(55, 130), modes=["major", "minor"], drums=[None], swing=(0, 0), harmony="diatonic",
                       chords=[("strings", "pad"), ("piano", "arp16"), ("harpsichord", "arp8"), ("harp", "arp8")],
                       bass=["whole"], bass_inst=["strings", "bass"], melody=["flute", "strings", "piano"],
                       reverb=(0.3, 0.7), loud=(-28, -18)),
     "country": dict(tempo=(90, 145), modes=["major"], drums=["train", "straight"], swing=(0, 0.2), harmony="diatonic",
                     chords=[("guitar", "strum"), ("twang", "arp8"), ("piano", "strum")], bass=["rootfifth"],
-                    melody=["strings", "twang", "male", "female"]),
+                    melody=["fiddle", "twang", "male", "female"]),
     "disco": dict(tempo=(108, 132), modes=["minor", "major"], drums=["four"], swing=(0, 0), harmony="diatonic7",
                   chords=[("strings", "pad"), ("guitar", "skank"), ("synth", "strum"), ("piano", "strum")],
                   bass=["octaves"], melody=["female", "strings", "synth"]),
@@ -593,10 +457,11 @@ GENRE_RECIPES = {
                    bass_inst=["synth_bass"], melody=[], rap=True, drum_gain=(1.2, 2.0)),
     "jazz": dict(tempo=(90, 200), modes=["major", "minor"], drums=["jazz"], swing=(0.7, 1.0), harmony="jazz",
                  chords=[("piano", "half"), ("piano", "strum"), ("guitar", "half")], bass=["walking"],
-                 melody=["sax", "piano", "female"], chromatic=0.15, drum_gain=(0.3, 0.8)),
+                 bass_inst=["bass"], melody=["sax", "piano", "female", "vibes", "brass"], chromatic=0.15,
+                 drum_gain=(0.3, 0.8)),
     "metal": dict(tempo=(120, 200), modes=["minor"], drums=["metal", "straight"], swing=(0, 0), harmony="power",
                   chords=[("dist_guitar", "power")], bass=["eighths"], melody=["dist_guitar", "male"],
-                  distortion=(0.7, 1.0), loud=(-14, -9)),
+                  distortion=(0.5, 0.8), loud=(-14, -9)),
     "pop": dict(tempo=(92, 128), modes=["major", "major", "minor"], drums=["straight", "half", "four"], swing=(0, 0),
                 harmony="pop", chords=[("synth", "strum"), ("piano", "strum"), ("pad", "pad"), ("guitar", "strum")],
                 bass=["quarters", "eighths"], melody=["female", "male", "synth"]),
@@ -604,7 +469,7 @@ GENRE_RECIPES = {
                    chords=[("organ", "skank"), ("guitar", "skank")], bass=["riff"], melody=["male", "female", "organ"]),
     "rock": dict(tempo=(98, 152), modes=["major", "minor"], drums=["straight"], swing=(0, 0), harmony="rock",
                  chords=[("dist_guitar", "power"), ("dist_guitar", "strum"), ("guitar", "strum")],
-                 bass=["eighths", "quarters"], melody=["male", "dist_guitar", "female"], distortion=(0.3, 0.6),
+                 bass=["eighths", "quarters"], melody=["male", "dist_guitar", "female"], distortion=(0.1, 0.4),
                  loud=(-16, -10)),
 }
 
@@ -664,12 +529,13 @@ def genre_plan(rng: np.random.Generator, genre: str) -> Plan:
     drums = pick("drums")
     drums = drums[rng.integers(len(drums))]
     scale = rec.get("scale") or scale_of(mode)
+    _assign_programs(rng, parts)
     return Plan(
         tonic=int(rng.integers(12)), mode=mode, tempo=float(tempo), chords=_genre_chords(rng, rec["harmony"], mode),
         melody_scale=scale, parts=parts, drums=drums, swing=rng.uniform(*rec["swing"]),
-        distortion=rng.uniform(*rec.get("distortion", (0.0, 0.2))), noise_db=rng.uniform(-35, -14),
+        distortion=rng.uniform(*rec.get("distortion", (0.0, 0.0))), noise_db=rng.uniform(-35, -14),
         loudness_db=rng.uniform(*rec.get("loud", (-22, -12))),
-        reverb=rng.uniform(*rec.get("reverb", (0.0, 0.3))) if rng.random() < 0.6 else 0.0,
+        reverb=rng.uniform(*rec.get("reverb", (0.0, 0.3))) if rng.random() < 0.6 else 0.1,
         drum_gain=rng.uniform(*rec.get("drum_gain", (0.6, 1.3))),
     )
 
@@ -720,6 +586,12 @@ INSTRUMENT_TAGS = {  # what an instrument in the mix makes true
 }
 
 
+def _assign_programs(rng: np.random.Generator, parts: list) -> None:
+    """Give every part a GM program for its instrument name (drawn per clip)."""
+    for part in parts:
+        part["program"] = pick_program(rng, part["inst"])
+
+
 def tag_plan(rng: np.random.Generator, style: str) -> tuple[Plan, dict]:
     """A clip of a tag archetype plus the facts (``content``) its tags are derived from."""
     rec = TAG_STYLES[style]
@@ -748,6 +620,7 @@ def tag_plan(rng: np.random.Generator, style: str) -> tuple[Plan, dict]:
         content["choir"] = True
     if rec.get("drone"):
         parts.append({"role": "drone", "inst": "sitar", "gain": 0.5})
+    _assign_programs(rng, parts)
     content["vocal"] = vocal
     drums = None
     if rng.random() < rec["drums"]:
@@ -757,7 +630,8 @@ def tag_plan(rng: np.random.Generator, style: str) -> tuple[Plan, dict]:
     content["loudness_db"] = loud
     plan = Plan(tonic=int(rng.integers(12)), mode=mode, tempo=float(tempo), chords=progression(rng, mode, 4),
                 melody_scale=scale_of(mode), parts=parts, drums=drums, tabla=style == "indian",
-                distortion=0.8 if style == "metal" else 0.4, noise_db=rng.uniform(-35, -15), loudness_db=loud,
+                distortion={"metal": 0.6, "rock": 0.3}.get(style, 0.0), noise_db=rng.uniform(-35, -15),
+                loudness_db=loud,
                 reverb=rng.uniform(0.2, 0.6) if style in ("classical", "ambient", "opera", "choir", "newage") else 0.0,
                 drum_gain=rng.uniform(0.6, 1.3))
     return plan, content
