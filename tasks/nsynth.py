@@ -25,12 +25,8 @@ from bench.errors import DataError
 from bench.task import Split, Task
 
 from bench_tasks._common import link_problem, list_files, read_text
+from bench_tasks.nsynth_format import FAMILIES, QUALITIES, SOURCES, SPLIT_DIRS  # noqa: F401 (the loader's vocabulary)
 
-SPLIT_DIRS = {"train": "nsynth-train", "valid": "nsynth-valid", "test": "nsynth-test"}
-FAMILIES = ["bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal"]
-SOURCES = ["acoustic", "electronic", "synthetic"]
-QUALITIES = ["bright", "dark", "distortion", "fast_decay", "long_release", "multiphonic",
-             "nonlinear_env", "percussive", "reverb", "tempo-synced"]
 REQUIRED = {"note": int, "note_str": str, "instrument": int, "instrument_str": str, "pitch": int,
             "velocity": int, "sample_rate": int, "instrument_source": int, "instrument_source_str": str,
             "instrument_family": int, "instrument_family_str": str, "qualities": list, "qualities_str": list}

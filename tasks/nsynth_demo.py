@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 
 from bench_tasks._common import run_jobs
-from bench_tasks.nsynth import FAMILIES, QUALITIES, SOURCES, SPLIT_DIRS
+from bench_tasks.nsynth_format import FAMILIES, QUALITIES, SOURCES, SPLIT_DIRS
 
 SAMPLE_RATE = 16000
 DURATION = 4.0
