@@ -11,6 +11,7 @@ threads, encoder options, progress) are defined once in
 VERBS = {
     "list": "listing",
     "run": "run",
+    "robustness": "robustness",
     "pretrain": "pretrain",
     "leaderboard": "leaderboard",
     "compare": "compare",

@@ -17,10 +17,15 @@ from bench.robustness.stats import (DROP_KEY, PAIRED_RECORDS, PAIRED_SCORED, UNP
 
 def encoder_label(rec: dict[str, Any]) -> str:
     """The row label of a record: the encoder, with its variant in brackets when it has one."""
-    variant = rec.get("variant")
+    variant, name = rec.get("variant"), str(rec["encoder"])
     if isinstance(variant, dict):
         variant = ",".join(f"{k}={variant[k]}" for k in sorted(variant))
-    return f"{rec['encoder']}[{variant}]" if variant else str(rec["encoder"])
+    if not variant:
+        return name
+    # the run writes the whole row label ("semisupcon[label_fraction=0.05]", or just "logmel")
+    if variant == name or str(variant).startswith(name + "["):
+        return str(variant)
+    return f"{name}[{variant}]"
 
 
 def condition_of(rec: dict[str, Any]) -> str:
