@@ -12,6 +12,7 @@ VERBS = {
     "list": "listing",
     "run": "run",
     "robustness": "robustness",
+    "sweep": "sweep",
     "pretrain": "pretrain",
     "leaderboard": "leaderboard",
     "compare": "compare",
