@@ -158,3 +158,117 @@ def test_sweep_values_that_do_not_parse_are_named_before_any_training(tiny_task,
     assert "at least one swept option" in capsys.readouterr().err
     assert main([*base, "-O", "simclr:tau=0.1,0.2"]) == 2
     assert "not an encoder of this run" in capsys.readouterr().err
+
+
+# --- bench reproduce: the verdict rule on synthetic records, the report end to end on a tiny plan ---
+
+
+def clean_record(variant, task, seed, values, value=None, fingerprint="fp", tracks=50, metric="roc_auc"):
+    import numpy as np
+
+    v = float(np.mean(values)) if value is None else value
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return {"schema_version": 1, "encoder": variant.split("[")[0], "variant": variant, "task": task, "seed": seed,
+            "condition": "clean", "primary_metric": metric, "metrics": {metric: v}, "demo_data": True,
+            "confidence": {"values": list(map(float, values)), "seed": 1, "lo": float(lo), "hi": float(hi),
+                           "value": v},
+            "data": {"fingerprint": fingerprint, "tracks": {"test": tracks}, "skipped": {"test": []}}}
+
+
+def test_verdicts_follow_the_intervals_not_the_point_estimates():
+    import numpy as np
+
+    from bench.experiments.claims import (AGAINST, DOES_NOT_HOLD, FAVOURS, HOLDS, INCONCLUSIVE, UNCLEAR, Claim,
+                                          Spec, compare_metric, evidence, verdict)
+
+    rng = np.random.default_rng(0)
+    shared = rng.normal(0, 0.05, 1000)  # the track-to-track spread both encoders share (paired resamples)
+    recs = []
+    for seed in (0, 1):
+        recs.append(clean_record("simclr", "mtat", seed, 0.70 + shared))
+        recs.append(clean_record("big", "mtat", seed, 0.75 + shared + rng.normal(0, 0.005, 1000)))
+        recs.append(clean_record("tiny", "mtat", seed, 0.702 + shared + rng.normal(0, 0.01, 1000)))
+        recs.append(clean_record("worse", "mtat", seed, 0.65 + shared + rng.normal(0, 0.005, 1000)))
+    # paired: a +0.05 difference is clear although both intervals are +-0.1 wide
+    e = compare_metric(recs, Spec("big", "simclr", "mtat"))
+    assert e.outcome == FAVOURS and e.method.startswith("paired") and 0.04 < e.lo < e.hi < 0.06
+    tiny = compare_metric(recs, Spec("tiny", "simclr", "mtat"))
+    assert tiny.diff > 0 and tiny.outcome == UNCLEAR  # a higher point estimate alone decides nothing
+    assert compare_metric(recs, Spec("worse", "simclr", "mtat")).outcome == AGAINST
+
+    def claim(*specs):
+        return verdict(evidence(recs, Claim(1, "x", list(specs))))
+
+    assert claim(Spec("big", "simclr", "mtat")) == HOLDS
+    assert claim(Spec("big", "simclr", "mtat"), Spec("tiny", "simclr", "mtat")) == INCONCLUSIVE
+    assert claim(Spec("big", "simclr", "mtat"), Spec("worse", "simclr", "mtat")) == DOES_NOT_HOLD
+    assert claim(Spec("big", "simclr", "mtat"), Spec("worse", "simclr", "mtat", counted=False)) == HOLDS
+    assert claim(Spec("big", "simclr", "mtat"), Spec("big", "simclr", "gtzan")) == INCONCLUSIVE  # not measured
+    assert claim() == INCONCLUSIVE
+
+    # different test tracks: unpaired, the intervals must not overlap (the shared spread no longer cancels)
+    other = [dict(r, data={**r["data"], "fingerprint": "other"}) if r["variant"] == "big" else r for r in recs]
+    e = compare_metric(other, Spec("big", "simclr", "mtat"))
+    assert e.method.startswith("unpaired") and e.outcome == UNCLEAR and e.lo < 0 < e.hi
+    far = [clean_record("far", "mtat", s, 0.95 + shared * 0.2, fingerprint="other") for s in (0, 1)]
+    assert compare_metric(other + far, Spec("far", "simclr", "mtat")).outcome == FAVOURS
+
+
+def test_robustness_claim_reads_the_paired_drops():
+    import numpy as np
+
+    from bench.experiments.claims import AGAINST, FAVOURS, Spec, compare_drop
+    from test_robustness import suite_records
+
+    recs = suite_records({"a": {"reverb@0.5": 0.02, "mp3@32": 0.03}, "b": {"reverb@0.5": 0.25, "mp3@32": 0.3}},
+                         with_drop=True)
+    for r in recs:
+        r["variant"] = r["encoder"]
+    ahead = compare_drop(recs, Spec("a", "b", "gtzan"))
+    assert ahead.outcome == FAVOURS and ahead.method.startswith("paired") and ahead.hi < 0
+    back = compare_drop(recs, Spec("b", "a", "gtzan"))
+    assert back.outcome == AGAINST and back.diff > 0 and np.isfinite(back.lo)
+    assert compare_drop(recs, Spec("a", "nobody", "gtzan")).detail.startswith("not measured")
+
+
+def test_reproduce_writes_a_report_with_verdicts_on_a_tiny_plan(tiny_two_tasks, tmp_path):
+    from bench.experiments import reproduce
+    from bench.experiments.claims import Claim, Spec
+
+    scale = reproduce.Scale("tiny", {"preset": "tiny"}, (0,), "fast", (), "", "", "reversal", demo=False)
+    jobs = [reproduce.Job("random", "random", {"preset": "tiny"}, ("tinyclass",), ("tinyclass",), {}, "floor"),
+            reproduce.Job("random[seed=7]", "random", {"preset": "tiny", "seed": 7}, ("tinyclass",),
+                          ("tinyclass",), {}, "another floor")]
+    claims = [Claim(1, "Seed 7 beats seed 123.", [Spec("random[seed=7]", "random", "tinyclass")]),
+              Claim(3, "Seed 7 is more robust.", [Spec("random[seed=7]", "random", "tinyclass", kind="drop")]),
+              Claim(4, "Needs a task not run.", [Spec("random", "random[seed=7]", "mtat")])]
+    plan = reproduce.Plan(scale, ("tinyclass",), jobs, claims)
+    out = tmp_path / "repro"
+    first = reproduce.run(plan, tiny_two_tasks, out=out, device="cpu")
+    assert not first.failures and len(first.lines) == 3
+    assert first.lines[2].startswith("claim 4: INCONCLUSIVE")
+    md = (out / "report.md").read_text()
+    for text in ("## Verdicts", "How a verdict is decided", "## Claim 1: Seed 7 beats seed 123.",
+                 "| random[seed=7] | random", "not measured", "Appendix: robustness to corruptions",
+                 "reversal@1"):
+        assert text in md, text
+    assert "<h2>Claim 3" in (out / "report.html").read_text()
+    # everything cached: the second run reuses every record and writes the same verdicts
+    second = reproduce.run(plan, tiny_two_tasks, out=out, device="cpu")
+    assert second.lines == first.lines
+    assert all("_file" in r for r in second.records)
+
+
+def test_reproduce_command_plan_and_bad_input(capsys, tmp_path, monkeypatch):
+    assert main(["reproduce", "--plan"]) == 0
+    text = capsys.readouterr().out
+    assert "semisupcon[label_fraction=0.05]" in text and "* semisupcon vs simclr on nsynth_pitch" in text
+    assert main(["reproduce", "--plan", "--tasks", "gtzan"]) == 0
+    assert "(no comparison: its tasks are not in --tasks)" in capsys.readouterr().out
+    monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
+    assert main(["reproduce", "--scale", "paper", "--out", str(tmp_path)]) == 2
+    assert "no data root for mtat" in capsys.readouterr().err
+    assert main(["reproduce", "--data-root", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "--scale demo runs on the generated demo data" in capsys.readouterr().err
+    assert main(["reproduce", "--tasks", "mtta", "--plan"]) == 2
+    assert "mtat" in capsys.readouterr().err

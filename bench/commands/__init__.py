@@ -13,6 +13,7 @@ VERBS = {
     "run": "run",
     "robustness": "robustness",
     "sweep": "sweep",
+    "reproduce": "reproduce",
     "pretrain": "pretrain",
     "leaderboard": "leaderboard",
     "compare": "compare",
