@@ -272,3 +272,75 @@ def test_reproduce_command_plan_and_bad_input(capsys, tmp_path, monkeypatch):
     assert "--scale demo runs on the generated demo data" in capsys.readouterr().err
     assert main(["reproduce", "--tasks", "mtta", "--plan"]) == 2
     assert "mtat" in capsys.readouterr().err
+
+
+# --- leaderboard and compare with conditions and variants ---
+
+
+def cond_record(variant, task, seed, value, condition="clean"):
+    import numpy as np
+
+    from bench.results import new_record
+
+    vals = list(np.clip(value + np.linspace(-0.04, 0.04, 41), 0, 1))
+    return new_record(
+        encoder=variant.split("[")[0], variant=variant, condition=condition, task=task, seed=seed,
+        primary_metric="accuracy", metrics={"accuracy": value},
+        confidence={"metric": "accuracy", "value": value, "lo": min(vals), "hi": max(vals), "seed": 1, "n_boot": 41,
+                    "values": vals},
+        demo_data=True, encoder_config={}, weights_hash="w", data={"fingerprint": f"fp-{task}"})
+
+
+def write_results(folder, scores):
+    from bench.results import write_record
+
+    for (variant, task, condition), v in scores.items():
+        for seed in (0, 1):
+            write_record(cond_record(variant, task, seed, v, condition), folder / "records")
+    return folder
+
+
+SCORES = {("simclr", "t", "clean"): 0.60, ("semisupcon[label_fraction=0.05]", "t", "clean"): 0.70,
+          ("simclr", "t", "mp3@32"): 0.50, ("semisupcon[label_fraction=0.05]", "t", "mp3@32"): 0.65,
+          ("simclr", "t", "augment@1"): 0.40, ("semisupcon[label_fraction=0.05]", "t", "augment@1"): 0.55}
+
+
+def test_leaderboard_rows_are_variants_per_condition_clean_first(tmp_path):
+    from bench import leaderboard
+    from bench.results import read_records
+
+    recs = read_records([write_results(tmp_path / "r", SCORES)])
+    df = leaderboard.table(recs)
+    assert list(df.index) == ["semisupcon[label_fraction=0.05]", "simclr",
+                              "semisupcon[label_fraction=0.05] [augment@1]", "simclr [augment@1]",
+                              "semisupcon[label_fraction=0.05] [mp3@32]", "simclr [mp3@32]"]
+    # ranks compare rows of one condition: each condition has its own 1 and 2
+    assert list(df[leaderboard.RANK_COL]) == [1.0, 2.0, 1.0, 2.0, 1.0, 2.0]
+    md = leaderboard.to_markdown(df)
+    assert md.count("**") == 2 * 2 * 3  # one best value and one best rank per condition
+    entries = leaderboard.baseline(recs)["entries"]
+    assert {(e["encoder"], e["condition"]) for e in entries} == {(v, c) for v, _, c in SCORES}
+
+
+def test_compare_gates_each_condition_and_reads_old_baselines_as_clean(tmp_path, capsys):
+    base = write_results(tmp_path / "base", SCORES)
+    worse = dict(SCORES)
+    worse[("simclr", "t", "mp3@32")] = 0.30  # only the corrupted score of one variant fell
+    cur = write_results(tmp_path / "cur", worse)
+    assert main(["compare", str(cur), str(base)]) == 1
+    out = capsys.readouterr().out
+    assert "| condition" in out
+    row = next(line for line in out.splitlines() if "regressed" in line)
+    assert "simclr " in row and "mp3@32" in row
+    assert main(["compare", str(base), str(base)]) == 0
+    capsys.readouterr()
+    # a baseline written before conditions existed: its entries are the clean rows
+    doc = tmp_path / "old.json"
+    assert main(["compare", str(base), "--write-baseline", str(doc)]) == 0
+    old = json.loads(doc.read_text())
+    old["entries"] = [{k: v for k, v in e.items() if k != "condition"} for e in old["entries"]
+                      if e["condition"] == "clean"]
+    doc.write_text(json.dumps(old))
+    assert main(["compare", str(cur), str(doc)]) == 0  # clean rows unchanged; corrupted rows are "new"
+    out = capsys.readouterr().out
+    assert out.count("| new ") == 4 and "PASS" in out
