@@ -151,17 +151,25 @@ def check_variants(variants: list[Variant], fixed: dict[str, Any], config: RunCo
     from bench.run import encoder_options_for
 
     defaults: dict[str, str] = {}
-    for v in variants:
+    built = []
+    for v in variants:  # every value checked before anything else happens (no demo data built, nothing trained)
         try:
-            encoder, recipe = _identity(v.encoder, v.options)
+            built.append(_identity(v.encoder, v.options))
         except BenchError as exc:
             swept = ", ".join(f"{k}={t}" for k, t in v.swept.items())
             raise BenchError(f"sweep variant {v.label} ({swept or 'fixed options'}) is not valid: {exc}") from None
-        ident = json.dumps([encoder.config(), recipe.to_dict() if recipe else None], sort_keys=True, default=str)
+    same: dict[str, str] = {}
+    for v, (encoder, recipe) in zip(variants, built):
+        ident = json.dumps([v.encoder, encoder.config(), recipe.to_dict() if recipe else None], sort_keys=True,
+                           default=str)
+        if ident in same:
+            raise BenchError(f"sweep variants {same[ident]} and {v.label} are the same model twice; drop the "
+                             "repeated value")
+        same[ident] = v.label
         if v.encoder not in defaults:
             try:
                 d_enc, d_rec = _identity(v.encoder, encoder_options_for(v.encoder, fixed))
-                defaults[v.encoder] = json.dumps([d_enc.config(), d_rec.to_dict() if d_rec else None],
+                defaults[v.encoder] = json.dumps([v.encoder, d_enc.config(), d_rec.to_dict() if d_rec else None],
                                                  sort_keys=True, default=str)
             except BenchError:
                 defaults[v.encoder] = ""
@@ -173,10 +181,6 @@ def check_variants(variants: list[Variant], fixed: dict[str, Any], config: RunCo
                 v.cached = path.is_file()
             except BenchError:  # the pools cannot be planned (data missing): the run says why, per variant
                 v.cached = None
-    labels = [v.label for v in variants]
-    dupes = sorted({x for x in labels if labels.count(x) > 1})
-    if dupes:
-        raise BenchError(f"sweep variants {', '.join(dupes)} are the same model twice; drop the repeated value")
 
 
 def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis]) -> RunOutcome:
