@@ -40,7 +40,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.corruptions import CLEAN
+from bench.corruptions import CLEAN, display_order
 from bench.errors import BenchError
 
 DEMO_NOTE = "DEMO DATA: generated data in the real formats; these numbers say nothing about real music."
@@ -60,30 +60,6 @@ def _variant(r: dict[str, Any]) -> str:
 def _row(r: dict[str, Any]) -> str:
     """The readable row label of a record: its variant (``semisupcon[label_fraction=0.05]``) or encoder."""
     return str(r.get("variant") or r["encoder"])
-
-
-def condition_of(r: dict[str, Any]) -> str:
-    """A record's condition: ``clean`` when it has none (records and baselines written before conditions)."""
-    return str(r.get("condition") or CLEAN)
-
-
-def condition_order(conditions: Any) -> list[str]:
-    """Conditions in display order: clean, then by corruption (registry order) and mild to harsh."""
-    from bench.corruptions import corruptions
-
-    registry = corruptions()
-    names = list(registry)
-
-    def key(cid: str) -> tuple:
-        name, _, value = cid.partition("@")
-        c = registry.get(name)
-        try:
-            harsh = c.harshness(float(value)) if c and value else 0.0
-        except ValueError:
-            harsh = 0.0
-        return (cid != CLEAN, names.index(name) if c else len(names), name, harsh, cid)
-
-    return sorted(set(conditions) | {CLEAN}, key=key)
 
 
 def _fingerprint(r: dict[str, Any]) -> str | None:
@@ -117,7 +93,7 @@ def prepare(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             base += f" @{_variant(r)}"
         if mixed and r.get("demo_data"):
             base += " (demo data)"
-        cond = condition_of(r)
+        cond = str(r.get("condition") or CLEAN)  # none: a record from before conditions, clean
         # a condition is its own row: "semisupcon [reverb@0.5]" beside "semisupcon" (clean)
         label = base if cond == CLEAN else f"{base} [{cond}]"
         r = {**r, "_label": label, "_base": base, "_condition": cond}
@@ -215,10 +191,9 @@ def _wide(rows: list[dict[str, Any]]):
     cols = [c for t in primary_cols for c in (t, f"{t} lo", f"{t} hi")] + sorted(others)
     df = df.reindex(columns=cols).astype(float)
     if primary_cols:
-        # ranks compare rows of one condition only (a corrupted row does not compete with the clean ones);
-        # the clean rows come first, then each condition in the order the records name them
+        # ranks compare rows of one condition only (a corrupted row does not compete with clean ones); clean first
         cond = {r["encoder"]: r.get("condition", CLEAN) for r in rows}
-        order = {c: i for i, c in enumerate(condition_order(cond.values()))}
+        order = {c: i for i, c in enumerate(display_order(cond.values()))}
         group = df.index.map(lambda e: order[cond.get(e, CLEAN)])
         ranks = df[primary_cols].groupby(group).rank(ascending=False, method="average")
         df[RANK_COL] = ranks.mean(axis=1, skipna=True)

@@ -57,8 +57,8 @@ with did-you-mean), :mod:`~bench.corruptions.conditions` (:class:`Condition`,
 :func:`track_seed`, suites and parsing); everything is re-exported here.
 """
 
-from bench.corruptions.conditions import (SPEC_HELP, SUITES, Condition, parse_condition, parse_conditions, suite,
-                                          track_seed)
+from bench.corruptions.conditions import (SPEC_HELP, SUITES, Condition, display_order, parse_condition,
+                                          parse_conditions, suite, track_seed)
 from bench.corruptions.effects import SPLICE_SEGMENT_S, MP3_VERSIONS, mp3_rate
 from bench.corruptions.registry import (CLEAN, ConditionSpecError, Corruption, CorruptionError, UnknownCorruptionError,
                                         corruptions, get)
@@ -75,6 +75,7 @@ __all__ = [
     "CorruptionError",
     "UnknownCorruptionError",
     "corruptions",
+    "display_order",
     "get",
     "mp3_rate",
     "parse_condition",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from bench.corruptions.registry import (CLEAN, ConditionSpecError, Corruption, CorruptionError, UnknownCorruptionError,
                                         _fmt, _key, _REGISTRY, get)
@@ -168,3 +168,20 @@ def parse_conditions(spec: str) -> list[Condition]:
     if not out:
         raise ConditionSpecError(f"no corruption given in {spec!r}; expected {SPEC_HELP}")
     return list(out.values())
+
+
+def display_order(condition_ids: Iterable[str]) -> list[str]:
+    """Condition ids in display order, :data:`CLEAN` first (always included), then by corruption in
+    registry order and mild to harsh; ids of corruptions this version does not know come last."""
+    names = list(_REGISTRY)
+
+    def key(cid: str) -> tuple:
+        name, _, value = cid.partition("@")
+        c = _REGISTRY.get(name)
+        try:
+            harsh = c.harshness(float(value)) if c and value else 0.0
+        except ValueError:
+            harsh = 0.0
+        return (cid != CLEAN, names.index(name) if c else len(names), name, harsh, cid)
+
+    return sorted(set(condition_ids) | {CLEAN}, key=key)
