@@ -105,6 +105,11 @@ def test_sweep_of_a_recipe_option_resumes_without_training(tiny_task, tmp_path, 
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "2 already pretrained, 0 to pretrain" in err and err.count("reusing 1 record(s)") == 2
+    # another probe grid: the records no longer match and are made again (still without training)
+    grid = ["--probe-grid" if a == "--probe-grid" else ("lr=1e-3;wd=1e-6" if a == "fast" else a) for a in argv]
+    assert main(grid) == 0
+    assert "reusing" not in capsys.readouterr().err
+    assert records(out)["semisupcon[steps=1]__tiny__seed0.json"]["probe"]["grid_spec"] == "lr=1e-3;wd=1e-6"
 
 
 def test_sweep_grid_parsing_and_labels():

@@ -43,14 +43,25 @@ def corruption_transform(cond: Condition, seed: int) -> AudioTransform:
     return AudioTransform(cond.cache_token(seed), fn)
 
 
+def _json(value: Any) -> Any:
+    """``value`` as it reads back from a record (tuples as lists, odd types as text)."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def _matches(rec: dict[str, Any], prep: PreparedEncoder, data: TaskData, config: RunConfig, token: str | None) -> bool:
+    """Would evaluating now give this record? Same weights, encoder config, data, task settings, probe
+    configuration and grid, and corruption (its cache token); the record's own schema."""
+    from bench.probe import ProbeConfig
     from bench.results import SCHEMA_VERSION
 
     probe = rec.get("probe") or {}
+    wanted = _json(ProbeConfig(head=data.task.probe, device=config.device).to_dict())
     return (rec.get("schema_version") == SCHEMA_VERSION
             and rec.get("weights_hash") == prep.weights_hash
-            and rec.get("encoder_config") == json.loads(json.dumps(prep.encoder.config(), default=str))
+            and rec.get("encoder_config") == _json(prep.encoder.config())
             and (rec.get("data") or {}).get("fingerprint") == data.fingerprint
+            and rec.get("task_settings") == _json(data.task.settings)
+            and all(probe.get(k) == v for k, v in wanted.items())
             and probe.get("grid_spec") == config.probe_grid
             and (rec.get("corruption") or {}).get("token") == token)
 
@@ -78,7 +89,7 @@ def reusable_records(prep: PreparedEncoder, data: TaskData, config: RunConfig,
                 return None
             if not _matches(rec, prep, data, config, token):
                 return None
-            if any(rec.get(k) != json.loads(json.dumps(v, default=str)) for k, v in (extra or {}).items()):
+            if any(rec.get(k) != _json(v) for k, v in (extra or {}).items()):
                 return None
             rec["_file"] = str(path)
             out.append(rec)
