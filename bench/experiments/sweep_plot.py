@@ -75,7 +75,7 @@ def sweep_png(records: list[dict[str, Any]], axes: list[str], dpi: int = 100) ->
     texts = [t for t in texts if t]
     nums = [_number(t) for t in texts]
     numeric = bool(texts) and all(n is not None for n in nums)
-    fig, axs = plt.subplots(1, max(1, len(tasks)), figsize=(3.6 * max(1, len(tasks)), 3.4), squeeze=False)
+    fig, axs = plt.subplots(1, max(1, len(tasks)), figsize=(max(5.0, 3.6 * len(tasks)), 3.6), squeeze=False)
     for ax, task in zip(axs[0], tasks):
         lines: dict[str, list[tuple[float, float, Any, Any]]] = {}
         for r in rows:
@@ -109,9 +109,9 @@ def sweep_png(records: list[dict[str, Any]], axes: list[str], dpi: int = 100) ->
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
     demo = all(r.get("demo_data") for r in records)
-    fig.suptitle(("DEMO DATA - " if demo else "") + f"primary metric against {x_axis} (mean over probe seeds, 95% "
-                 "interval)", fontsize=9)
-    fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 0.94))
+    fig.suptitle(("DEMO DATA - " if demo else "") + f"primary metric against {x_axis}\n(mean over probe seeds, "
+                 "95% interval)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 0.9))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
