@@ -22,6 +22,9 @@ EPILOG = """examples:
   bench run --encoder logmel --tasks all
   bench run --encoder logmel,semisupcon --tasks nsynth_pitch,gtzan --data-root ~/datasets
   bench pretrain --encoder semisupcon --data-root ~/datasets
+  bench robustness --encoder semisupcon,simclr --tasks all --conditions quick
+  bench sweep --encoder semisupcon -O label_fraction=0.05,0.2,1.0 --tasks mtat
+  bench reproduce --scale demo
   bench leaderboard bench-results/run-20261121-120000
   bench compare bench-results/run-20261121-120000 baseline.json --tolerance 0.01
   bench cache list

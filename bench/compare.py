@@ -11,7 +11,11 @@ a baseline file written by ``bench compare RESULTS --write-baseline FILE`` or a
                   "mean": 0.29, "lo": 0.22, "hi": 0.36, "std": 0.01, "n_seeds": 3,
                   "demo_data": true, "data_fingerprint": "...", "interval": "..."}]}
 
-Per (encoder, task) the primary metric's mean is compared: the pair fails
+Per (encoder, task, condition) the primary metric's mean is compared (the
+encoder is the row's variant label, e.g. ``semisupcon[label_fraction=0.05]``;
+the condition is ``clean``, or a corruption such as ``reverb@0.5`` from
+``bench robustness``, so a CI job can gate robustness too; an entry without a
+condition, as older baselines have, is ``clean``): the pair fails
 ("regressed") when it fell by more than ``--tolerance`` (absolute), or with
 ``--below-interval`` when it is below the baseline's interval lower bound. A
 pair only in CURRENT is "new" (never a failure); a pair only in BASELINE is
@@ -35,6 +39,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.corruptions import CLEAN
 from bench.errors import BenchError
 
 EXIT_PASS = 0
@@ -123,12 +128,12 @@ def compare(current: dict[str, Any], base: dict[str, Any], *, tolerance: float =
             f"{current['_source']} is on {kind(current)} but the baseline {base['_source']} is on {kind(base)}; "
             "their scores cannot be compared. Use a baseline made from the same kind of data."
         )
-    cur = {(e["encoder"], e["task"]): e for e in current["entries"]}
-    ref = {(e["encoder"], e["task"]): e for e in base["entries"]}
+    cur = {entry_key(e): e for e in current["entries"]}
+    ref = {entry_key(e): e for e in base["entries"]}
     rows, ok = [], True
-    for key in sorted(set(cur) | set(ref)):
+    for key in sorted(set(cur) | set(ref), key=lambda k: (k[2] != CLEAN, k)):
         c, b = cur.get(key), ref.get(key)
-        row = {"encoder": key[0], "task": key[1], "metric": (c or b).get("metric", ""),
+        row = {"encoder": key[0], "task": key[1], "condition": key[2], "metric": (c or b).get("metric", ""),
                "baseline": b["mean"] if b else None, "current": c["mean"] if c else None,
                "delta": None, "baseline_lo": b.get("lo") if b else None, "status": "", "note": ""}
         if b is None:
@@ -140,7 +145,7 @@ def compare(current: dict[str, Any], base: dict[str, Any], *, tolerance: float =
                 row["note"] = "allowed (--allow-missing)"
         else:
             if c.get("metric") and b.get("metric") and c["metric"] != b["metric"]:
-                raise BenchError(f"{key[0]} x {key[1]}: the primary metric is {c['metric']} now but "
+                raise BenchError(f"{' x '.join(key)}: the primary metric is {c['metric']} now but "
                                  f"{b['metric']} in the baseline {base['_source']}; regenerate the baseline.")
             cm, bm = _f(c["mean"]), _f(b["mean"])
             delta = cm - bm
@@ -166,6 +171,11 @@ def compare(current: dict[str, Any], base: dict[str, Any], *, tolerance: float =
     return rows, ok
 
 
+def entry_key(e: dict[str, Any]) -> tuple[str, str, str]:
+    """(variant, task, condition) of a baseline entry; an entry without a condition (older files) is clean."""
+    return str(e["encoder"]), str(e["task"]), str(e.get("condition") or CLEAN)
+
+
 def _f(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
@@ -178,10 +188,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             return "-"
         return f"{v:+.4f}" if sign else f"{v:.4f}"
 
-    table = [[r["encoder"], r["task"], r["metric"], num(r["baseline"]), num(r["current"]), num(r["delta"], True),
-              r["status"], r["note"]] for r in rows]
-    return tabulate(table, headers=["encoder", "task", "metric", "baseline", "current", "delta", "status", "note"],
-                    tablefmt="github", disable_numparse=True)
+    # the condition column appears when something was measured under a corruption
+    conds = any(r.get("condition", CLEAN) != CLEAN for r in rows)
+    table = [[r["encoder"], r["task"], *([r.get("condition", CLEAN)] if conds else []), r["metric"],
+              num(r["baseline"]), num(r["current"]), num(r["delta"], True), r["status"], r["note"]] for r in rows]
+    headers = ["encoder", "task", *(["condition"] if conds else []), "metric", "baseline", "current", "delta",
+               "status", "note"]
+    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def write_baseline(source: Path, out: Path) -> dict[str, Any]:

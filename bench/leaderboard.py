@@ -1,10 +1,14 @@
 """Leaderboard stage: a table of encoders x tasks from result records.
 
-One row per encoder; per task the primary metric as the mean over probe seeds
-with its 95% interval, then the tasks' other metrics (means over seeds), then
-the average rank over tasks (rank of the primary metric, 1 = best, ties
-averaged). The best value of every column is marked (bold in markdown and
-HTML). Interval: the seeds' bootstrap resamples over test tracks are paired
+One row per encoder (its variant label when it has one, e.g.
+``semisupcon[label_fraction=0.05]``) and condition: the clean rows first,
+then a row per encoder and corruption condition (``simclr [reverb@0.5]``),
+ranked among the rows of their condition; per task the primary metric as
+the mean over probe seeds with its 95% interval, then the tasks' other
+metrics (means over seeds), then the average rank over tasks (rank of the
+primary metric, 1 = best, ties averaged). The best value of every column
+among the rows of one condition is marked (bold in markdown and HTML).
+Interval: the seeds' bootstrap resamples over test tracks are paired
 (same resamples for every seed), averaged resample by resample, and the 2.5 /
 97.5 percentiles of those averages are the interval ("pooled paired
 bootstrap", :func:`bench.confidence.pooled_interval`); when the records lack
@@ -36,6 +40,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.corruptions import CLEAN, display_order
 from bench.errors import BenchError
 
 DEMO_NOTE = "DEMO DATA: generated data in the real formats; these numbers say nothing about real music."
@@ -84,14 +89,15 @@ def prepare(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         variants.setdefault(_row(r), set()).add(_variant(r))
     out: dict[tuple[str, str, Any], dict[str, Any]] = {}
     for r in records:
-        label = _row(r)
-        if len(variants[label]) > 1:  # one row label, several weights or configs: tell them apart
-            label += f" @{_variant(r)}"
-        if (r.get("condition") or "clean") != "clean":
-            label += f" [{r['condition']}]"
+        base = _row(r)
+        if len(variants[base]) > 1:  # one row label, several weights or configs: tell them apart
+            base += f" @{_variant(r)}"
         if mixed and r.get("demo_data"):
-            label += " (demo data)"
-        r = {**r, "_label": label}
+            base += " (demo data)"
+        cond = str(r.get("condition") or CLEAN)  # none: a record from before conditions, clean
+        # a condition is its own row: "semisupcon [reverb@0.5]" beside "semisupcon" (clean)
+        label = base if cond == CLEAN else f"{base} [{cond}]"
+        r = {**r, "_label": label, "_base": base, "_condition": cond}
         k = (label, r["task"], r["seed"])
         if k in out:
             older, newer = sorted([out[k], r], key=lambda x: str(x.get("created", "")))
@@ -136,6 +142,8 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row = {
                 "encoder": label,
                 "encoder_name": rs[0]["encoder"],
+                "variant": rs[0]["_base"],
+                "condition": rs[0]["_condition"],
                 "task": task,
                 "metric": metric,
                 "primary": metric == primary,
@@ -191,9 +199,16 @@ def _wide(rows: list[dict[str, Any]]):
     cols = [c for t in primary_cols for c in (t, f"{t} lo", f"{t} hi")] + sorted(others)
     df = df.reindex(columns=cols).astype(float)
     if primary_cols:
-        ranks = df[primary_cols].rank(ascending=False, method="average")
+        # ranks compare rows of one condition only (a corrupted row does not compete with clean ones); clean first
+        cond = {r["encoder"]: r.get("condition", CLEAN) for r in rows}
+        order = {c: i for i, c in enumerate(display_order(cond.values()))}
+        group = df.index.map(lambda e: order[cond.get(e, CLEAN)])
+        ranks = df[primary_cols].groupby(group).rank(ascending=False, method="average")
         df[RANK_COL] = ranks.mean(axis=1, skipna=True)
-        df = df.sort_values([RANK_COL, primary_cols[0]], ascending=[True, False])
+        df["_group"] = group
+        df = df.sort_values(["_group", RANK_COL, primary_cols[0]], ascending=[True, True, False])
+        df = df.drop(columns="_group")
+        df.attrs["conditions"] = cond
     # cells with a record whose value is NaN, told apart from cells with no record (both NaN here)
     df.attrs["undefined"] = undefined
     return df
@@ -220,7 +235,8 @@ def title(records: list[dict[str, Any]]) -> str:
 def _notes(rows: list[dict[str, Any]]) -> str:
     how = sorted({r["interval"] for r in rows if r["primary"] and r["interval"]})
     text = "Intervals: " + (", ".join(how) if how else "none recorded") + " (bootstrap over test tracks). "
-    text += f"'{RANK_COL}': mean rank of the primary metric over tasks (1 = best). Best per column in bold."
+    text += (f"'{RANK_COL}': mean rank of the primary metric over tasks (1 = best). Best per column in bold "
+             "(a row under a corruption is ranked and compared among the rows of its condition only).")
     if any(not math.isfinite(r["mean"]) for r in rows):
         text += (" NaN: the metric was undefined (NaN or null) for at least one seed; see the records. "
                  "It takes no rank, and `bench compare` fails on it.")
@@ -235,14 +251,21 @@ def _display(df, bold: str) -> tuple[list[str], list[list[str]]]:
     primary = [c for c in df.columns if f"{c} lo" in df.columns]
     shown = [c for c in df.columns if not (c.endswith(" lo") or c.endswith(" hi")) or c[:-3] not in primary]
     undefined = {tuple(u) for u in df.attrs.get("undefined", ())}
-    best = {}
-    for c in shown:
-        col = df[c].dropna()
-        if len(col):
-            best[c] = col.min() if c == RANK_COL else col.max()
+    # the best of a column among the rows of one condition (clean rows compete with clean rows only)
+    cond = df.attrs.get("conditions", {})
+    groups: dict[str, list[Any]] = {}
+    for enc in df.index:
+        groups.setdefault(cond.get(enc, CLEAN), []).append(enc)
+    best: dict[tuple[str, str], float] = {}
+    for g, members in groups.items():
+        for c in shown:
+            col = df.loc[members, c].dropna()
+            if len(col):
+                best[(g, c)] = col.min() if c == RANK_COL else col.max()
     cells = []
     for enc, row in df.iterrows():
         out = [str(enc)]
+        g = cond.get(enc, CLEAN)
         for c in shown:
             v = row[c]
             if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -251,7 +274,7 @@ def _display(df, bold: str) -> tuple[list[str], list[list[str]]]:
             text = f"{v:.2f}" if c == RANK_COL else f"{v:.4f}"
             if c in primary and not math.isnan(row[f"{c} lo"]):
                 text += f" [{row[f'{c} lo']:.4f}, {row[f'{c} hi']:.4f}]"
-            if c in best and abs(v - best[c]) < 1e-12 and len(df) > 1:
+            if (g, c) in best and abs(v - best[(g, c)]) < 1e-12 and len(groups[g]) > 1:
                 text = bold.format(text)
             out.append(text)
         cells.append(out)
@@ -273,6 +296,8 @@ def chart_png(rows: list[dict[str, Any]], demo: bool) -> bytes:
     import matplotlib.pyplot as plt
 
     prim = [r for r in rows if r["primary"]]
+    if any(r.get("condition", CLEAN) == CLEAN for r in prim):  # corrupted rows have their own curves
+        prim = [r for r in prim if r.get("condition", CLEAN) == CLEAN]
     tasks = sorted({r["task"] for r in prim})
     encoders = list(dict.fromkeys(r["encoder"] for r in prim))
     fig, axes = plt.subplots(1, len(tasks), figsize=(max(4.0, 2.2 + 0.9 * len(encoders)) * len(tasks), 4.2),
@@ -331,7 +356,7 @@ def _esc_keep_bold(text: str) -> str:
 
 
 def baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The committed-baseline document: per (encoder, task) the primary mean and interval.
+    """The committed-baseline document: per (variant, task, condition) the primary mean and interval.
 
     ``leaderboard.json`` embeds the same ``entries``, so either file can be
     the BASELINE of ``bench compare``.
@@ -347,9 +372,12 @@ def baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "demo_data": all(r.get("demo_data") for r in records),
+        # "encoder" is the row's variant without its condition; "condition" says which test audio
+        # ("clean" for the test split as is), so `bench compare` gates each condition on its own
         "entries": [
-            {k: _num(r[k]) for k in ("encoder", "task", "metric", "mean", "std", "lo", "hi", "n_seeds", "demo_data",
-                                     "data_fingerprint", "interval")}
+            {**{k: _num(r[k]) for k in ("task", "metric", "mean", "std", "lo", "hi", "n_seeds", "demo_data",
+                                        "data_fingerprint", "interval")},
+             "encoder": r["variant"], "condition": r["condition"]}
             for r in rows
         ],
     }

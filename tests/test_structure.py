@@ -79,7 +79,8 @@ def test_the_core_never_imports_a_plugin():
     assert not bad, f"core modules importing plugins: {bad}"
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["list"], ["run", "--help"], ["pretrain", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["run", "--help"], ["pretrain", "--help"], ["robustness", "--help"],
+                                  ["sweep", "--help"], ["reproduce", "--help"]])
 def test_help_and_list_import_neither_torch_nor_numpy(argv):
     code = (
         "import sys\nfrom bench.cli import main\n"

@@ -11,6 +11,9 @@ threads, encoder options, progress) are defined once in
 VERBS = {
     "list": "listing",
     "run": "run",
+    "robustness": "robustness",
+    "sweep": "sweep",
+    "reproduce": "reproduce",
     "pretrain": "pretrain",
     "leaderboard": "leaderboard",
     "compare": "compare",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
@@ -121,3 +123,79 @@ def apply_threads(threads: int | None) -> int | None:
 
     torch.set_num_threads(threads)
     return threads
+
+
+def add_evaluation(p: argparse.ArgumentParser, out_help: str) -> None:
+    """The options of every verb that probes embeddings: output folder, probe seeds and grid, cache, batch."""
+    p.add_argument("--out", "-o", type=Path, default=None, help=out_help)
+    p.add_argument("--seeds", "--probe-seeds", dest="seeds", default="0,1,2",
+                   help="probe seeds, comma-separated; one record per seed (default: 0,1,2)")
+    p.add_argument("--probe-grid", default="default", metavar="GRID",
+                   help="lr x weight-decay grid chosen on validation: 'default' (lr 1e-3,3e-4 x wd 1e-6,1e-4), "
+                   "'fast' (one point, the paper's lr 3e-4 wd 1e-6: for CI) or 'lr=1e-3,3e-4;wd=1e-6,1e-4'")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not read or write the embedding cache (see `bench cache list`)")
+    p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default: 32)")
+
+
+def check_out(out: Path) -> Path:
+    """The output folder, created; a file in the way or an unwritable place is a usage error."""
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file; give a folder for the records and the leaderboard")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{time.time_ns()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise BenchError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose another folder") from None
+    return out
+
+
+def run_config(args: argparse.Namespace, encoders: list[str], tasks: list[str], default_out: str,
+               **extra: Any) -> Any:
+    """The :class:`bench.run.RunConfig` of a verb's parsed arguments; every bad value is refused before work starts.
+
+    ``default_out``: the output folder's name under ./bench-results when --out is not given
+    (``%`` codes of time.strftime are expanded).
+    """
+    from bench import plugins
+    from bench.device import resolve_device
+    from bench.probe import parse_grid
+    from bench.run import RunConfig, check_option_scopes
+
+    parse_grid(args.probe_grid)  # a bad grid is an error before any work is done
+    if args.batch_size < 1:
+        raise BenchError(f"--batch-size must be at least 1, got {args.batch_size}")
+    seeds = parse_seeds(args.seeds)
+    options = extra.pop("encoder_options", None)
+    if options is None:
+        options = parse_options(args.option)
+        check_option_scopes(options, encoders)
+    roots = data_roots(args)
+    roots.check_tasks(plugins.tasks().names())
+    return RunConfig(
+        encoders=encoders,
+        tasks=tasks,
+        out=check_out(args.out or Path("bench-results") / time.strftime(default_out)),
+        data_roots=roots,
+        device=resolve_device(args.device),
+        seeds=seeds,
+        batch_size=args.batch_size,
+        encoder_options=options,
+        probe_grid=args.probe_grid,
+        cache=not args.no_cache,
+        progress=progress_enabled(args),
+        **extra,
+    )
+
+
+def report_failures(failures: list[str], any_records: bool, what: str = "run") -> int:
+    """Print the parts that failed; the exit status (2 when some did, else 0)."""
+    if not failures:
+        return 0
+    print(f"\n{len(failures)} part(s) of the {what} failed"
+          + (" (the records of the others were written)" if any_records else "") + ":", file=sys.stderr)
+    for f in failures:
+        print(f"  - {f}", file=sys.stderr)
+    return 2

@@ -1,0 +1,97 @@
+"""``bench reproduce``: run what the paper's four claims need and write one report with a verdict per claim."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.commands.common import add_device, add_progress, add_threads, report_failures
+
+EPILOG = """scales:
+  demo   the generated demo data (no data root needed), demo preset, CPU; sized for 30 minutes on
+         2 cores from a fresh cache (docs/experiments.md has the measured figure)
+  paper  the paper's recipe for real data and GPUs: preset paper (SampleCNN at 22.05 kHz, 50k-step
+         pretraining), label fractions 0.01/0.05/0.2, the full robustness suite, 3 probe seeds;
+         needs --data-root with the four datasets (see docs/experiments.md); --plan shows the jobs
+
+what runs: semisupcon, simclr, supervised and random on every task; semisupcon at 5% of its labels
+(and 1% / 20% at paper scale); semisupcon labeled by a second dataset; semisupcon and simclr on
+corrupted test audio. Pretraining, embeddings and records are cached: a second run only rewrites the
+report.
+
+verdicts: per claim, 'holds' when every counted comparison favours it with a 95% interval of the
+difference that excludes 0, 'does not hold' when one goes against it with such an interval,
+otherwise 'inconclusive'. Never the point estimates alone.
+
+examples:
+  bench reproduce                                  # --scale demo
+  bench reproduce --tasks mtat,nsynth_pitch        # the claims those tasks can decide
+  bench reproduce --scale paper --data-root ~/datasets --device cuda
+  bench reproduce --scale paper --plan
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    p = sub.add_parser("reproduce", help="run the paper's experiments and write a report with a verdict per claim",
+                       description="Run what the four claims of SemiSupCon need (four encoders, a label-fraction "
+                       "sweep, two supervision sources, robustness to corruptions), then write report.md and "
+                       "report.html: per claim the claim, the evidence table and a verdict decided by intervals.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    p.add_argument("--scale", choices=("demo", "paper"), default="demo", help="demo (default) or paper")
+    p.add_argument("--tasks", "-t", default="all",
+                   help="'all' (the four tasks of the paper) or a comma-separated subset; claims whose tasks are "
+                        "left out are inconclusive")
+    p.add_argument("--out", "-o", type=Path, default=None,
+                   help="folder for records and the report (default: ./bench-results/reproduce-<scale>; rerunning "
+                        "into the same folder reuses its records)")
+    p.add_argument("--data-root", action="append", metavar="DIR|TASK=DIR",
+                   help="data root of the real datasets (--scale paper; repeatable, TASK=DIR per task)")
+    p.add_argument("--plan", action="store_true", help="print the jobs and the claims' comparisons, run nothing")
+    add_device(p)
+    add_threads(p)
+    add_progress(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import time
+    from pathlib import Path
+
+    from bench import plugins
+    from bench.commands.common import check_out, progress_enabled
+    from bench.config import DataRoots
+    from bench.errors import BenchError
+    from bench.experiments import reproduce
+
+    t0 = time.perf_counter()
+    tasks = plugins.tasks().resolve(args.tasks)
+    if args.tasks.strip().lower() == "all":
+        tasks = [t for t in reproduce.TASKS if t in tasks]
+    unknown = [t for t in tasks if t not in reproduce.TASKS]
+    if unknown:
+        raise BenchError(f"--tasks: {', '.join(unknown)} is not a task of the paper's claims "
+                         f"({', '.join(reproduce.TASKS)}); use `bench run` or `bench sweep` for other tasks")
+    p = reproduce.plan(args.scale, tuple(tasks))
+    if args.plan:
+        print(reproduce.describe(p))
+        return 0
+    if args.scale == "demo":
+        if args.data_root:
+            raise BenchError("--scale demo runs on the generated demo data; drop --data-root, or use --scale paper")
+        # the demo data whatever BENCH_DATA_ROOT or the config file say: demo numbers are never mixed with real ones
+        roots = DataRoots(demo_size=p.demo_size or "small")
+    else:
+        roots = DataRoots.from_args(args.data_root)
+        roots.check_tasks(plugins.tasks().names())
+        missing = [t for t in tasks if roots.is_demo(t)]
+        if missing:
+            raise BenchError(f"--scale paper runs on the real datasets; no data root for {', '.join(missing)}. Give "
+                             "--data-root DIR (or BENCH_DATA_ROOT, or data_root in the config file); see "
+                             "docs/experiments.md. --scale demo runs on the generated demo data.")
+    outcome = reproduce.run(p, roots, out=check_out(args.out or Path("bench-results") / f"reproduce-{args.scale}"),
+                            device=args.device, progress=progress_enabled(args), started=t0)
+    print("\n".join(outcome.lines))
+    print(f"Report: {outcome.files.get('report')} and {outcome.files.get('report_html')}", file=sys.stderr)
+    return report_failures(outcome.failures, bool(outcome.records), "reproduction")

@@ -1,0 +1,262 @@
+"""``bench reproduce`` as a stage: everything the paper's four claims need, then one report with a verdict each.
+
+The plan (:func:`plan`) is a list of jobs, each an encoder with options, a row
+label, the tasks it is evaluated on and, for the robustness claim, the
+corruption conditions of its test audio:
+
+- the four encoders of the paper, clean, on every task: ``semisupcon``,
+  ``simclr``, ``supervised``, ``random``;
+- the label-fraction sweep: ``semisupcon[label_fraction=F]`` (the default
+  fraction 1.0 is ``semisupcon`` itself);
+- a second supervision source: ``semisupcon[label_task=...]`` against the
+  preset's own labeled pool;
+- the robustness suite on ``semisupcon`` and ``simclr`` (a quick subset of the
+  conditions at demo scale).
+
+Each job goes through the run steps (:func:`bench.run.prepare_encoder`:
+pretrained once, cached by key; :func:`bench.experiments.pairs.evaluate_pair`:
+embeddings cached, records reused when they match), so a second run only
+rewrites the report. The claims and their comparisons are built by
+:func:`claims_for`; :mod:`bench.experiments.report` writes the report.
+
+Scales: ``demo`` runs on the generated demo data on CPU (the demo preset, the
+demo size ``medium`` when this bench has it, else ``small``); ``paper`` is the
+paper's recipe (preset ``paper``, 50k-step pretraining, the full suite) for
+real data and GPUs, and refuses to run on demo data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import BenchError
+from bench.experiments.claims import Claim, Spec
+
+#: every task the claims use, in the order of the report
+TASKS = ("mtat", "nsynth_pitch", "giantsteps_key", "gtzan")
+TAGGING, PITCH, KEY = "mtat", "nsynth_pitch", "giantsteps_key"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What a scale runs: preset, probe seeds and grid, sweep values, sources, corruption conditions."""
+
+    name: str
+    options: dict[str, Any]
+    seeds: tuple[int, ...]
+    probe_grid: str
+    fractions: tuple[float, ...]
+    #: the second supervision source (the preset's own pool is the first)
+    source: str
+    #: what the preset's own labeled pool is, for the report
+    preset_source: str
+    conditions: str
+    #: tasks of the robustness runs (None: every task of the run)
+    robustness_tasks: tuple[str, ...] | None = None
+    demo: bool = True
+    budget: str = ""
+
+
+SCALES = {
+    # demo: sized to run from a fresh cache on 2 CPU cores within 30 minutes (docs/experiments.md has the
+    # measured figure): six pretrainings of the demo recipe (300 contrastive steps of 32 clips, 800
+    # supervised steps), three probe seeds, the default grid, five corruptions at one strength each
+    "demo": Scale("demo", {}, (0, 1, 2), "default", (0.05, 0.2), "mtat", "nsynth_pitch+gtzan",
+                  "augment@1;reverb@0.5;distortion@20;bitcrush@6;mp3@32", budget="30 min on 2 CPU cores"),
+    # paper: the paper's preset and recipe (50k steps, batch 96 x 2 views), three probe seeds, the default
+    # grid, the paper's label fractions and the full robustness suite; for real data and GPUs
+    "paper": Scale("paper", {"preset": "paper"}, (0, 1, 2), "default", (0.01, 0.05, 0.2), "nsynth_pitch", "mtat",
+                   "default", demo=False, budget="days on one GPU"),
+}
+
+
+@dataclass
+class Job:
+    label: str
+    encoder: str
+    options: dict[str, Any]
+    tasks: tuple[str, ...]
+    #: tasks whose test audio is also scored under the conditions
+    robustness_tasks: tuple[str, ...] = ()
+    tags: dict[str, Any] = field(default_factory=dict)
+    role: str = ""
+
+
+@dataclass
+class Plan:
+    scale: Scale
+    tasks: tuple[str, ...]
+    jobs: list[Job]
+    claims: list[Claim]
+    demo_size: str | None = None
+
+
+def demo_size() -> str:
+    """The demo data size of ``--scale demo``: ``medium`` when this bench has it, else ``small``."""
+    from bench import config
+
+    sizes = tuple(getattr(config, "DEMO_SIZES", ("tiny", "small")))
+    return "medium" if "medium" in sizes else "small"
+
+
+def plan(scale_name: str, tasks: tuple[str, ...] | None = None) -> Plan:
+    """The jobs and claims of a scale, on ``tasks`` (default: all four of the paper's tasks)."""
+    if scale_name not in SCALES:
+        raise BenchError(f"--scale {scale_name!r}: choose one of {', '.join(SCALES)}")
+    s = SCALES[scale_name]
+    tasks = tuple(tasks or TASKS)
+    rob = tuple(t for t in (s.robustness_tasks or tasks) if t in tasks)
+    lf = {"label_fraction": "1.0"}
+    src = s.source.replace("+", ",")
+    jobs = [
+        Job("semisupcon", "semisupcon", dict(s.options), tasks, rob, {"sweep": lf}, "SemiSupCon (preset labels)"),
+        Job("simclr", "simclr", dict(s.options), tasks, rob, {}, "SimCLR (no labels)"),
+        Job("supervised", "supervised", dict(s.options), tasks, (), {}, "supervised baseline"),
+        Job("random", "random", dict(s.options), tasks, (), {}, "untrained floor"),
+        *[Job(f"semisupcon[label_fraction={f:g}]", "semisupcon", {**s.options, "label_fraction": f}, tasks, (),
+              {"sweep": {"label_fraction": f"{f:g}"}}, f"SemiSupCon, {f:.0%} of the labels") for f in s.fractions],
+        Job(f"semisupcon[label_task={s.source}]", "semisupcon", {**s.options, "label_task": src}, tasks, (), {},
+            f"SemiSupCon labeled by {s.source}"),
+    ]
+    p = Plan(s, tasks, jobs, [], demo_size() if s.demo else None)
+    p.claims = claims_for(p)
+    return p
+
+
+def claims_for(p: Plan) -> list[Claim]:
+    """The four claims of method.md with the comparisons that decide them on this plan's jobs."""
+    s, tasks = p.scale, p.tasks
+    five = next((j.label for j in p.jobs if j.tags.get("sweep", {}).get("label_fraction") == "0.05"), None)
+    src_label = f"semisupcon[label_task={s.source}]"
+    own = set(s.preset_source.split("+"))
+    other = set(s.source.split("+"))
+    claims = [
+        Claim(1, "Labeled positives beat SimCLR on tagging, even with 5% of the labels.",
+              [Spec(five, "simclr", TAGGING) if five else Spec("semisupcon[label_fraction=0.05]", "simclr", TAGGING),
+               Spec("semisupcon", "simclr", TAGGING),
+               Spec("supervised", "simclr", TAGGING, counted=False, note="context"),
+               Spec("random", "simclr", TAGGING, counted=False, note="context")],
+              "SemiSupCon with 5% and with all of its labels against SimCLR, macro ROC-AUC on the tagging task."),
+        Claim(2, "SemiSupCon transfers better than SimCLR to pitch and key, which pitch-shift augmentation teaches "
+                 "SimCLR to ignore.",
+              [Spec("semisupcon", "simclr", PITCH), Spec("semisupcon", "simclr", KEY),
+               Spec("random", "simclr", PITCH, counted=False, note="context: does SimCLR lose what the "
+                    "untrained network has?"),
+               Spec("random", "simclr", KEY, counted=False, note="context")],
+              "SemiSupCon against SimCLR on pitch (NSynth accuracy) and key (MIREX weighted score)."),
+        Claim(3, "SemiSupCon's representation is more robust to audio corruptions than SimCLR's.",
+              [Spec("semisupcon", "simclr", t, kind="drop") for t in next(
+                  (j.robustness_tasks for j in p.jobs if j.label == "semisupcon"), ())],
+              "Drop of the primary metric (clean - corrupted, averaged over the conditions) of SemiSupCon minus "
+              "SimCLR's, per task; negative = SemiSupCon loses less."),
+        Claim(4, "The choice of the labeled dataset shapes the representation: each labeled pool helps the tasks "
+                 "it labels.",
+              [*[Spec(src_label, "semisupcon", t, note=f"{t} is labeled by {s.source} only")
+                 for t in sorted(other - own) if t in tasks],
+               *[Spec("semisupcon", src_label, t, note=f"{t} is labeled by {s.preset_source} only")
+                 for t in sorted(own - other) if t in tasks]],
+              f"SemiSupCon labeled by {s.preset_source} (the preset's pool, row 'semisupcon') against SemiSupCon "
+              f"labeled by {s.source}, on the tasks only one of the two pools labels."),
+    ]
+    for c in claims:  # a claim whose tasks were left out by --tasks says so rather than disappearing
+        c.specs = [sp for sp in c.specs if sp.task in tasks] or c.specs[:0]
+    return claims
+
+
+def run_plan(p: Plan, config: Any) -> tuple[list[dict[str, Any]], list[str], dict[str, float]]:
+    """Run every job (pretraining cached, records reused); returns records, failures and the stages' seconds."""
+    from bench import plugins
+    from bench.corruptions import parse_conditions
+    from bench.experiments.pairs import evaluate_pair
+    from bench.run import guarded, log, prepare_encoder
+
+    conditions = parse_conditions(p.scale.conditions)
+    records: list[dict[str, Any]] = []
+    failures: list[str] = []
+    seconds: dict[str, float] = {}
+    tasks = {}
+    for tname in p.tasks:
+        task = guarded(f"task {tname}", failures, config.out, lambda n=tname: plugins.tasks().get(n).create())
+        if task is not None:
+            tasks[tname] = task
+    for i, job in enumerate(p.jobs, 1):
+        t0 = time.perf_counter()
+        log(f"== reproduce: job {i}/{len(p.jobs)}: {job.label} ({job.role}) on {', '.join(job.tasks)}"
+            + (f"; corruptions on {', '.join(job.robustness_tasks)}" if job.robustness_tasks else ""))
+        jconfig = dataclasses.replace(config, encoders=[job.encoder], encoder_options=dict(job.options),
+                                      variants={job.encoder: job.label})
+        prep = guarded(f"{job.label}", failures, config.out, prepare_encoder, job.encoder, jconfig)
+        if prep is not None:
+            for tname in job.tasks:
+                if tname not in tasks:
+                    continue
+                conds = conditions if tname in job.robustness_tasks else ()
+                recs = guarded(f"{job.label} x {tname}", failures, config.out, evaluate_pair, prep, tasks[tname],
+                               jconfig, conds, 0, failures, job.tags)
+                records.extend(recs or [])
+        seconds[job.label] = round(time.perf_counter() - t0, 1)
+    return records, failures, seconds
+
+
+@dataclass
+class Outcome:
+    records: list[dict[str, Any]]
+    failures: list[str]
+    files: dict[str, Any]
+    #: one line per claim with its verdict
+    lines: list[str]
+
+
+def run(p: Plan, roots: Any, *, out: Any, device: str = "auto", progress: bool = False,
+        started: float | None = None) -> Outcome:
+    """Run the plan into ``out`` and write the report; the verdicts come back as lines for the terminal."""
+    import sys
+
+    from bench import __version__
+    from bench.device import resolve_device
+    from bench.experiments import report
+    from bench.run import RunConfig, log
+
+    started = time.perf_counter() if started is None else started
+    s = p.scale
+    config = RunConfig(encoders=[], tasks=list(p.tasks), out=out, data_roots=roots, device=resolve_device(device),
+                       seeds=s.seeds, probe_grid=s.probe_grid, progress=progress)
+    log(f"reproduce --scale {s.name}: {len(p.jobs)} jobs on {', '.join(p.tasks)}"
+        + (f" (demo data, size {p.demo_size})" if s.demo else "") + f"; output {out}")
+    records, failures, seconds = run_plan(p, config)
+    meta = {
+        "scale": s.name, "demo": s.demo, "demo_size": p.demo_size,
+        "command": "bench " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bench") else
+                   f"bench reproduce --scale {s.name}",
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %z"), "version": __version__, "tasks": list(p.tasks),
+        "seeds": list(s.seeds), "grid": s.probe_grid, "conditions": s.conditions,
+        "jobs": [{"label": j.label, "role": j.role, "seconds": seconds.get(j.label, 0.0)} for j in p.jobs],
+        "failures": failures, "wall_s": time.perf_counter() - started,
+    }
+    files, assessed = report.write(records, p.claims, meta, out) if records else ({}, [])
+    return Outcome(records, failures, files, report.summary_lines(assessed))
+
+
+def describe(p: Plan) -> str:
+    """The plan in words: jobs (options, tasks, corruptions) and each claim's comparisons."""
+    s = p.scale
+    lines = [f"bench reproduce --scale {s.name} ({s.budget}): tasks {', '.join(p.tasks)}; probe seeds "
+             f"{list(s.seeds)}, grid '{s.probe_grid}'" + (f"; demo data size {p.demo_size}" if s.demo else ""),
+             "", "jobs:"]
+    for j in p.jobs:
+        opts = ", ".join(f"{k}={v}" for k, v in j.options.items()) or "defaults"
+        lines.append(f"  {j.label:38s} {j.role}; options: {opts}")
+        if j.robustness_tasks:
+            lines.append(f"  {'':38s} corrupted test audio on {', '.join(j.robustness_tasks)}: {s.conditions}")
+    lines += ["", "claims (A vs B on task; * = counted in the verdict):"]
+    for c in p.claims:
+        lines.append(f"  {c.number}. {c.sentence}")
+        for sp in c.specs:
+            what = "drop under corruption" if sp.kind == "drop" else "primary metric"
+            lines.append(f"     {'*' if sp.counted else ' '} {sp.a} vs {sp.b} on {sp.task} ({what})")
+        if not c.specs:
+            lines.append("       (no comparison: its tasks are not in --tasks)")
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""The sweep's own outputs from its records: a table of variants x tasks and the metric against the swept value.
+
+Both read the ``sweep`` field of the records (swept option -> value as
+written) and the leaderboard's summary (mean over probe seeds, pooled 95%
+interval), so they can be rebuilt from a results folder.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+from bench import leaderboard
+
+
+def _points(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
+    """The clean primary rows of the leaderboard summary and each row label's swept values."""
+    sweep = {}
+    for r in records:
+        if (r.get("condition") or "clean") == "clean":
+            sweep[str(r.get("variant") or r["encoder"])] = {k: str(v) for k, v in (r.get("sweep") or {}).items()}
+    rows = [r for r in leaderboard.summary(records) if r["primary"] and r.get("condition", "clean") == "clean"]
+    return rows, sweep
+
+
+def _number(text: str) -> float | None:
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def sweep_table(records: list[dict[str, Any]], axes: list[str]) -> str:
+    """Markdown: a row per variant, its swept values, and per task the primary metric [95% interval]."""
+    from tabulate import tabulate
+
+    rows, sweep = _points(records)
+    tasks = sorted({r["task"] for r in rows})
+    metric = {r["task"]: r["metric"] for r in rows}
+    at = {(r["variant"], r["task"]): r for r in rows}
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    cells = []
+    for v in variants:
+        sv = sweep.get(v, {})
+        line = [v, *[sv.get(a, "") for a in axes]]
+        for t in tasks:
+            r = at.get((v, t))
+            if r is None or r["mean"] is None or not math.isfinite(r["mean"]):
+                line.append("")
+            else:
+                line.append(f"{r['mean']:.4f}" + (f" [{r['lo']:.4f}, {r['hi']:.4f}]" if r["lo"] is not None else ""))
+        cells.append(line)
+    head = [f"{t} ({metric[t]})" for t in tasks]
+    demo = all(r.get("demo_data") for r in records)
+    text = (leaderboard.DEMO_NOTE + "\n\n" if demo else "") + "## Sweep: primary metric per variant\n\n"
+    text += tabulate(cells, headers=["variant", *axes, *head], tablefmt="github", disable_numparse=True)
+    return text + "\n\nMean over probe seeds [95% interval, pooled paired bootstrap over test tracks].\n"
+
+
+def sweep_png(records: list[dict[str, Any]], axes: list[str], dpi: int = 100) -> bytes:
+    """One panel per task: the primary metric (mean, 95% interval) against the first swept option;
+    a line per encoder and combination of the other swept options. Numeric values are placed on a
+    numeric axis (logarithmic when they span a factor of 10 or more), others side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, sweep = _points(records)
+    x_axis, others = axes[0], axes[1:]
+    tasks = sorted({r["task"] for r in rows})
+    texts = list(dict.fromkeys(sweep.get(r["variant"], {}).get(x_axis, "") for r in rows))
+    texts = [t for t in texts if t]
+    nums = [_number(t) for t in texts]
+    numeric = bool(texts) and all(n is not None for n in nums)
+    fig, axs = plt.subplots(1, max(1, len(tasks)), figsize=(max(5.0, 3.6 * len(tasks)), 3.6), squeeze=False)
+    for ax, task in zip(axs[0], tasks):
+        lines: dict[str, list[tuple[float, float, Any, Any]]] = {}
+        for r in rows:
+            sv = sweep.get(r["variant"], {})
+            if r["task"] != task or x_axis not in sv or r["mean"] is None or not math.isfinite(r["mean"]):
+                continue
+            line = r["encoder_name"] + "".join(f", {o}={sv.get(o, '')}" for o in others)
+            x = _number(sv[x_axis]) if numeric else float(texts.index(sv[x_axis]))
+            lines.setdefault(line, []).append((x, r["mean"], r["lo"], r["hi"]))
+        for name, pts in lines.items():
+            pts.sort()
+            xs = [p[0] for p in pts]
+            ax.plot(xs, [p[1] for p in pts], marker="o", markersize=4, label=name)
+            if all(p[2] is not None and p[3] is not None for p in pts):
+                ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], alpha=0.15, linewidth=0)
+        if numeric:
+            positive = [n for n in nums if n is not None and n > 0]
+            if len(positive) == len(nums) and max(positive) / min(positive) >= 10:
+                ax.set_xscale("log")
+            ax.set_xticks(sorted(n for n in nums if n is not None))
+            ax.set_xticklabels([f"{n:g}" for n in sorted(n for n in nums if n is not None)], fontsize=7)
+        else:
+            ax.set_xticks(range(len(texts)))
+            ax.set_xticklabels(texts, rotation=20, ha="right", fontsize=7)
+        metric = next((r["metric"] for r in rows if r["task"] == task), "")
+        ax.set_title(f"{task}\n{metric}", fontsize=9)
+        ax.set_xlabel(x_axis, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    handles, labels = axs[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
+    demo = all(r.get("demo_data") for r in records)
+    fig.suptitle(("DEMO DATA - " if demo else "") + f"primary metric against {x_axis}\n(mean over probe seeds, "
+                 "95% interval)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 0.9))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
