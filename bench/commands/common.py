@@ -11,13 +11,10 @@ from typing import Any
 
 from bench.errors import BenchError
 
-DEMO_SIZES_FALLBACK = ("tiny", "small")
-
-
 def demo_sizes() -> tuple[str, ...]:
-    from bench import config
+    from bench.config import DEMO_SIZES
 
-    return tuple(getattr(config, "DEMO_SIZES", DEMO_SIZES_FALLBACK))
+    return tuple(DEMO_SIZES)
 
 
 def add_data_root(p: argparse.ArgumentParser, demo_size: bool = True) -> None:

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.commands.common import demo_sizes
+
 CHECK_EPILOG = """examples:
   bench plugin check logmel nsynth_pitch
   bench plugin check ssl_encoders                 # every encoder a plugin registers
@@ -44,7 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="encoder option or task setting, repeatable; NAME:KEY=VALUE gives it to one NAME only")
     c.add_argument("--data-root", type=Path, default=None,
                    help="read the tasks' data from here instead of writing and reading a demo")
-    c.add_argument("--demo-size", default="tiny", choices=["tiny", "small"],
+    c.add_argument("--demo-size", default="tiny", choices=demo_sizes(),
                    help="size of the demo each task writes and reads back (default: tiny)")
     c.add_argument("--device", default="cpu", help="torch device for the encoder checks (default: cpu)")
     c.set_defaults(func=cmd_check)
