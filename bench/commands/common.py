@@ -49,6 +49,27 @@ def add_encoder_options(p: argparse.ArgumentParser) -> None:
                         "of the run, or to one as ENCODER:KEY=VALUE (-O semisupcon:label_fraction=0.05)")
 
 
+def add_protocol(p: argparse.ArgumentParser) -> None:
+    """``--protocol NAME``: the probing protocol (bench.protocols), shared by the commands that score."""
+    from bench.protocols import DEFAULT, PROTOCOLS
+
+    p.add_argument("--protocol", default=DEFAULT, choices=tuple(PROTOCOLS), metavar="NAME",
+                   help="probing protocol: " + "; ".join(f"{n}: {pr.summary.split(':')[0]}" for n, pr in
+                                                          PROTOCOLS.items())
+                   + f" (default: {DEFAULT}; docs/protocols.md has every difference)")
+
+
+def check_protocol_grid(protocol: str, grid: str | None) -> str:
+    """The probe grid to use: a grid given with a protocol that fixes lr and weight decay is refused."""
+    from bench.protocols import get
+
+    proto = get(protocol)
+    if grid is not None and not proto.uses_grid:
+        raise BenchError(f"--probe-grid {grid!r}: the {proto.name} protocol fixes the probe's learning rate and "
+                         "weight decay (as its reference code does); the grid applies to --protocol bench only")
+    return grid or "default"
+
+
 def data_roots(args: argparse.Namespace) -> Any:
     from bench.config import DataRoots
 

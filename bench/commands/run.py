@@ -7,14 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-from bench.commands.common import (add_data_root, add_device, add_encoder_options, add_progress, add_threads,
-                                   data_roots, parse_options, parse_seeds, progress_enabled)
+from bench.commands.common import (add_data_root, add_device, add_encoder_options, add_progress, add_protocol,
+                                   add_threads, check_protocol_grid, data_roots, parse_options, parse_seeds,
+                                   progress_enabled)
 
 EPILOG = """examples:
   bench run --encoder logmel --tasks all
   bench run --encoder logmel,semisupcon --tasks nsynth_pitch,gtzan --data-root ~/datasets
   bench run --encoder semisupcon -O label_fraction=0.05 -O steps=600 --tasks mtat
   bench run --encoder semisupcon --checkpoint my.safetensors --tasks all
+  bench run --encoder simclr,semisupcon --tasks all --protocol semisupcon
 """
 
 
@@ -33,9 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_device(p)
     p.add_argument("--seeds", "--probe-seeds", dest="seeds", default="0,1,2",
                    help="probe seeds, comma-separated; one record per seed (default: 0,1,2)")
-    p.add_argument("--probe-grid", default="default", metavar="GRID",
+    p.add_argument("--probe-grid", default=None, metavar="GRID",
                    help="lr x weight-decay grid chosen on validation: 'default' (lr 1e-3,3e-4 x wd 1e-6,1e-4), "
-                   "'fast' (one point, the paper's lr 3e-4 wd 1e-6: for CI) or 'lr=1e-3,3e-4;wd=1e-6,1e-4'")
+                   "'fast' (one point, the paper's lr 3e-4 wd 1e-6: for CI) or 'lr=1e-3,3e-4;wd=1e-6,1e-4' "
+                   "(protocol bench only)")
+    add_protocol(p)
     p.add_argument("--no-cache", action="store_true",
                    help="do not read or write the embedding cache (see `bench cache list`)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default: 32)")
@@ -72,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.run import RunConfig, check_option_scopes
     from bench.run import run as run_job
 
-    parse_grid(args.probe_grid)  # a bad grid is an error before any work is done
+    grid = check_protocol_grid(args.protocol, args.probe_grid)
+    parse_grid(grid)  # a bad grid is an error before any work is done
     if args.batch_size < 1:
         raise BenchError(f"--batch-size must be at least 1, got {args.batch_size}")
     encoders = plugins.encoders().resolve(args.encoder)
@@ -92,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         checkpoint=args.checkpoint,
         encoder_options=options,
-        probe_grid=args.probe_grid,
+        probe_grid=grid,
+        protocol=args.protocol,
         cache=not args.no_cache,
         progress=progress_enabled(args),
     )
