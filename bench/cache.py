@@ -566,6 +566,8 @@ WINDOWS = "windows"
 
 def _concat_windows(emb: Any, parts: Sequence[Any], dim: int) -> None:
     """Join the per-window embeddings of an extraction's chunks onto ``emb`` (when they were kept)."""
+    import numpy as np
+
     if parts and all(p.window_X is not None for p in parts):
         emb.window_X = np.concatenate([p.window_X for p in parts]).astype(np.float32, copy=False)
         emb.window_counts = np.concatenate([p.window_counts for p in parts]).astype(np.int64)
@@ -583,6 +585,8 @@ def _write_windows(folder: Path, emb: Any, dim: int) -> dict[str, Any]:
 
 def _read_windows(folder: Path, meta: dict[str, Any], emb: Any, dim: int) -> None:
     """Load and check the window table of a per-window entry onto ``emb``; CacheEntryError when it is wrong."""
+    import numpy as np
+
     counts = meta.get("window_counts")
     if not isinstance(counts, list) or len(counts) != len(emb.items):
         raise CacheEntryError("its per-window counts are missing or do not match its tracks")

@@ -290,12 +290,16 @@ class LabelSpec:
     labeled. ``required=False`` marks a default (a preset's): tasks whose data
     is absent are left out, and the trainer says and records so; with
     ``required=True`` (the user named the tasks) an absent task is an error.
+    ``label_aware_augment``: see :attr:`bench.task.Task.label_variant_transforms`.
     """
 
     tasks: tuple[str, ...] = ()
     fraction: float = 1.0
     share: float = 0.0
     required: bool = True
+    #: the labeled clips of a task skip the augmentations its labels are not invariant to
+    #: (bench.task.Task.label_variant_transforms), during pretraining
+    label_aware_augment: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", parse_names(self.tasks, "label_task"))

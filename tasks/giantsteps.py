@@ -133,6 +133,8 @@ class GiantStepsKey(Task):
     primary_metric = "weighted_score"
     metrics = ("weighted_score", "accuracy")
     probe = "linear"
+    #: a pitch shift changes the label (label-aware augmentation skips it on labeled clips)
+    label_variant_transforms = ("pitch_shift",)
     max_windows = 64
     description = (
         "GiantSteps key (24 classes): test giantsteps-key-dataset, train/valid giantsteps-mtg-key-dataset "
