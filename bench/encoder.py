@@ -377,6 +377,11 @@ class TrainableEncoder(Encoder):
             raise PluginError(f"encoder {self.name!r} is trainable but has no module")
         return self.module
 
+    def head_logits(self, embeddings: "torch.Tensor") -> "torch.Tensor | None":
+        """Logits ``[B, C]`` of a head trained with the encoder (columns: the pretraining :class:`LabelSpace`)
+        on ``embeddings [B, dim]``; such an encoder is also scored with it ("own head"). None: no head."""
+        return None
+
     def pretrain_loss(self, views: "torch.Tensor", labels: "torch.Tensor | None", labeled: "torch.Tensor",
                       model: "torch.nn.Module") -> "torch.Tensor":
         """The loss of one batch: a scalar tensor.

@@ -332,7 +332,9 @@ def make_task(name: str, protocol: str = "bench") -> Task:
 
 def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig) -> list[dict[str, Any]]:
     """Extract, probe and score one encoder on one task (clean audio); write its records."""
-    from bench import results
+    import dataclasses
+
+    from bench import own_head, results
 
     t_start = time.perf_counter()
     data = index_task(task, config.data_roots)
@@ -347,6 +349,14 @@ def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig) -> list[dict[
         log(f"[{prep.variant} x {task.name} seed {seed}] " + ", ".join(f"{k}={v:.4f}" for k, v in m.items())
             + f" ({task.primary_metric} 95% CI [{ci['lo']}, {ci['hi']}]; lr {ev.selected.lr:g}, "
             f"wd {ev.selected.weight_decay:g})")
+    own = own_head.evaluate(prep.encoder, prep.weights, task, data.classes, embs["test"], config.device)
+    if own is not None:  # an encoder trained with a head on this task is also scored with that head
+        mine = dataclasses.replace(prep, variant=f"{prep.variant} (own head)")
+        for rec in make_records(mine, data, embs, status, Evaluation(0, *own), config):
+            rec["probe"] = dict(own_head.PROBE)
+            results.write_record(rec, config.out / "records")
+            out.append(rec)
+        log(f"[{mine.variant} x {task.name}] " + ", ".join(f"{k}={v:.4f}" for k, v in own[1]["clean"].items()))
     return out
 
 
