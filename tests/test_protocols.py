@@ -258,3 +258,16 @@ def test_reference_rows_shown_beside_real_records_of_the_protocol_only(tmp_path)
     # CLMR's README rows go beside semisupcon records, on MTAT only
     text = leaderboard.render([record("a", protocol="semisupcon")], reference="clmr")
     assert "CLMR SampleCNN, MLP head (published)" in text and "0.8930" in text
+
+
+def test_cli_protocol_option(capsys, tmp_path):
+    from bench.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--encoder", "logmel", "--protocol", "nope", "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+    code = main(["run", "--encoder", "logmel", "--protocol", "semisupcon", "--probe-grid", "fast",
+                 "--out", str(tmp_path)])
+    assert code == 2 and "fixes the probe's learning rate" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["leaderboard", str(tmp_path), "--reference", "mert"])
