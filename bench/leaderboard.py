@@ -140,6 +140,7 @@ def _check_protocols(records: list[dict[str, Any]]) -> None:
 def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Long form: one row per (encoder, task, metric) with mean, std over seeds and, for the primary, the interval."""
     from bench.confidence import pooled_interval
+    from bench.protocols import of_record
 
     recs = prepare(records)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -168,6 +169,7 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "demo_data": bool(rs[0].get("demo_data")),
                 "data_fingerprint": _fingerprint(rs[0]),
                 "weights_hash": rs[0].get("weights_hash"),
+                "protocol": of_record(rs[0]),
                 "lo": None,
                 "hi": None,
                 "interval": None,
@@ -367,7 +369,7 @@ def baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
         "demo_data": all(r.get("demo_data") for r in records),
         "entries": [
             {k: _num(r[k]) for k in ("encoder", "task", "metric", "mean", "std", "lo", "hi", "n_seeds", "demo_data",
-                                     "data_fingerprint", "interval")}
+                                     "data_fingerprint", "interval", "protocol")}
             for r in rows
         ],
     }
