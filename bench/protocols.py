@@ -142,10 +142,6 @@ class Protocol:
         conf = self.probe_config(task, device, window_seconds=window_seconds)
         return conf, parse_grid(grid_spec) if self.uses_grid else [(conf.lr, conf.weight_decay)]
 
-    def needs_windows(self, task: "Task") -> bool:
-        """Whether the probe needs per-window embeddings (crop or segment training) for ``task``."""
-        return self.train_on == "crop" or self.rule(task.name).segment_seconds is not None
-
     def window_splits(self, task: "Task") -> tuple[str, ...]:
         """The splits whose per-window embeddings the probe reads."""
         if self.rule(task.name).segment_seconds is not None:
