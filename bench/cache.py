@@ -118,6 +118,7 @@ def make_key(
     window: int,
     sample_rate: int,
     transform: str | None = None,
+    per_window: bool = False,
 ) -> CacheKey:
     fields = {
         "encoder": encoder,
@@ -136,13 +137,15 @@ def make_key(
     }
     if transform is not None:  # absent for clean audio, so clean keys stay what they were
         fields["extraction"]["transform"] = transform
+    if per_window:  # an entry that also keeps every window's embedding (crop/segment probes)
+        fields["extraction"]["per_window"] = True
     # Round-trip through JSON so the stored fields compare equal to the ones read back.
     canon = json.dumps(fields, sort_keys=True, default=str)
     return CacheKey(json.loads(canon), hashlib.sha256(canon.encode()).hexdigest())
 
 
 def key_for(encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str, items: Sequence[Any],
-            data_root: Path, transform: str | None = None) -> CacheKey:
+            data_root: Path, transform: str | None = None, per_window: bool = False) -> CacheKey:
     """The key of one split of ``task`` embedded by ``encoder`` (fingerprint computed over that split)."""
     from bench.fingerprint import data_fingerprint
 
@@ -158,13 +161,18 @@ def key_for(encoder_name: str, encoder: Any, weights_hash: str, task: Any, split
         window=encoder.window,
         sample_rate=encoder.sample_rate,
         transform=transform,
+        per_window=per_window,
     )
 
 
 def embed_split(cache: "EmbeddingCache", encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str,
                 items: Sequence[Any], data_root: Path, *, device: str = "cpu", batch_size: int = 32,
-                progress: bool = True, transform: Any = None) -> tuple[Any, dict[str, Any]]:
+                progress: bool = True, transform: Any = None, windows: bool = False) -> tuple[Any, dict[str, Any]]:
     """Embeddings of one split through the cache; the run pipeline's only way to extract.
+
+    ``windows``: the entry also keeps every window's embedding (a separate
+    entry: its key says ``per_window``), for probes that train on crops or
+    segments (:mod:`bench.protocols`).
 
     Returns the :class:`bench.extract.Embeddings` and ``{"status", "key",
     "fingerprint"}`` for the record (status: hit, miss, resumed, rebuilt, off).
@@ -172,13 +180,13 @@ def embed_split(cache: "EmbeddingCache", encoder_name: str, encoder: Any, weight
     from bench import extract as ex
 
     key = key_for(encoder_name, encoder, weights_hash, task, split, items, data_root,
-                  transform=transform.id if transform is not None else None)
+                  transform=transform.id if transform is not None else None, per_window=windows)
 
     def run(sub: Sequence[Any], label: str) -> Any:
         desc = f"{encoder.name} x {task.name} [{split}{' ' + transform.id if transform else ''}]" + (
             f" {label}" if label else "")
         return ex.extract(encoder, sub, device=device, batch_size=batch_size, max_windows=task.max_windows,
-                          progress=progress, desc=desc, transform=transform)
+                          progress=progress, desc=desc, transform=transform, keep_windows=windows)
 
     emb, status = cache.get_or_extract(key, items, run, dim=encoder.dim)
     return emb, {"status": status, "key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
@@ -365,6 +373,7 @@ class EmbeddingCache:
         X = np.concatenate([p.X for p in parts]) if parts else np.zeros((0, dim), np.float32)
         emb = Embeddings(kept, X.astype(np.float32, copy=False), [s for p in parts for s in p.skipped],
                          sum(p.windows for p in parts), sum(p.seconds for p in parts))
+        _concat_windows(emb, parts, dim)
         if self._write(entry, key, emb, dim, note="entry"):
             self._remove(self.partial_dir(key))
         return emb, status
@@ -401,7 +410,10 @@ class EmbeddingCache:
             raise CacheEntryError("it lists skipped tracks that are not in the split")
         if [it.track_id for it in expected] != ids:
             raise CacheEntryError("its track ids differ from the split's tracks")
-        return Embeddings(expected, X, list(skipped), int(meta.get("windows", 0)), 0.0)
+        emb = Embeddings(expected, X, list(skipped), int(meta.get("windows", 0)), 0.0)
+        if key.fields["extraction"].get("per_window"):
+            _read_windows(folder, meta, emb, dim)
+        return emb
 
     # -- writing --------------------------------------------------------------------------------
     def _write(self, dest: Path, key: CacheKey, emb: Any, dim: int, note: str) -> bool:
@@ -410,6 +422,7 @@ class EmbeddingCache:
         try:
             tmp = self._tmp_dir(dest.name)
             _write_table(tmp / DATA, [it.track_id for it in emb.items], emb.X, dim)
+            window_meta = _write_windows(tmp, emb, dim)
             meta = {
                 "format": ENTRY_FORMAT,
                 "kind": note,
@@ -425,6 +438,7 @@ class EmbeddingCache:
                 "skipped": list(emb.skipped),
                 "extract_seconds": round(float(emb.seconds), 3),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **window_meta,
             }
             (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -613,3 +627,47 @@ def _read_table(folder: Path) -> tuple[list[str], np.ndarray]:
     except Exception as exc:  # pyarrow/datasets raise many types for damaged files
         raise CacheEntryError(f"data unreadable ({type(exc).__name__}: {exc})") from None
     return ids, X
+
+
+# -- per-window embeddings (crop and segment probes, bench.protocols) --------------------------------
+# An entry whose key says ``per_window`` holds, besides the track means, every window's embedding
+# in a second table (``windows/``: one row per window, in track order) and the window count per
+# track in ``meta.json``; checked on load like the means.
+
+WINDOWS = "windows"
+
+
+def _concat_windows(emb: Any, parts: Sequence[Any], dim: int) -> None:
+    """Join the per-window embeddings of an extraction's chunks onto ``emb`` (when they were kept)."""
+    import numpy as np
+
+    if parts and all(p.window_X is not None for p in parts):
+        emb.window_X = np.concatenate([p.window_X for p in parts]).astype(np.float32, copy=False)
+        emb.window_counts = np.concatenate([p.window_counts for p in parts]).astype(np.int64)
+
+
+def _write_windows(folder: Path, emb: Any, dim: int) -> dict[str, Any]:
+    """Write ``emb``'s window table into ``folder`` (nothing without one); the fields for ``meta.json``."""
+    if emb.window_X is None:
+        return {}
+    counts = [int(c) for c in emb.window_counts]
+    ids = [it.track_id for it, c in zip(emb.items, counts) for _ in range(c)]
+    _write_table(folder / WINDOWS, ids, emb.window_X, dim)
+    return {"window_counts": counts}
+
+
+def _read_windows(folder: Path, meta: dict[str, Any], emb: Any, dim: int) -> None:
+    """Load and check the window table of a per-window entry onto ``emb``; CacheEntryError when it is wrong."""
+    import numpy as np
+
+    counts = meta.get("window_counts")
+    if not isinstance(counts, list) or len(counts) != len(emb.items):
+        raise CacheEntryError("its per-window counts are missing or do not match its tracks")
+    ids, W = _read_table(folder / WINDOWS)
+    if W.shape[0] != sum(counts) or (W.ndim == 2 and W.shape[1] != dim) or any(c < 1 for c in counts):
+        raise CacheEntryError(f"{W.shape[0]} window rows on disk, {sum(counts)} expected")
+    if ids != [it.track_id for it, c in zip(emb.items, counts) for _ in range(c)]:
+        raise CacheEntryError("its window rows do not follow its tracks")
+    if not np.isfinite(W).all():
+        raise CacheEntryError("its window embeddings hold NaN or infinite values")
+    emb.window_X, emb.window_counts = W, np.asarray(counts, dtype=np.int64)

@@ -290,12 +290,16 @@ class LabelSpec:
     labeled. ``required=False`` marks a default (a preset's): tasks whose data
     is absent are left out, and the trainer says and records so; with
     ``required=True`` (the user named the tasks) an absent task is an error.
+    ``label_aware_augment``: see :attr:`bench.task.Task.label_variant_transforms`.
     """
 
     tasks: tuple[str, ...] = ()
     fraction: float = 1.0
     share: float = 0.0
     required: bool = True
+    #: the labeled clips of a task skip the augmentations its labels are not invariant to
+    #: (bench.task.Task.label_variant_transforms), during pretraining
+    label_aware_augment: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", parse_names(self.tasks, "label_task"))
@@ -372,6 +376,11 @@ class TrainableEncoder(Encoder):
         if self.module is None:
             raise PluginError(f"encoder {self.name!r} is trainable but has no module")
         return self.module
+
+    def head_logits(self, embeddings: "torch.Tensor") -> "torch.Tensor | None":
+        """Logits ``[B, C]`` of a head trained with the encoder (columns: the pretraining :class:`LabelSpace`)
+        on ``embeddings [B, dim]``; such an encoder is also scored with it ("own head"). None: no head."""
+        return None
 
     def pretrain_loss(self, views: "torch.Tensor", labels: "torch.Tensor | None", labeled: "torch.Tensor",
                       model: "torch.nn.Module") -> "torch.Tensor":

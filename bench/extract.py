@@ -38,6 +38,12 @@ class Embeddings:
     skipped: list[dict[str, str]] = field(default_factory=list)
     windows: int = 0
     seconds: float = 0.0
+    #: per-window embeddings ``[windows, D]`` in item order (only when asked: crop and segment probes)
+    window_X: np.ndarray | None = None
+    #: windows per item, in item order (with ``window_X``)
+    window_counts: np.ndarray | None = None
+    #: the encoder's window length in seconds (set by bench.run.embed; segment probes need it)
+    window_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,13 @@ def extract(
     progress: bool = True,
     desc: str = "extract",
     transform: AudioTransform | None = None,
+    keep_windows: bool = False,
 ) -> Embeddings:
-    """Embed ``items`` with ``encoder`` (already on ``device`` and in eval mode), after ``transform``."""
+    """Embed ``items`` with ``encoder`` (already on ``device`` and in eval mode), after ``transform``.
+
+    ``keep_windows``: also return every window's embedding (``window_X``,
+    ``window_counts``), for probes that train on crops or segments.
+    """
     import torch
 
     t0 = time.perf_counter()
@@ -96,6 +107,7 @@ def extract(
     buf: list[np.ndarray] = []
     owners: list[int] = []
     n_windows = 0
+    per_window: list[list[np.ndarray]] = []
 
     def flush() -> None:
         nonlocal buf, owners
@@ -108,6 +120,8 @@ def extract(
         emb = out.detach().float().cpu().numpy()
         for row, owner in zip(emb, np.concatenate(owners)):
             sums[owner] += row
+            if keep_windows:
+                per_window[owner].append(row)
         buf, owners = [], []
 
     bar = _progress(len(items), desc, progress)
@@ -123,6 +137,7 @@ def extract(
             idx = len(kept)
             kept.append(item)
             sums.append(np.zeros(encoder.dim, dtype=np.float64))
+            per_window.append([])
             counts.append(len(w))
             n_windows += len(w)
             buf.append(w)
@@ -134,7 +149,12 @@ def extract(
         flush()
     bar.close()
     X = (np.stack(sums) / np.asarray(counts)[:, None]).astype(np.float32) if kept else np.zeros((0, encoder.dim), np.float32)
-    return Embeddings(kept, X, skipped, n_windows, time.perf_counter() - t0)
+    out = Embeddings(kept, X, skipped, n_windows, time.perf_counter() - t0)
+    if keep_windows:
+        rows = [r for w in per_window for r in w]
+        out.window_X = np.stack(rows).astype(np.float32) if rows else np.zeros((0, encoder.dim), np.float32)
+        out.window_counts = np.asarray(counts, dtype=np.int64)
+    return out
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:

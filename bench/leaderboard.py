@@ -26,6 +26,14 @@ from different data (fingerprints differ) are refused; two versions of an
 encoder under one name (different weights or config) become separate rows
 labelled with a short hash; records of another schema version are refused; a
 (encoder, task, seed) seen twice keeps the newest record, with a warning.
+Records of different probing protocols (bench.protocols) are never put in one
+task column (refused with the records named); a table of one protocol other
+than ``bench`` says so in its title. ``reference=NAME`` adds published rows
+(bench.references), marked "(published)", unranked and never bold, only in the
+columns of real-data records of the reference's protocol.
+
+Long because one summary is written in five formats (markdown, CSV, JSON,
+HTML, PNG) under the same trust rules, and they belong together.
 """
 
 from __future__ import annotations
@@ -83,6 +91,7 @@ def prepare(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 f"version {SCHEMA_VERSION}. Re-run the benchmark, or tabulate it with the bench that wrote it."
             )
         check_record(r, r.get("_file", f"the record of {r.get('encoder')} x {r.get('task')}"))
+    _check_protocols(records)
     mixed = _mixed(records)
     variants: dict[str, set[str]] = {}
     for r in records:
@@ -120,9 +129,25 @@ def prepare(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return recs
 
 
+def _check_protocols(records: list[dict[str, Any]]) -> None:
+    """One task column, one probing protocol: scores of different protocols are not comparable."""
+    from bench.protocols import of_record
+
+    by_task: dict[str, dict[str, list[str]]] = {}
+    for r in records:
+        by_task.setdefault(r["task"], {}).setdefault(of_record(r), []).append(r.get("_file", r.get("variant", "?")))
+    mixed = {t: p for t, p in by_task.items() if len(p) > 1}
+    if mixed:
+        detail = "; ".join(f"{t}: " + ", ".join(f"{proto} ({', '.join(files[:2])})" for proto, files in p.items())
+                           for t, p in sorted(mixed.items()))
+        raise BenchError(f"records of different probing protocols in one task column ({detail}). A score depends "
+                         "on its protocol: tabulate each protocol's records on their own.")
+
+
 def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Long form: one row per (encoder, task, metric) with mean, std over seeds and, for the primary, the interval."""
     from bench.confidence import pooled_interval
+    from bench.protocols import of_record
 
     recs = prepare(records)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -154,6 +179,7 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "demo_data": bool(rs[0].get("demo_data")),
                 "data_fingerprint": _fingerprint(rs[0]),
                 "weights_hash": rs[0].get("weights_hash"),
+                "protocol": of_record(rs[0]),
                 "lo": None,
                 "hi": None,
                 "interval": None,
@@ -225,6 +251,11 @@ def title(records: list[dict[str, Any]]) -> str:
     seeds = sorted({r["seed"] for r in records})
     head = "Leaderboard: " + ", ".join(f"{t} = {m}" for t, m in sorted(metrics.items()))
     head += f" (mean over probe seeds {seeds}, [95% interval])"
+    from bench.protocols import of_record
+
+    protos = sorted({of_record(r) for r in records})
+    if protos != ["bench"]:
+        head += f"; probing protocol {', '.join(protos)}"
     if all(r.get("demo_data") for r in records):
         head = DEMO_NOTE + "\n" + head
     elif _mixed(records):
@@ -250,12 +281,16 @@ def _display(df, bold: str) -> tuple[list[str], list[list[str]]]:
     """Headers and formatted cells (primary = 'mean [lo, hi]'); ``bold`` wraps the best, e.g. '**{}**'."""
     primary = [c for c in df.columns if f"{c} lo" in df.columns]
     shown = [c for c in df.columns if not (c.endswith(" lo") or c.endswith(" hi")) or c[:-3] not in primary]
+    from bench.references import is_published
+
     undefined = {tuple(u) for u in df.attrs.get("undefined", ())}
-    # the best of a column among the rows of one condition (clean rows compete with clean rows only)
+    # the best of a column among the measured rows of one condition (clean rows compete with clean rows
+    # only; published rows are never marked best)
     cond = df.attrs.get("conditions", {})
     groups: dict[str, list[Any]] = {}
     for enc in df.index:
-        groups.setdefault(cond.get(enc, CLEAN), []).append(enc)
+        if not is_published(enc):
+            groups.setdefault(cond.get(enc, CLEAN), []).append(enc)
     best: dict[tuple[str, str], float] = {}
     for g, members in groups.items():
         for c in shown:
@@ -274,7 +309,7 @@ def _display(df, bold: str) -> tuple[list[str], list[list[str]]]:
             text = f"{v:.2f}" if c == RANK_COL else f"{v:.4f}"
             if c in primary and not math.isnan(row[f"{c} lo"]):
                 text += f" [{row[f'{c} lo']:.4f}, {row[f'{c} hi']:.4f}]"
-            if (g, c) in best and abs(v - best[(g, c)]) < 1e-12 and len(groups[g]) > 1:
+            if not is_published(enc) and (g, c) in best and abs(v - best[(g, c)]) < 1e-12 and len(groups[g]) > 1:
                 text = bold.format(text)
             out.append(text)
         cells.append(out)
@@ -323,7 +358,7 @@ def chart_png(rows: list[dict[str, Any]], demo: bool) -> bytes:
     return buf.getvalue()
 
 
-def to_html(records: list[dict[str, Any]], df, rows: list[dict[str, Any]], png: bytes) -> str:
+def to_html(records: list[dict[str, Any]], df, rows: list[dict[str, Any]], png: bytes, note: str = "") -> str:
     headers, cells = _display(df, "<b>{}</b>")
     demo = all(r.get("demo_data") for r in records)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
@@ -340,7 +375,7 @@ td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}td:first-child,th
 .demo{{background:#fff3cd;border:1px solid #e0c060;padding:8px;font-weight:bold}}</style></head>
 <body><h1>bench leaderboard</h1>{banner}<p>{title_lines}</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<p>{html.escape(_notes(rows))}</p>
+<p>{html.escape(_notes(rows) + note)}</p>
 <img alt="primary metric per task and encoder with 95% intervals" src="data:image/png;base64,{img}">
 <p>{len(records)} record(s).</p></body></html>
 """
@@ -376,7 +411,7 @@ def baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
         # ("clean" for the test split as is), so `bench compare` gates each condition on its own
         "entries": [
             {**{k: _num(r[k]) for k in ("task", "metric", "mean", "std", "lo", "hi", "n_seeds", "demo_data",
-                                        "data_fingerprint", "interval")},
+                                        "data_fingerprint", "interval", "protocol")},
              "encoder": r["variant"], "condition": r["condition"]}
             for r in rows
         ],
@@ -392,15 +427,27 @@ def _num(v: Any) -> Any:
 # -- files ---------------------------------------------------------------------------------------------
 
 
-def write(records: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
+def with_reference(records: list[dict[str, Any]], df, reference: str | None) -> tuple[Any, str]:
+    """``df`` with the published rows of ``reference`` where they may stand, and the note saying what was shown."""
+    if not reference:
+        return df, ""
+    from bench import references
+
+    ref = references.get(reference)
+    tasks, refused = references.eligible_tasks(ref, records)
+    primary = {r["task"]: r["primary_metric"] for r in records}
+    return references.add_rows(df, ref, tasks, primary), " " + references.notes(ref, tasks, refused)
+
+
+def write(records: list[dict[str, Any]], out_dir: Path, reference: str | None = None) -> dict[str, Path]:
     """Write leaderboard .md/.csv/.json/.html/.png into ``out_dir`` and return their paths."""
     rows = summary(records)
-    df = _wide(rows)
+    df, ref_note = with_reference(records, _wide(rows), reference)
     out_dir.mkdir(parents=True, exist_ok=True)
     head = title(records)
     files: dict[str, Path] = {}
     md = out_dir / "leaderboard.md"
-    md.write_text(head + "\n\n" + to_markdown(df) + "\n\n" + _notes(rows) + "\n")
+    md.write_text(head + "\n\n" + to_markdown(df) + "\n\n" + _notes(rows) + ref_note + "\n")
     files["markdown"] = md
     csv = out_dir / "leaderboard.csv"
     _csv_cells(df).to_csv(csv)
@@ -409,7 +456,7 @@ def write(records: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     doc = baseline(records)
     doc.update({
         "title": head,
-        "notes": _notes(rows),
+        "notes": _notes(rows) + ref_note,
         "rows": json.loads(df.reset_index().to_json(orient="records")),
         "summary": [{k: _num(v) for k, v in r.items()} for r in rows],
     })
@@ -419,7 +466,7 @@ def write(records: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     (out_dir / "leaderboard.png").write_bytes(png)
     files["png"] = out_dir / "leaderboard.png"
     page = out_dir / "leaderboard.html"
-    page.write_text(to_html(records, df, rows, png))
+    page.write_text(to_html(records, df, rows, png, ref_note))
     files["html"] = page
     return files
 
@@ -433,6 +480,7 @@ def _csv_cells(df):
     return cells
 
 
-def render(records: list[dict[str, Any]]) -> str:
+def render(records: list[dict[str, Any]], reference: str | None = None) -> str:
     rows = summary(records)
-    return title(records) + "\n\n" + to_markdown(_wide(rows)) + "\n\n" + _notes(rows)
+    df, ref_note = with_reference(records, _wide(rows), reference)
+    return title(records) + "\n\n" + to_markdown(df) + "\n\n" + _notes(rows) + ref_note

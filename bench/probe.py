@@ -1,9 +1,14 @@
-"""Probe stage: a small classifier trained on frozen track embeddings.
+"""Probe stage: a small classifier trained on frozen embeddings.
 
-Protocol (method.md): features standardised with the train split's mean and
-std; a linear head or an MLP (one hidden layer of 512, ReLU); Adam, batch 64;
-cross-entropy for multiclass, BCE for multilabel; early stopping on the
-validation loss, and the best-on-validation weights are the ones tested.
+Protocol ``bench`` (the defaults of :class:`ProbeConfig`; method.md): track-mean
+features standardised with the train split's mean and std; a linear head or an
+MLP (one hidden layer of 512, ReLU); Adam, batch 64; cross-entropy for
+multiclass, BCE for multilabel; early stopping on the validation loss, and the
+best-on-validation weights are the ones tested. The other protocols
+(:mod:`bench.protocols`) change the fields: no standardisation, heads without
+bias, dropout, crop or segment training (:mod:`bench.probe_data`), tracks drawn
+with replacement, a validation metric instead of the loss as the stopping and
+checkpoint criterion, and a plateau learning-rate schedule.
 
 On top of the paper's single point (lr 3e-4, weight decay 1e-6) a small grid
 of learning rate x weight decay is tried and the point with the best
@@ -13,12 +18,13 @@ choice must be made on validation, never on test. ``fast`` is the one-point
 grid of the paper protocol (for CI and smoke runs).
 
 Determinism: for a given seed, config and machine the result is bit-identical
-(the seed drives initialisation and batch order through private generators;
-the global torch RNG is left as it was). Speed: all tensors live on the chosen
-device, batches are index slices of device tensors (no per-batch numpy), Adam
-is the fused kernel when the build has it, and on CPU training runs on one
-thread by default: for batch-64 matrices the thread hand-off costs more than it
-saves, and on a shared machine OpenMP spinning makes it 10-20x slower.
+(the seed drives initialisation, batch order, crops and dropout through private
+generators or a forked RNG; the global torch RNG is left as it was). Speed: all
+tensors live on the chosen device, batches are index slices of device tensors
+(no per-batch numpy), Adam is the fused kernel when the build has it, and on
+CPU training runs on one thread by default: for batch-64 matrices the thread
+hand-off costs more than it saves, and on a shared machine OpenMP spinning
+makes it 10-20x slower.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+
+from bench.probe_data import ProbeData
 
 #: named lr x weight-decay grids; "fast" is the paper's single point
 GRIDS: dict[str, list[tuple[float, float]]] = {
@@ -49,6 +57,25 @@ class ProbeConfig:
     device: str = "cpu"
     #: torch threads while training on CPU (None: leave torch's setting)
     cpu_threads: int | None = 1
+    #: standardise features with the train split's mean and std
+    standardise: bool = True
+    #: biases in the head's linear layers
+    bias: bool = True
+    #: dropout after the hidden layer's ReLU (MLP only)
+    dropout: float = 0.0
+    #: "track" (track means), "crop" (one random window per track per epoch), "segments" (bench.probe_data)
+    train_on: str = "track"
+    #: windows per segment (train_on="segments")
+    segment: int | None = None
+    #: each epoch draws N examples with replacement (else a permutation)
+    replacement: bool = False
+    #: drop the last partial batch of an epoch (kept when the epoch has no full batch)
+    drop_last: bool = False
+    #: stop and checkpoint on this validation metric (higher is better); "" = the validation loss
+    monitor: str = ""
+    #: ReduceLROnPlateau patience on the monitored value (None: constant learning rate)
+    plateau_patience: int | None = None
+    plateau_factor: float = 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,32 +145,6 @@ def targets(labels: list, n_classes: int, kind: str) -> np.ndarray:
     return y
 
 
-class _Data:
-    """Standardised splits as tensors on the device, prepared once for every grid point."""
-
-    def __init__(self, X_train, y_train, X_valid, y_valid, X_test, device: str,
-                 extra_tests: dict[str, np.ndarray] | None = None) -> None:
-        import torch
-
-        if len(X_train) == 0 or len(X_valid) == 0:
-            raise ValueError("the probe needs at least one train and one validation track")
-        X_train = np.asarray(X_train, dtype=np.float64)
-        mean = X_train.mean(axis=0, keepdims=True)
-        std = X_train.std(axis=0, keepdims=True)
-        std[std < 1e-8] = 1.0
-        self.dev = torch.device(device)
-
-        def prep(X: np.ndarray) -> "torch.Tensor":
-            return torch.from_numpy(((np.asarray(X, dtype=np.float64) - mean) / std).astype(np.float32)).to(self.dev)
-
-        self.xtr, self.xva, self.xte = prep(X_train), prep(X_valid), prep(X_test)
-        # further test sets are standardised with the train statistics, like the test split
-        self.extra = {name: prep(X) for name, X in (extra_tests or {}).items()}
-        self.ytr = torch.from_numpy(np.asarray(y_train)).to(self.dev)
-        self.yva = torch.from_numpy(np.asarray(y_valid)).to(self.dev)
-        self.dim = X_train.shape[1]
-
-
 def _threads(config: ProbeConfig):
     """Context manager: one torch thread on CPU while training (see module doc)."""
     import contextlib
@@ -165,7 +166,32 @@ def _threads(config: ProbeConfig):
     return ctx()
 
 
-def _fit(data: _Data, *, kind: str, n_classes: int, config: ProbeConfig, seed: int) -> ProbeResult:
+def _head(config: ProbeConfig, dim: int, n_classes: int):
+    from torch import nn
+
+    if config.head == "linear":
+        return nn.Linear(dim, n_classes, bias=config.bias)
+    if config.head == "mlp":
+        layers = [nn.Linear(dim, config.hidden, bias=config.bias), nn.ReLU()]
+        if config.dropout > 0:  # after the ReLU, as MARBLE's prober does
+            layers.append(nn.Dropout(config.dropout))
+        return nn.Sequential(*layers, nn.Linear(config.hidden, n_classes, bias=config.bias))
+    raise ValueError(f"unknown probe head {config.head!r}; use 'linear' or 'mlp'")
+
+
+def _batches(n: int, config: ProbeConfig, gen) -> list:
+    """The index batches of one epoch: a permutation, or n draws with replacement; last partial batch dropped
+    when asked (unless the epoch has no full batch: a split smaller than a batch still trains)."""
+    import torch
+
+    order = torch.randint(n, (n,), generator=gen) if config.replacement else torch.randperm(n, generator=gen)
+    stop = n - n % config.batch_size if config.drop_last and n >= config.batch_size else n
+    return [order[i : i + config.batch_size] for i in range(0, stop, config.batch_size)]
+
+
+def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, seed: int,
+         score_fn: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None,
+         y_valid: np.ndarray | None = None) -> ProbeResult:
     import torch
     from torch import nn
 
@@ -173,48 +199,66 @@ def _fit(data: _Data, *, kind: str, n_classes: int, config: ProbeConfig, seed: i
     dev = data.dev
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(seed)
-        if config.head == "linear":
-            model = nn.Linear(data.dim, n_classes)
-        elif config.head == "mlp":
-            model = nn.Sequential(nn.Linear(data.dim, config.hidden), nn.ReLU(), nn.Linear(config.hidden, n_classes))
-        else:
-            raise ValueError(f"unknown probe head {config.head!r}; use 'linear' or 'mlp'")
-    model.to(dev)
-    loss_fn = nn.CrossEntropyLoss() if kind == "multiclass" else nn.BCEWithLogitsLoss()
-    try:
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    except (RuntimeError, TypeError):  # no fused kernel for this device/build
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    # Batch order from a private CPU generator: the same on every device for a seed.
-    gen = torch.Generator().manual_seed(seed)
-    n = len(data.xtr)
-    best_loss, best_epoch, best_state = float("inf"), 0, None
-    epoch = 0
-    for epoch in range(1, config.max_epochs + 1):
-        model.train()
-        order = torch.randperm(n, generator=gen).to(dev)
-        for start in range(0, n, config.batch_size):
-            idx = order[start : start + config.batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(data.xtr[idx]), data.ytr[idx])
-            loss.backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            vloss = float(loss_fn(model(data.xva), data.yva))
-        if not math.isfinite(vloss):
-            break  # diverged (lr too high for this encoder): keep the best epoch so far
-        if vloss < best_loss - 1e-6:
-            best_loss, best_epoch = vloss, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif epoch - best_epoch >= config.patience:
-            break
+        model = _head(config, data.dim, n_classes)
+        model.to(dev)
+        loss_fn = nn.CrossEntropyLoss() if kind == "multiclass" else nn.BCEWithLogitsLoss()
+        try:
+            opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+        except (RuntimeError, TypeError):  # no fused kernel for this device/build
+            opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        by_metric = bool(config.monitor)
+        if by_metric and (score_fn is None or y_valid is None):
+            raise ValueError(f"monitor {config.monitor!r} needs the task's scorer and the validation labels")
+        sched = None
+        if config.plateau_patience is not None:
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max" if by_metric else "min",
+                                                               factor=config.plateau_factor,
+                                                               patience=config.plateau_patience)
+        # batch order and crops from private CPU generators: the same on every device for a seed
+        gen = torch.Generator().manual_seed(seed)
+        vgen = torch.Generator().manual_seed(seed + 0x5EED)
+        n = data.n_train()
+        best_loss, best_value, best_epoch, best_state = float("inf"), -math.inf, 0, None
+        epoch = 0
+        for epoch in range(1, config.max_epochs + 1):
+            model.train()
+            for idx in _batches(n, config, gen):
+                crop_u = torch.rand(len(idx), generator=gen, dtype=torch.float64) if data.mode == "crop" else None
+                x, y = data.train_batch(idx.to(dev), crop_u)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                if data.mode == "crop":
+                    vlogits = model(data.valid_inputs(vgen))
+                else:
+                    vlogits = data.track_logits(model, "valid")
+                vloss = float(loss_fn(vlogits, data.yva))
+                value = vloss
+                if by_metric:
+                    vs = torch.sigmoid(vlogits) if kind == "multilabel" else vlogits
+                    value = float(score_fn(y_valid, vs.cpu().numpy()).get(config.monitor, float("nan")))
+            if not math.isfinite(vloss):
+                break  # diverged (lr too high for this encoder): keep the best epoch so far
+            if sched is not None and math.isfinite(value):
+                sched.step(value)
+            improved = (math.isfinite(value) and value > best_value) if by_metric else vloss < best_loss - 1e-6
+            if improved:
+                best_loss, best_epoch = vloss, epoch
+                best_value = value if by_metric else best_value
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif epoch - best_epoch >= config.patience:
+                break
     if best_state is not None:
         model.load_state_dict(best_state)
+    else:  # no epoch improved (e.g. an undefined validation metric throughout): the last weights
+        best_epoch = epoch
     model.eval()
     with torch.no_grad():
-        out, vout = model(data.xte), model(data.xva)
-        extra = {name: model(x) for name, x in data.extra.items()}
+        out, vout = data.track_logits(model, "test"), data.track_logits(model, "valid")
+        extra = {name: data.track_logits(model, f"extra:{name}") for name in data.extra}
         if kind == "multilabel":
             out, vout = torch.sigmoid(out), torch.sigmoid(vout)
             extra = {name: torch.sigmoid(v) for name, v in extra.items()}
@@ -240,11 +284,18 @@ def train_probe(
     n_classes: int,
     config: ProbeConfig,
     seed: int = 0,
+    score_fn: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None,
 ) -> ProbeResult:
-    """Train one probe at ``config``'s lr and weight decay; test the best-on-validation weights."""
+    """Train one probe at ``config``'s lr and weight decay; test the best-on-validation weights.
+
+    Splits are ``[N, D]`` track embeddings, or :class:`bench.probe_data.WindowSet`
+    where the config trains on crops or segments. ``score_fn`` (the task's
+    scorer) is needed when ``config.monitor`` names a validation metric.
+    """
     with _threads(config):
-        data = _Data(X_train, y_train, X_valid, y_valid, X_test, config.device)
-        return _fit(data, kind=kind, n_classes=n_classes, config=config, seed=seed)
+        data = ProbeData(X_train, y_train, X_valid, y_valid, X_test, config)
+        return _fit(data, kind=kind, n_classes=n_classes, config=config, seed=seed, score_fn=score_fn,
+                    y_valid=y_valid)
 
 
 def select_probe(
@@ -279,10 +330,11 @@ def select_probe(
     rows: list[dict[str, Any]] = []
     best: tuple[tuple[float, float], float, float, ProbeResult] | None = None  # (rank, lr, wd, result)
     with _threads(config):
-        data = _Data(X_train, y_train, X_valid, y_valid, X_test, config.device, extra_tests)
+        data = ProbeData(X_train, y_train, X_valid, y_valid, X_test, config, extra_tests)
         for lr, wd in grid:
             conf = dataclasses.replace(config, lr=lr, weight_decay=wd)
-            res = _fit(data, kind=kind, n_classes=n_classes, config=conf, seed=seed)
+            res = _fit(data, kind=kind, n_classes=n_classes, config=conf, seed=seed, score_fn=score_fn,
+                       y_valid=y_valid)
             vscore = float("nan")
             if score_fn is not None and metric:
                 vscore = float(score_fn(y_valid, res.valid_scores).get(metric, float("nan")))

@@ -59,6 +59,8 @@ class RunConfig:
     cache: bool = True
     #: row label per encoder name, overriding the one made from its options (bench sweep names its variants)
     variants: dict[str, str] = field(default_factory=dict)
+    #: probing protocol (bench.protocols): probe config and task settings; part of every record
+    protocol: str = "bench"
 
 
 @dataclass
@@ -211,12 +213,17 @@ def embed(prep: PreparedEncoder, data: TaskData, config: RunConfig, splits: tupl
     """Embeddings of ``splits`` through the cache (after ``transform``, when given) and each split's cache status."""
     from bench import cache as embcache
 
+    from bench import protocols
+
     store = embcache.EmbeddingCache.open(enabled=config.cache)
+    per_window = protocols.get(config.protocol).window_splits(data.task)
     embs, status = {}, {}
     for s in splits:
         embs[s], status[s] = embcache.embed_split(
             store, prep.entry.name, prep.encoder, prep.weights_hash, data.task, s, data.splits[s].items, data.root,
-            device=config.device, batch_size=config.batch_size, progress=config.progress, transform=transform)
+            device=config.device, batch_size=config.batch_size, progress=config.progress, transform=transform,
+            windows=s in per_window)
+        embs[s].window_seconds = prep.encoder.window / prep.encoder.sample_rate
         if embs[s].skipped:
             log(f"[{data.task.name}] skipped {len(embs[s].skipped)} unreadable file(s) in {s}"
                 + (f" ({transform.id})" if transform else "") + ":")
@@ -230,16 +237,19 @@ def embed(prep: PreparedEncoder, data: TaskData, config: RunConfig, splits: tupl
 def evaluate(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, seed: int,
              conditions: dict[str, Embeddings] | None = None) -> Evaluation:
     """Fit the probe of one seed on train/valid and score the test split and every condition's test set."""
-    from bench import confidence
-    from bench.probe import ProbeConfig, parse_grid, select_probe, targets
+    from bench import confidence, protocols
+    from bench.probe import select_probe, targets
+    from bench.probe_data import probe_input
 
     task, n = data.task, len(data.classes)
     y = {s: targets([it.label for it in embs[s].items], n, task.kind) for s in SPLITS}
     conditions = conditions or {}
-    sel = select_probe(embs["train"].X, y["train"], embs["valid"].X, y["valid"], embs["test"].X,
-                       kind=task.kind, n_classes=n, config=ProbeConfig(head=task.probe, device=config.device),
-                       grid=parse_grid(config.probe_grid), seed=seed, score_fn=task.score,
-                       metric=task.primary_metric, extra_tests={c: e.X for c, e in conditions.items()})
+    pconf, grid = protocols.get(config.protocol).probe_plan(task, config.device, config.probe_grid,
+                                                            embs["train"].window_seconds)
+    sel = select_probe(probe_input(embs["train"]), y["train"], probe_input(embs["valid"]), y["valid"],
+                       probe_input(embs["test"]), kind=task.kind, n_classes=n, config=pconf,
+                       grid=grid, seed=seed, score_fn=task.score,
+                       metric=task.primary_metric, extra_tests={c: probe_input(e) for c, e in conditions.items()})
     scores = {"clean": (y["test"], sel.result.test_scores)}
     for cond, e in conditions.items():
         scores[cond] = (targets([it.label for it in e.items], n, task.kind), sel.result.extra_scores[cond])
@@ -252,12 +262,12 @@ def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddin
                  status: dict[str, dict[str, Any]], ev: Evaluation, config: RunConfig,
                  conditions: dict[str, Embeddings] | None = None, seconds: float = 0.0) -> list[dict[str, Any]]:
     """One record per condition of one evaluation (the clean test split first)."""
-    from bench import results
-    from bench.probe import ProbeConfig
+    from bench import protocols, results
 
     conditions = conditions or {}
     task, res, sel = data.task, ev.selected.result, ev.selected
-    probe_conf = ProbeConfig(head=task.probe, device=config.device)
+    proto = protocols.get(config.protocol)
+    probe_conf, _ = proto.probe_plan(task, config.device, config.probe_grid, embs["train"].window_seconds)
     out = []
     for cond, metrics in ev.metrics.items():
         test = embs["test"] if cond == "clean" else conditions[cond]
@@ -265,6 +275,7 @@ def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddin
             encoder=prep.entry.name,
             variant=prep.variant,
             condition=cond,
+            protocol=proto.name,
             task=task.name,
             seed=ev.seed,
             primary_metric=task.primary_metric,
@@ -293,7 +304,8 @@ def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddin
             cache={s: status[s]["status"] for s in SPLITS},
             probe={**probe_conf.to_dict(), "lr": sel.lr, "weight_decay": sel.weight_decay,
                    "best_epoch": res.best_epoch, "epochs": res.epochs, "valid_loss": res.valid_loss,
-                   "grid_spec": config.probe_grid, "selection_metric": sel.selection_metric, "grid": sel.grid},
+                   "grid_spec": config.probe_grid if proto.uses_grid else f"protocol {proto.name}: one point",
+                   "selection_metric": sel.selection_metric, "grid": sel.grid},
             device=config.device,
             plugins={
                 "encoder": {"name": prep.entry.name, "plugin": prep.entry.plugin.name,
@@ -308,9 +320,21 @@ def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddin
     return out
 
 
+def make_task(name: str, protocol: str = "bench") -> Task:
+    """Task ``name`` with the settings the protocol gives it (bench.protocols)."""
+    from bench import protocols
+
+    entry = plugins.tasks().get(name)
+    task = entry.create()
+    settings = protocols.get(protocol).task_settings(task)
+    return entry.create(**settings) if settings else task
+
+
 def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig) -> list[dict[str, Any]]:
     """Extract, probe and score one encoder on one task (clean audio); write its records."""
-    from bench import results
+    import dataclasses
+
+    from bench import own_head, results
 
     t_start = time.perf_counter()
     data = index_task(task, config.data_roots)
@@ -325,6 +349,14 @@ def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig) -> list[dict[
         log(f"[{prep.variant} x {task.name} seed {seed}] " + ", ".join(f"{k}={v:.4f}" for k, v in m.items())
             + f" ({task.primary_metric} 95% CI [{ci['lo']}, {ci['hi']}]; lr {ev.selected.lr:g}, "
             f"wd {ev.selected.weight_decay:g})")
+    own = own_head.evaluate(prep.encoder, prep.weights, task, data.classes, embs["test"], config.device)
+    if own is not None:  # an encoder trained with a head on this task is also scored with that head
+        mine = dataclasses.replace(prep, variant=f"{prep.variant} (own head)")
+        for rec in make_records(mine, data, embs, status, Evaluation(0, *own), config):
+            rec["probe"] = dict(own_head.PROBE)
+            results.write_record(rec, config.out / "records")
+            out.append(rec)
+        log(f"[{mine.variant} x {task.name}] " + ", ".join(f"{k}={v:.4f}" for k, v in own[1]["clean"].items()))
     return out
 
 
@@ -354,7 +386,7 @@ def run(config: RunConfig) -> RunOutcome:
     failures: list[str] = []
     task_objs: dict[str, Task] = {}
     for tname in config.tasks:
-        task = guarded(f"task {tname}", failures, config.out, lambda n=tname: plugins.tasks().get(n).create())
+        task = guarded(f"task {tname}", failures, config.out, make_task, tname, config.protocol)
         if task is not None:
             task_objs[tname] = task
     for ename in config.encoders:

@@ -108,6 +108,12 @@ class Task:
     probe: str = "mlp"
     #: at most this many windows per track are embedded and mean-pooled
     max_windows: int = 64
+    #: augmentation transforms this task's labels are NOT invariant to (names of
+    #: ``bench.augment.TRANSFORMS``: gain, polarity, noise, filter, pitch_shift, delay). A pitch
+    #: shifted C4 note is no longer a C4, so a pitch task declares ``("pitch_shift",)``. With the
+    #: encoder option ``label_aware_augment=true`` the labeled clips of this task skip these
+    #: transforms during pretraining (unlabeled clips and other tasks' clips keep them).
+    label_variant_transforms: tuple[str, ...] = ()
     description: str = ""
     #: where the data comes from, shown when the data root is missing or wrong
     download_help: str = ""

@@ -54,13 +54,17 @@ class SampleCNNEncoder(Encoder):
     #: per preset: objective defaults of this encoder (over objective_defaults; options win)
     preset_objective: dict[str, dict[str, Any]] = {}
     head_kind: str | None = "projection"
+    #: encoder options kept in the objective (and so in config()) only when set to a non-default
+    #: value, so that adding them left every earlier checkpoint key as it was
+    optional_objective: dict[str, Any] = {}
 
     def __init__(self, preset: str = "demo", checkpoint: str | None = None, seed: int = 123, **options: Any) -> None:
+        extra = {k: options.pop(k) for k in list(options) if k in self.optional_objective}
         unknown = sorted(set(options) - set(self.objective_defaults))
         if unknown:
             import difflib
 
-            known = ["preset", "checkpoint", "seed", *sorted(self.objective_defaults)]
+            known = ["preset", "checkpoint", "seed", *sorted(self.objective_defaults), *sorted(self.optional_objective)]
             candidates = known + [k for k in Recipe.keys() if k not in known]  # a misspelled recipe key too
             hints = "".join(f" Did you mean {c[0]!r} for {u!r}?" for u in unknown
                             for c in [difflib.get_close_matches(u, candidates, n=1)] if c)
@@ -77,6 +81,12 @@ class SampleCNNEncoder(Encoder):
             raise PluginError(f"encoder {self.name!r}: seed={seed!r} is not a whole number") from None
         self.objective = {**self.objective_defaults, **self.preset_objective.get(preset, {}),
                           **{k: v for k, v in options.items() if k in self.objective_defaults}}
+        for key, value in extra.items():
+            value = _optional_value(self.name, key, value, self.optional_objective[key])
+            if not isinstance(value, bool) and isinstance(value, str):
+                value = value.strip().lower()
+            if value != self.optional_objective[key]:
+                self.objective[key] = value
         #: the labeled tasks were named by the user (an absent one is an error), not a preset default
         self.label_task_given = "label_task" in options
         if self.objective.get("label_task"):  # one spelling per set of tasks: "mtat, gtzan" -> "mtat,gtzan"
@@ -117,7 +127,8 @@ class SampleCNNEncoder(Encoder):
         {...}}``), so the base's default is overridden.
         """
         out = {k: config[k] for k in ("preset", "seed") if k in config}
-        out.update({k: v for k, v in (config.get("objective") or {}).items() if k in cls.objective_defaults})
+        out.update({k: v for k, v in (config.get("objective") or {}).items()
+                    if k in cls.objective_defaults or k in cls.optional_objective})
         return out
 
     # -- contract ------------------------------------------------------------
@@ -157,7 +168,8 @@ class TrainableSampleCNN(SampleCNNEncoder, TrainableEncoder):
         o = self.objective
         return LabelSpec(tasks=parse_names(o.get("label_task"), "label_task"),
                          fraction=float(o.get("label_fraction", 1.0)), share=float(o.get("labeled_share", 0.0)),
-                         required=self.label_task_given)
+                         required=self.label_task_given,
+                         label_aware_augment=bool(o.get("label_aware_augment", False)))
 
 
 class _ContrastiveEncoder(TrainableSampleCNN):
@@ -203,6 +215,9 @@ class SemiSupConEncoder(_ContrastiveEncoder):
     }
     # the same labeled pool as the supervised baseline of the same preset (a fair comparison)
     preset_objective = {"demo": {"label_task": DEMO_LABEL_TASKS}}
+    #: label_aware_augment: the labeled clips of a task skip the transforms its labels are not
+    #: invariant to (Task.label_variant_transforms: pitch shift for pitch and key); docs/protocols.md
+    optional_objective = {"label_aware_augment": False}
 
 
 class SimCLREncoder(_ContrastiveEncoder):
@@ -228,6 +243,27 @@ class SupervisedEncoder(TrainableSampleCNN):
     # the 3-minute budget; lr 1e-3 (the contrastive demo runs use 3e-4)
     preset_recipe = {"demo": {"steps": 800, "lr": 1e-3}}
     head_kind = None
+    #: recipe_preset=official: the official code's supervised baseline recipe (config/finetuning/from_scratch/
+    #: train_MTAT.yaml: Adam 3e-4, weight decay 1e-6, batch 64, one crop, no augmentation); the step count
+    #: stays the preset's (the official early stopping on the valid split is not implemented:
+    #: docs/protocols.md). label_aware_augment matters only with -O augment=true.
+    optional_objective = {"recipe_preset": "bench", "label_aware_augment": False}
+    RECIPE_PRESETS: dict[str, dict[str, Any]] = {
+        "bench": {},
+        "official": {"lr": 3e-4, "weight_decay": 1e-6, "batch_size": 64, "views": 1, "augment": False},
+    }
+
+    def _check_objective(self) -> None:
+        super()._check_objective()
+        name = self.objective.get("recipe_preset", "bench")
+        if name not in self.RECIPE_PRESETS:
+            raise PluginError(f"encoder 'supervised': recipe_preset={name!r}; use one of "
+                              f"{', '.join(self.RECIPE_PRESETS)}")
+
+    def recipe(self) -> Recipe:
+        """The preset's recipe, with the official baseline's values when ``recipe_preset=official``."""
+        base = super().recipe()
+        return base.replace(**self.RECIPE_PRESETS[self.objective.get("recipe_preset", "bench")])
 
     def setup_pretraining(self, labels: LabelSpace) -> None:
         """Build the linear head for the label space (its parameters train with the backbone)."""
@@ -248,6 +284,11 @@ class SupervisedEncoder(TrainableSampleCNN):
                 torch.manual_seed(self.seed + 1)
                 self.module.head = torch.nn.Linear(self.dim, num_classes)
             self.module.head.to(next(self.module.encoder.parameters()).device)
+
+    def head_logits(self, embeddings):
+        """The trained linear head on embeddings (the official baseline's test: its head on the mean embedding)."""
+        head = self.module.head
+        return head(embeddings) if head is not None else None
 
     def load_state_dict(self, state):
         import torch
@@ -271,6 +312,17 @@ class SupervisedEncoder(TrainableSampleCNN):
             raise PluginError("encoder 'supervised' trains on labeled clips only (labeled_share must be 1.0)")
         logits = model(views.reshape(b * n, t))
         return supervised_loss(logits, labels.repeat_interleave(n, dim=0), space.kind, space.groups or None)
+
+
+def _optional_value(encoder: str, key: str, value: Any, default: Any) -> Any:
+    """An optional objective value of the default's type (booleans from text too); PluginError naming it."""
+    if isinstance(default, bool):
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        if isinstance(value, bool):
+            return value
+        raise PluginError(f"encoder {encoder!r}: {key}={value!r} must be true or false")
+    return value
 
 
 class RandomEncoder(SampleCNNEncoder):

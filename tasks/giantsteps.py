@@ -14,7 +14,10 @@ split by artist: tracks that share an artist (also through a multi-artist
 credit such as ``A, B``) form one group, and a group goes to valid when a
 stable hash (SHA-1) of its normalised artist name falls below
 ``valid_fraction`` (0.2), so no artist is on both sides and the split is the
-same on every machine.
+same on every machine. Setting ``valid_split="track"`` splits by track
+instead (a stable hash of the track ID below ``valid_fraction``): the
+official SemiSupCon code draws a random 85/15 split per track
+(``--protocol semisupcon``, docs/protocols.md).
 
 Long tracks: the harness embeds up to ``max_windows`` (64) non-overlapping
 windows spread over the track and the track embedding is the mean of the
@@ -134,6 +137,8 @@ class GiantStepsKey(Task):
     primary_metric = "weighted_score"
     metrics = ("weighted_score", "accuracy")
     probe = "linear"
+    #: a pitch shift changes the label (label-aware augmentation skips it on labeled clips)
+    label_variant_transforms = ("pitch_shift",)
     max_windows = 64
     description = (
         "GiantSteps key (24 classes): test giantsteps-key-dataset, train/valid giantsteps-mtg-key-dataset "
@@ -153,12 +158,15 @@ class GiantStepsKey(Task):
         vf = self.settings["valid_fraction"]
         if not (isinstance(vf, (int, float)) and 0.0 < vf < 1.0):
             raise TypeError(f"setting valid_fraction={vf!r}: use a number between 0 and 1")
+        if self.settings["valid_split"] not in ("artist", "track"):
+            raise TypeError(f"setting valid_split={self.settings['valid_split']!r}: use 'artist' or 'track'")
 
     def default_settings(self) -> dict[str, Any]:
-        return {"fifths": "both", "valid_fraction": 0.2}
+        return {"fifths": "both", "valid_fraction": 0.2, "valid_split": "artist"}
 
     def describe_settings(self) -> str:
-        return f"fifths={FIFTHS[self.settings['fifths']]}; valid_fraction={self.settings['valid_fraction']} (by artist)"
+        return (f"fifths={FIFTHS[self.settings['fifths']]}; valid_fraction={self.settings['valid_fraction']} "
+                f"(by {self.settings['valid_split']})")
 
     def classes(self, data_root: Path) -> list[str]:
         return list(KEY_NAMES)
@@ -270,7 +278,9 @@ class GiantStepsKey(Task):
         frac = self.settings["valid_fraction"]
         audio, audio_out = list_files(root / "audio", root)
         for tid, (n, label) in kept.items():
-            side = "valid" if stable_unit("giantsteps-mtg artist:" + groups[tid]) < frac else "train"
+            unit = ("giantsteps-mtg track:" + tid) if self.settings["valid_split"] == "track" else (
+                "giantsteps-mtg artist:" + groups[tid])
+            side = "valid" if stable_unit(unit) < frac else "train"
             if side != split:
                 continue
             mp3 = f"{tid}.LOFI.mp3"

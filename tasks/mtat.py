@@ -10,7 +10,9 @@ The CSV has ``clip_id``, 188 tag columns of 0/1, then ``mp3_path``. Protocol
 columns with the most positives over the whole file (ties broken by column
 order, so the choice is deterministic); classes are listed by that rank. The
 split is by the first character of ``mp3_path``: ``0``-``b`` train, ``c``
-valid, ``d``-``f`` test. Clips with none of the top-50 tags are left out.
+valid, ``d``-``f`` test. Clips with none of the top-50 tags are left out
+(setting ``drop_untagged``; MARBLE keeps them as all-negative rows:
+``--protocol marble``, docs/protocols.md).
 Corrupt MP3s (three in the release) are the extract stage's business: it
 skips files it cannot decode and says so. Indexing never decodes audio.
 
@@ -168,7 +170,7 @@ class MTATTask(Task):
     )
 
     def default_settings(self) -> dict[str, Any]:
-        return {"top_k": 50}
+        return {"top_k": 50, "drop_untagged": True}
 
     def _csv(self, data_root: Path) -> Path:
         return self.require_dir(data_root, "magnatagatune") / CSV_NAME
@@ -204,7 +206,7 @@ class MTATTask(Task):
             if SPLIT_OF_FOLDER[folder] != split:
                 continue
             label = tuple(sorted(cls_of[c] for c in cols if c in cls_of))
-            if not label:
+            if not label and self.settings["drop_untagged"]:
                 continue  # protocol: clips with no top-k tag are dropped
             names = present.get(folder)
             if names is None:

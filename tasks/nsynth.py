@@ -40,6 +40,8 @@ class NSynthPitch(Task):
     primary_metric = "accuracy"
     metrics = ("accuracy", "pitch_class_accuracy")
     probe = "mlp"
+    #: a pitch shift changes the label (label-aware augmentation skips it on labeled clips)
+    label_variant_transforms = ("pitch_shift",)
     description = "NSynth note pitch (MIDI 21..108 by default), accuracy and pitch-class accuracy"
     download_help = (
         "Download the json/wav version of NSynth (nsynth-train.jsonwav.tar.gz, nsynth-valid..., "

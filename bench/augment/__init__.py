@@ -45,12 +45,20 @@ noise (PSD slope twice its nominal f_decay), pitch ratios from the sample
 rate's "fast" set (14 at 22050 Hz, at most 3.16 semitones) and capped
 probabilities. See docs/augmentation.md for the algorithms, the choices made and
 file:line sources for the official shapes.
+
+Label-aware augmentation: ``skip`` switches named transforms off for chosen
+clips after every parameter is drawn (bench.pretrain.loop passes the labeled
+clips of tasks whose labels a transform changes, e.g. pitch shift for pitch).
+
+Long because the chain is one object: drawing (both variants), skipping and
+applying share its parameter layout; the transforms live in transforms.py and
+official.py.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import ClassVar
 
 import torch
@@ -62,6 +70,7 @@ from bench.augment.transforms import (FILTER_KINDS, coloured_noise, delay, fft_f
 
 __all__ = [
     "FILTER_KINDS",
+    "TRANSFORMS",
     "VARIANTS",
     "Augmenter",
     "coloured_noise",
@@ -109,6 +118,12 @@ class ChainParams:
 
     def rows(self, start: int, stop: int) -> ChainParams:
         return ChainParams(*(getattr(self, f.name)[start:stop] for f in fields(self)))
+
+
+#: transform names a task may declare its labels not invariant to (bench.task.Task.label_variant_transforms),
+#: and the draw that switches each on
+TRANSFORMS: dict[str, str] = {"gain": "gain_on", "polarity": "flip_on", "noise": "noise_on", "filter": "filter_on",
+                              "pitch_shift": "pitch_on", "delay": "delay_on"}
 
 
 class Augmenter:
@@ -324,9 +339,15 @@ class Augmenter:
         return max(1, (1 << 23) // max(t, 1))  # ~140 rows at the paper window
 
     def __call__(
-        self, views: torch.Tensor, generator: torch.Generator | None = None
+        self, views: torch.Tensor, generator: torch.Generator | None = None,
+        skip: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """views [B, N, T] float (B clips x N views) on any device -> augmented [B, N, T], same device/dtype."""
+        """views [B, N, T] float (B clips x N views) on any device -> augmented [B, N, T], same device/dtype.
+
+        ``skip``: transform name (:data:`TRANSFORMS`) -> bool ``[B]``, the clips whose views never get
+        that transform (label-aware augmentation). Parameters are still drawn for them, so every
+        other clip's augmentation is the same as without ``skip``.
+        """
         if views.dim() != 3:
             raise ValueError(f"views must be [B, N, T], got shape {tuple(views.shape)}")
         if not views.is_floating_point():
@@ -343,6 +364,8 @@ class Augmenter:
         else:
             white = white_noise(n_noise, t, generator)
         noise_rank = torch.cumsum(p.noise_on.long(), 0) - 1
+        if skip:  # after every draw (the noise included), so the random stream is unchanged
+            p = self._skipping(p, skip, b, n)
         x = views.reshape(m, t)
         out = torch.empty(m, t, dtype=torch.float32, device=views.device)
         step = self.chunk_rows(views.device, t)
@@ -360,6 +383,20 @@ class Augmenter:
         for span in spans:
             run(span)
         return out.reshape(b, n, t).to(views.dtype)
+
+    @staticmethod
+    def _skipping(p: ChainParams, skip: dict[str, torch.Tensor], b: int, n: int) -> ChainParams:
+        """``p`` with the named transforms switched off on the views of the clips marked in ``skip``."""
+        changes = {}
+        for name, clips in skip.items():
+            if name not in TRANSFORMS:
+                raise ValueError(f"unknown transform {name!r} to skip; known: {', '.join(TRANSFORMS)}")
+            clips = torch.as_tensor(clips, dtype=torch.bool).cpu().reshape(-1)
+            if clips.numel() != b:
+                raise ValueError(f"skip[{name!r}] has {clips.numel()} entries for {b} clips")
+            flag = TRANSFORMS[name]
+            changes[flag] = changes.get(flag, getattr(p, flag)) & ~clips.repeat_interleave(n)
+        return replace(p, **changes)
 
     def _apply(self, x: torch.Tensor, p: ChainParams, white: torch.Tensor | None) -> torch.Tensor:
         """The chain on rows ``x [M, T]`` with their drawn parameters ``p``."""

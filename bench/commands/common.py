@@ -48,6 +48,27 @@ def add_encoder_options(p: argparse.ArgumentParser) -> None:
                         "of the run, or to one as ENCODER:KEY=VALUE (-O semisupcon:label_fraction=0.05)")
 
 
+def add_protocol(p: argparse.ArgumentParser) -> None:
+    """``--protocol NAME``: the probing protocol (bench.protocols), shared by the commands that score."""
+    from bench.protocols import DEFAULT, PROTOCOLS
+
+    p.add_argument("--protocol", default=DEFAULT, choices=tuple(PROTOCOLS), metavar="NAME",
+                   help="probing protocol: " + "; ".join(f"{n}: {pr.summary.split(':')[0]}" for n, pr in
+                                                          PROTOCOLS.items())
+                   + f" (default: {DEFAULT}; docs/protocols.md has every difference)")
+
+
+def check_protocol_grid(protocol: str, grid: str | None) -> str:
+    """The probe grid to use: a grid given with a protocol that fixes lr and weight decay is refused."""
+    from bench.protocols import get
+
+    proto = get(protocol)
+    if grid is not None and not proto.uses_grid:
+        raise BenchError(f"--probe-grid {grid!r}: the {proto.name} protocol fixes the probe's learning rate and "
+                         "weight decay (as its reference code does); the grid applies to --protocol bench only")
+    return grid or "default"
+
+
 def data_roots(args: argparse.Namespace) -> Any:
     from bench.config import DataRoots
 
@@ -127,9 +148,11 @@ def add_evaluation(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--out", "-o", type=Path, default=None, help=out_help)
     p.add_argument("--seeds", "--probe-seeds", dest="seeds", default="0,1,2",
                    help="probe seeds, comma-separated; one record per seed (default: 0,1,2)")
-    p.add_argument("--probe-grid", default="default", metavar="GRID",
+    p.add_argument("--probe-grid", default=None, metavar="GRID",
                    help="lr x weight-decay grid chosen on validation: 'default' (lr 1e-3,3e-4 x wd 1e-6,1e-4), "
-                   "'fast' (one point, the paper's lr 3e-4 wd 1e-6: for CI) or 'lr=1e-3,3e-4;wd=1e-6,1e-4'")
+                   "'fast' (one point, the paper's lr 3e-4 wd 1e-6: for CI) or 'lr=1e-3,3e-4;wd=1e-6,1e-4' "
+                   "(protocol bench only)")
+    add_protocol(p)
     p.add_argument("--no-cache", action="store_true",
                    help="do not read or write the embedding cache (see `bench cache list`)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default: 32)")
@@ -161,7 +184,8 @@ def run_config(args: argparse.Namespace, encoders: list[str], tasks: list[str], 
     from bench.probe import parse_grid
     from bench.run import RunConfig, check_option_scopes
 
-    parse_grid(args.probe_grid)  # a bad grid is an error before any work is done
+    grid = check_protocol_grid(args.protocol, args.probe_grid)
+    parse_grid(grid)  # a bad grid is an error before any work is done
     if args.batch_size < 1:
         raise BenchError(f"--batch-size must be at least 1, got {args.batch_size}")
     seeds = parse_seeds(args.seeds)
@@ -180,7 +204,8 @@ def run_config(args: argparse.Namespace, encoders: list[str], tasks: list[str], 
         seeds=seeds,
         batch_size=args.batch_size,
         encoder_options=options,
-        probe_grid=args.probe_grid,
+        probe_grid=grid,
+        protocol=args.protocol,
         cache=not args.no_cache,
         progress=progress_enabled(args),
         **extra,

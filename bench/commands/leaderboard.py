@@ -16,6 +16,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", type=Path, help="result folders or record files")
     p.add_argument("--out", "-o", type=Path, default=None, help="where to write the leaderboard files "
                    "(default: the first folder)")
+    from bench.references import NAMES
+
+    p.add_argument("--reference", default=None, choices=NAMES, metavar="NAME",
+                   help="add published numbers as rows marked (published): marble (MARBLE v1 Table 3; protocol "
+                   "marble) or clmr (CLMR README; protocol semisupcon). Shown only beside real-data records of "
+                   "that protocol")
     p.set_defaults(func=run)
 
 
@@ -27,7 +33,15 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         raise BenchError(f"no result records under {', '.join(map(str, args.paths))}")
     out = args.out or (args.paths[0] if args.paths[0].is_dir() else args.paths[0].parent)
-    files = leaderboard.write(records, out)
-    print(leaderboard.render(records))
+    if args.reference:
+        from bench import references
+
+        shown, refused = references.eligible_tasks(references.get(args.reference), records)
+        for why in refused:
+            print(f"note: --reference {args.reference}: not shown for {why}", file=sys.stderr)
+        if not shown:
+            print(f"note: --reference {args.reference}: no published row shown", file=sys.stderr)
+    files = leaderboard.write(records, out, reference=args.reference)
+    print(leaderboard.render(records, reference=args.reference))
     print(f"Leaderboard written to {files['markdown']} (also .csv, .json, .html, .png)", file=sys.stderr)
     return 0

@@ -12,6 +12,7 @@ EPILOG = """examples:
   bench run --encoder logmel,semisupcon --tasks nsynth_pitch,gtzan --data-root ~/datasets
   bench run --encoder semisupcon -O label_fraction=0.05 -O steps=600 --tasks mtat
   bench run --encoder semisupcon --checkpoint my.safetensors --tasks all
+  bench run --encoder simclr,semisupcon --tasks all --protocol semisupcon
 """
 
 

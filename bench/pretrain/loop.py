@@ -112,6 +112,32 @@ def load_train_state(path: Path, encoder: TrainableEncoder, recipe: Recipe) -> d
     return state
 
 
+def label_variant_transforms(plan: Any, pools: Pools) -> list[tuple[str, ...]]:
+    """Per label group, the transforms its task's labels are not invariant to (checked against the chain's)."""
+    from bench.augment import TRANSFORMS
+
+    out = []
+    for data, group in zip(plan.labeled, pools.space.groups):
+        names = tuple(data.task.label_variant_transforms)
+        bad = [n for n in names if n not in TRANSFORMS]
+        if bad:
+            raise BenchError(f"task {data.task.name!r} declares label_variant_transforms {bad} that the augmentation "
+                             f"chain does not have; known: {', '.join(TRANSFORMS)}")
+        out.append(names)
+    return out
+
+
+def skips(skip_by_group: list[tuple[str, ...]], groups: np.ndarray) -> dict[str, Any]:
+    """Per transform, the bool ``[B]`` mask of rows whose labeled task declares it (label-aware augmentation)."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for g, names in enumerate(skip_by_group):
+        for name in names:
+            out[name] = out.get(name, np.zeros(len(groups), dtype=bool)) | (groups == g)
+    return {k: torch.from_numpy(v) for k, v in out.items()}
+
+
 @dataclass
 class PretrainResult:
     steps: int
@@ -222,11 +248,14 @@ def pretrain(
     if compile:
         model = torch.compile(model)
     augmenter = None
+    skip_by_group: list[tuple[str, ...]] = []
     if recipe.augment:
         from bench.augment import Augmenter
 
         augmenter = Augmenter(encoder.sample_rate, severity=recipe.severity, p_apply=recipe.p_apply,
                               variant=recipe.augment_variant)
+        if spec.label_aware_augment:
+            skip_by_group = label_variant_transforms(plan, pools)
 
     record = {
         "encoder": encoder.name,
@@ -243,6 +272,8 @@ def pretrain(
                   "labeled_per_batch": sampler.n_labeled, "classes": pools.space.num_classes,
                   "label_kind": pools.space.kind, "sources": pools.sources},
         "held_out_check": pools.held_out,
+        "label_aware_augment": {g.task: list(t) for g, t in zip(pools.space.groups, skip_by_group)}
+        if spec.label_aware_augment else None,
         "undecodable": store.failed,
         "audio_cache": str(store.folder),
         "resumed_from": resumed_from,
@@ -284,8 +315,9 @@ def pretrain(
             if augmenter is not None:
                 gen = torch.Generator(device=accelerator.device)
                 gen.manual_seed(_seed_int(recipe.seed, step, rank))
-                with torch.no_grad():
-                    views = augmenter(views, generator=gen)
+                skip = skips(skip_by_group, sampler.row_groups(step, rank, world)) if skip_by_group else None
+                with torch.no_grad():  # skip only when asked: wrappers of the Augmenter keep working
+                    views = augmenter(views, generator=gen, skip=skip) if skip else augmenter(views, generator=gen)
             optimizer.zero_grad(set_to_none=True)
             with accelerator.autocast():
                 loss = encoder.pretrain_loss(views, labels, labeled, model)

@@ -186,5 +186,12 @@ class BatchSampler:
                     labels[k, list(t.label)] = 1.0
         return views, labels, labeled
 
+    def row_groups(self, step: int, rank: int = 0, world: int = 1) -> np.ndarray:
+        """The label group (index into ``LabelSpace.groups``) of each of this process's rows of step
+        ``step``, -1 for unlabeled rows: which rows label-aware augmentation treats as whose labels."""
+        rows, _ = self.rows(step)
+        return np.array([self.labeled[rows[i][1]].group if rows[i][0] else -1
+                         for i in range(rank, self.batch_size, world)], dtype=np.int64)
+
     def _track(self, row: tuple[bool, int]) -> Track:
         return self.labeled[row[1]] if row[0] else self.unlabeled[row[1]]
