@@ -181,6 +181,7 @@ def embed_split(cache: "EmbeddingCache", encoder_name: str, encoder: Any, weight
                           progress=progress, desc=desc, transform=transform)
 
     emb, status = cache.get_or_extract(key, items, run, dim=encoder.dim)
+    emb.key = key.digest
     return emb, {"status": status, "key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
 
 

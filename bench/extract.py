@@ -38,6 +38,8 @@ class Embeddings:
     skipped: list[dict[str, str]] = field(default_factory=list)
     windows: int = 0
     seconds: float = 0.0
+    #: digest of the embedding cache key these rows belong to ('' when unknown); keys the probe cache
+    key: str = ""
 
 
 @dataclass(frozen=True)

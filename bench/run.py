@@ -103,6 +103,8 @@ class Evaluation:
     selected: Any
     metrics: dict[str, dict[str, float]]
     confidence: dict[str, dict[str, Any]]
+    #: probe cache status: hit, miss, rebuilt or off (bench.probe_cache)
+    cache: str = "off"
 
 
 def log(msg: str) -> None:
@@ -228,14 +230,39 @@ def embed(prep: PreparedEncoder, data: TaskData, config: RunConfig, splits: tupl
 
 
 def evaluate(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, seed: int,
-             conditions: dict[str, Embeddings] | None = None) -> Evaluation:
-    """Fit the probe of one seed on train/valid and score the test split and every condition's test set."""
+             conditions: dict[str, Embeddings] | None = None, protocol: str = "bench") -> Evaluation:
+    """Fit the probe of one seed on train/valid and score the test split and every condition's test set.
+
+    Through the probe cache (:mod:`bench.probe_cache`): the same embeddings,
+    probe settings, ``protocol`` id and seed give the stored result without
+    training. Embeddings with no cache key (made outside :func:`embed`) are
+    never cached.
+    """
+    from bench import probe_cache
+    from bench.probe import ProbeConfig, parse_grid
+
+    conditions = conditions or {}
+    keyed = all(e.key for e in [*embs.values(), *conditions.values()])
+    store = probe_cache.ProbeCache.open(enabled=config.cache and keyed)
+    key = probe_cache.make_key(
+        task=data.task, classes=data.classes,
+        embedding_keys={s: embs[s].key for s in SPLITS}, condition_keys={c: e.key for c, e in conditions.items()},
+        probe=ProbeConfig(head=data.task.probe, device=config.device).to_dict(), grid=parse_grid(config.probe_grid),
+        seed=seed, protocol=protocol) if store.enabled else None
+    rows = {"clean": len(embs["test"].items), **{c: len(e.items) for c, e in conditions.items()}}
+    (sel, metrics, ci), status = store.get_or_compute(key, lambda: _probe_and_score(data, embs, config, seed,
+                                                                                    conditions), rows)
+    return Evaluation(seed, sel, metrics, ci, status)
+
+
+def _probe_and_score(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, seed: int,
+                     conditions: dict[str, Embeddings]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The probe of one seed chosen on validation, and the metrics and intervals of every test set."""
     from bench import confidence
     from bench.probe import ProbeConfig, parse_grid, select_probe, targets
 
     task, n = data.task, len(data.classes)
     y = {s: targets([it.label for it in embs[s].items], n, task.kind) for s in SPLITS}
-    conditions = conditions or {}
     sel = select_probe(embs["train"].X, y["train"], embs["valid"].X, y["valid"], embs["test"].X,
                        kind=task.kind, n_classes=n, config=ProbeConfig(head=task.probe, device=config.device),
                        grid=parse_grid(config.probe_grid), seed=seed, score_fn=task.score,
@@ -245,7 +272,7 @@ def evaluate(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, see
         scores[cond] = (targets([it.label for it in e.items], n, task.kind), sel.result.extra_scores[cond])
     metrics = {c: task.score(yt, sc) for c, (yt, sc) in scores.items()}
     ci = {c: confidence.bootstrap(task.score, yt, sc, task.primary_metric) for c, (yt, sc) in scores.items()}
-    return Evaluation(seed, sel, metrics, ci)
+    return sel, metrics, ci
 
 
 def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddings],
@@ -293,7 +320,8 @@ def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddin
             cache={s: status[s]["status"] for s in SPLITS},
             probe={**probe_conf.to_dict(), "lr": sel.lr, "weight_decay": sel.weight_decay,
                    "best_epoch": res.best_epoch, "epochs": res.epochs, "valid_loss": res.valid_loss,
-                   "grid_spec": config.probe_grid, "selection_metric": sel.selection_metric, "grid": sel.grid},
+                   "grid_spec": config.probe_grid, "selection_metric": sel.selection_metric, "grid": sel.grid,
+                   "cache": ev.cache},
             device=config.device,
             plugins={
                 "encoder": {"name": prep.entry.name, "plugin": prep.entry.plugin.name,
