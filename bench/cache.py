@@ -365,7 +365,8 @@ class EmbeddingCache:
         kept = [it for p in parts for it in p.items]
         X = np.concatenate([p.X for p in parts]) if parts else np.zeros((0, dim), np.float32)
         emb = Embeddings(kept, X.astype(np.float32, copy=False), [s for p in parts for s in p.skipped],
-                         sum(p.windows for p in parts), sum(p.seconds for p in parts))
+                         sum(p.windows for p in parts), sum(p.seconds for p in parts),
+                         [w for p in parts for w in p.warnings])
         if self._write(entry, key, emb, dim, note="entry"):
             self._remove(self.partial_dir(key))
         return emb, status
@@ -402,7 +403,8 @@ class EmbeddingCache:
             raise CacheEntryError("it lists skipped tracks that are not in the split")
         if [it.track_id for it in expected] != ids:
             raise CacheEntryError("its track ids differ from the split's tracks")
-        return Embeddings(expected, X, list(skipped), int(meta.get("windows", 0)), 0.0)
+        return Embeddings(expected, X, list(skipped), int(meta.get("windows", 0)), 0.0,
+                          list(meta.get("warnings") or []))
 
     # -- writing --------------------------------------------------------------------------------
     def _write(self, dest: Path, key: CacheKey, emb: Any, dim: int, note: str) -> bool:
@@ -424,6 +426,7 @@ class EmbeddingCache:
                 "checksum": checksum([it.track_id for it in emb.items], emb.X),
                 "windows": int(emb.windows),
                 "skipped": list(emb.skipped),
+                "warnings": list(emb.warnings),  # files decoded despite decoder messages (bench.decoder_messages)
                 "extract_seconds": round(float(emb.seconds), 3),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }

@@ -7,7 +7,10 @@ batched through ``encoder.embed`` under ``torch.no_grad()`` in eval mode on the
 chosen device, and a track's embedding is the mean of its windows'. Decoding
 runs in a small thread pool ahead of the model. A file that cannot be decoded
 is skipped and listed; an encoder that breaks its contract (wrong shape, NaN)
-stops the extraction with an error naming it.
+stops the extraction with an error naming it. What the C decoders print on
+fd 2 while decoding a file (libmpg123 on a damaged MP3) is captured per file
+(:mod:`bench.decoder_messages`): it joins the reason of a skipped file, and a
+file that decoded despite it is kept and listed in ``warnings``.
 
 An optional :class:`AudioTransform` changes each decoded track before it is
 windowed (the robustness experiments corrupt the test audio this way); its
@@ -24,6 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from bench import decoder_messages
 from bench.audio import AudioError, load, load_windows, windows
 from bench.encoder import Encoder, check_embeddings
 from bench.task import Item
@@ -38,6 +42,8 @@ class Embeddings:
     skipped: list[dict[str, str]] = field(default_factory=list)
     windows: int = 0
     seconds: float = 0.0
+    #: files kept although the decoder printed warnings: {"track_id", "path", "messages": [...]}
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     #: digest of the embedding cache key these rows belong to ('' when unknown); keys the probe cache
     key: str = ""
 
@@ -58,7 +64,17 @@ class AudioTransform:
 
 
 def _decode(item: Item, sample_rate: int, length: int, max_windows: int,
-            transform: AudioTransform | None = None) -> tuple[Item, np.ndarray | None, str]:
+            transform: AudioTransform | None = None) -> tuple[Item, np.ndarray | None, str, list[str]]:
+    """(item, windows or None, reason it was skipped, what the decoder printed on fd 2)."""
+    with decoder_messages.capture() as notes:
+        item, w, reason = _decode_windows(item, sample_rate, length, max_windows, transform)
+    if w is None and notes:
+        reason = f"{reason} [decoder: {decoder_messages.summary(notes)}]"
+    return item, w, reason, notes
+
+
+def _decode_windows(item: Item, sample_rate: int, length: int, max_windows: int,
+                    transform: AudioTransform | None) -> tuple[Item, np.ndarray | None, str]:
     try:
         if transform is None:
             # only the windows that are used are read: a two-hour file is not decoded whole
@@ -93,6 +109,7 @@ def extract(
     t0 = time.perf_counter()
     kept: list[Item] = []
     skipped: list[dict[str, str]] = []
+    warned: list[dict[str, Any]] = []
     sums: list[np.ndarray] = []
     counts: list[int] = []
     buf: list[np.ndarray] = []
@@ -117,11 +134,13 @@ def extract(
     with ThreadPoolExecutor(max(1, workers)) as pool:
         decoded: Iterable = pool.map(
             lambda it: _decode(it, encoder.sample_rate, encoder.window, max_windows, transform), items)
-        for item, w, reason in decoded:
+        for item, w, reason, notes in decoded:
             bar.update(1)
             if w is None:
                 skipped.append({"track_id": item.track_id, "path": item.path, "reason": reason})
                 continue
+            if notes:
+                warned.append({"track_id": item.track_id, "path": item.path, "messages": notes})
             idx = len(kept)
             kept.append(item)
             sums.append(np.zeros(encoder.dim, dtype=np.float64))
@@ -136,7 +155,7 @@ def extract(
         flush()
     bar.close()
     X = (np.stack(sums) / np.asarray(counts)[:, None]).astype(np.float32) if kept else np.zeros((0, encoder.dim), np.float32)
-    return Embeddings(kept, X, skipped, n_windows, time.perf_counter() - t0)
+    return Embeddings(kept, X, skipped, n_windows, time.perf_counter() - t0, warned)
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:

@@ -224,9 +224,22 @@ def embed(prep: PreparedEncoder, data: TaskData, config: RunConfig, splits: tupl
                 + (f" ({transform.id})" if transform else "") + ":")
             for sk in embs[s].skipped[:5]:
                 log(f"  {sk['path']}: {sk['reason']}")
+        _log_decoder_warnings(data.task.name, s, embs[s].warnings)
         if len(embs[s].items) == 0:
             raise BenchError(f"task {data.task.name}: no readable audio in the {s} split under {data.root}")
     return embs, status
+
+
+def _log_decoder_warnings(task: str, split: str, warned: list[dict[str, Any]]) -> None:
+    """Counted lines for files kept although the decoder printed warnings (bench.decoder_messages)."""
+    from bench.decoder_messages import summary
+
+    if warned:
+        log(f"[{task}] {len(warned)} file(s) in {split} decoded with warnings from the decoder (kept):")
+        for w in warned[:5]:
+            log(f"  {w['path']}: {summary(w['messages'])}")
+        if len(warned) > 5:
+            log(f"  ... and {len(warned) - 5} more (listed in the records)")
 
 
 def evaluate(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, seed: int,
@@ -313,6 +326,7 @@ def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddin
                 "windows": {**{s: embs[s].windows for s in SPLITS}, "test": test.windows},
                 "skipped": {**{s: embs[s].skipped for s in SPLITS}, "test": test.skipped},
                 "skipped_count": sum(len(embs[s].skipped) for s in ("train", "valid")) + len(test.skipped),
+                "decoder_warnings": {**{s: embs[s].warnings for s in SPLITS}, "test": test.warnings},
                 "index_problems": data.problems,
                 "index_problem_count": sum(len(v) for v in data.problems.values()),
                 "split_fingerprints": {s: status[s].get("fingerprint") for s in SPLITS},
