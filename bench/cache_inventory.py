@@ -78,9 +78,10 @@ def clear(kinds: tuple[str, ...] = CLEAR_DEFAULT, encoder: str | None = None,
     from bench.probe_cache import default_root as probes_root
 
     removed: list[dict[str, Any]] = []
+    others = entries(tuple(k for k in kinds if k != "embeddings"))  # listed first: probes are named via embeddings
     if "embeddings" in kinds:
         removed.extend({**e, "kind": "embeddings"} for e in EmbeddingCache(default_root()).clear(encoder, task))
-    for info in entries(tuple(k for k in kinds if k != "embeddings")):
+    for info in others:
         if (encoder and info["encoder"] != encoder) or (task and info["task"] != task):
             continue
         for path in info.get("paths") or [info["path"]]:
