@@ -72,6 +72,8 @@ EXTRACT_VERSION = "2"  # 2: long tracks read only their chosen windows (bench.au
 ENTRY_FORMAT = 2
 #: tracks per persisted chunk: the granularity at which an interrupted extraction resumes
 CHUNK_TRACKS = 512
+#: a split is cut into at least this many chunks (of at least MIN_CHUNK_TRACKS), so that several processes share it
+MIN_CHUNKS, MIN_CHUNK_TRACKS = 16, 16
 
 META = "meta.json"
 DATA = "data"
@@ -183,6 +185,16 @@ def embed_split(cache: "EmbeddingCache", encoder_name: str, encoder: Any, weight
     emb, status = cache.get_or_extract(key, items, run, dim=encoder.dim)
     emb.key = key.digest
     return emb, {"status": status, "key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
+
+
+def chunk_size(n_tracks: int) -> int:
+    """Tracks per chunk of a split of ``n_tracks``: :data:`CHUNK_TRACKS`, fewer for small splits.
+
+    It depends on the number of tracks only: one process and several
+    (:mod:`bench.shard`) cut a split the same way, so the encoder sees the same
+    batches and the embeddings are the same bytes.
+    """
+    return max(1, min(CHUNK_TRACKS, max(MIN_CHUNK_TRACKS, -(-n_tracks // MIN_CHUNKS))))
 
 
 # -- the store -------------------------------------------------------------------------------------
@@ -337,8 +349,10 @@ class EmbeddingCache:
                 self._remove(entry)
                 status = "rebuilt"
 
-        chunk = max(1, int(chunk_tracks or CHUNK_TRACKS))
+        chunk = max(1, int(chunk_tracks or chunk_size(len(items))))
         n_chunks = max(1, -(-len(items) // chunk))
+        # in one process, shards pay (for resuming) only when the split is larger than one full chunk
+        persist = n_chunks > 1 and (chunk_tracks is not None or len(items) > CHUNK_TRACKS)
         parts: list[Any] = []
         resumed = 0
         for c in range(n_chunks):
@@ -346,7 +360,7 @@ class EmbeddingCache:
             label = f"chunk {c + 1}/{n_chunks}" if n_chunks > 1 else ""
             shard = self.partial_dir(key) / f"shard-{c:05d}"
             part = None
-            if n_chunks > 1 and shard.exists():
+            if persist and shard.exists():
                 try:
                     part = self._load(shard, key, sub, dim)
                     resumed += 1
@@ -355,7 +369,7 @@ class EmbeddingCache:
                     self._remove(shard)
             if part is None:
                 part = extract_fn(sub, label)
-                if n_chunks > 1:
+                if persist:
                     self._write(shard, key, part, dim, note="shard")
             parts.append(part)
         if resumed:

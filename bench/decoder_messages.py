@@ -104,3 +104,14 @@ def summary(lines: list[str], limit: int = 200) -> str:
     """One line for a report: the decoder's lines joined, cut at ``limit`` characters."""
     text = " | ".join(lines)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def report_kept(task: str, split: str, warned: list[dict]) -> None:
+    """Counted lines for the files of a split kept although the decoder printed warnings."""
+    if warned:
+        print(f"[{task}] {len(warned)} file(s) in {split} decoded with warnings from the decoder (kept):",
+              file=sys.stderr, flush=True)
+        for w in warned[:5]:
+            print(f"  {w['path']}: {summary(w['messages'])}", file=sys.stderr, flush=True)
+        if len(warned) > 5:
+            print(f"  ... and {len(warned) - 5} more (listed in the records)", file=sys.stderr, flush=True)

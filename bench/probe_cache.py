@@ -110,6 +110,25 @@ def make_key(*, task: Any, classes: list[str], embedding_keys: dict[str, str], c
     return ProbeKey(json.loads(canon), hashlib.sha256(canon.encode()).hexdigest())
 
 
+def cached(compute: Callable[[], tuple[Any, dict, dict]], *, task: Any, classes: list[str], embeddings: dict[str, Any],
+           conditions: dict[str, Any], probe: dict[str, Any], grid: list[tuple[float, float]], seed: int,
+           protocol: str = "bench", enabled: bool = True) -> tuple[tuple[Any, dict, dict], str]:
+    """``compute()`` (the run's evaluate step: the chosen probe, metrics, intervals) through the cache.
+
+    ``embeddings``: split -> :class:`bench.extract.Embeddings`, ``conditions``:
+    name -> the further test sets; their ``key`` (embedding cache key) goes
+    into the probe's key. Embeddings without a key (not made through the
+    embedding cache) are never cached. Returns the triple and the status.
+    """
+    keyed = all(e.key for e in [*embeddings.values(), *conditions.values()])
+    store = ProbeCache.open(enabled=enabled and keyed)
+    key = make_key(task=task, classes=classes, embedding_keys={s: e.key for s, e in embeddings.items()},
+                   condition_keys={c: e.key for c, e in conditions.items()}, probe=probe, grid=grid, seed=seed,
+                   protocol=protocol) if store.enabled else None
+    rows = {"clean": len(embeddings["test"].items), **{c: len(e.items) for c, e in conditions.items()}}
+    return store.get_or_compute(key, compute, rows)
+
+
 def default_root() -> Path:
     from bench.config import cache_dir
 

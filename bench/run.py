@@ -23,7 +23,8 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -212,34 +213,28 @@ def embed(prep: PreparedEncoder, data: TaskData, config: RunConfig, splits: tupl
           transform: AudioTransform | None = None) -> tuple[dict[str, Embeddings], dict[str, dict[str, Any]]]:
     """Embeddings of ``splits`` through the cache (after ``transform``, when given) and each split's cache status."""
     from bench import cache as embcache
+    from bench import decoder_messages, procs, shard
 
     store = embcache.EmbeddingCache.open(enabled=config.cache)
+    group = procs.current()
+    # several processes (accelerate launch) share each split; only the main one gets the rows back
+    embed_split = partial(shard.embed_split, group) if group.several else embcache.embed_split
     embs, status = {}, {}
     for s in splits:
-        embs[s], status[s] = embcache.embed_split(
+        embs[s], status[s] = embed_split(
             store, prep.entry.name, prep.encoder, prep.weights_hash, data.task, s, data.splits[s].items, data.root,
             device=config.device, batch_size=config.batch_size, progress=config.progress, transform=transform)
+        if not group.is_main:
+            continue
         if embs[s].skipped:
             log(f"[{data.task.name}] skipped {len(embs[s].skipped)} unreadable file(s) in {s}"
                 + (f" ({transform.id})" if transform else "") + ":")
             for sk in embs[s].skipped[:5]:
                 log(f"  {sk['path']}: {sk['reason']}")
-        _log_decoder_warnings(data.task.name, s, embs[s].warnings)
+        decoder_messages.report_kept(data.task.name, s, embs[s].warnings)
         if len(embs[s].items) == 0:
             raise BenchError(f"task {data.task.name}: no readable audio in the {s} split under {data.root}")
     return embs, status
-
-
-def _log_decoder_warnings(task: str, split: str, warned: list[dict[str, Any]]) -> None:
-    """Counted lines for files kept although the decoder printed warnings (bench.decoder_messages)."""
-    from bench.decoder_messages import summary
-
-    if warned:
-        log(f"[{task}] {len(warned)} file(s) in {split} decoded with warnings from the decoder (kept):")
-        for w in warned[:5]:
-            log(f"  {w['path']}: {summary(w['messages'])}")
-        if len(warned) > 5:
-            log(f"  ... and {len(warned) - 5} more (listed in the records)")
 
 
 def evaluate(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, seed: int,
@@ -255,16 +250,10 @@ def evaluate(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, see
     from bench.probe import ProbeConfig, parse_grid
 
     conditions = conditions or {}
-    keyed = all(e.key for e in [*embs.values(), *conditions.values()])
-    store = probe_cache.ProbeCache.open(enabled=config.cache and keyed)
-    key = probe_cache.make_key(
-        task=data.task, classes=data.classes,
-        embedding_keys={s: embs[s].key for s in SPLITS}, condition_keys={c: e.key for c, e in conditions.items()},
-        probe=ProbeConfig(head=data.task.probe, device=config.device).to_dict(), grid=parse_grid(config.probe_grid),
-        seed=seed, protocol=protocol) if store.enabled else None
-    rows = {"clean": len(embs["test"].items), **{c: len(e.items) for c, e in conditions.items()}}
-    (sel, metrics, ci), status = store.get_or_compute(key, lambda: _probe_and_score(data, embs, config, seed,
-                                                                                    conditions), rows)
+    (sel, metrics, ci), status = probe_cache.cached(
+        lambda: _probe_and_score(data, embs, config, seed, conditions), task=data.task, classes=data.classes,
+        embeddings=embs, conditions=conditions, probe=ProbeConfig(head=data.task.probe, device=config.device).to_dict(),
+        grid=parse_grid(config.probe_grid), seed=seed, protocol=protocol, enabled=config.cache)
     return Evaluation(seed, sel, metrics, ci, status)
 
 
@@ -352,11 +341,13 @@ def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddin
 
 def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig) -> list[dict[str, Any]]:
     """Extract, probe and score one encoder on one task (clean audio); write its records."""
-    from bench import results
+    from bench import procs, results
 
     t_start = time.perf_counter()
     data = index_task(task, config.data_roots)
     embs, status = embed(prep, data, config)
+    if not procs.current().is_main:  # the other processes of a launch only extract
+        return []
     out = []
     for seed in config.seeds:
         ev = evaluate(data, embs, config, seed)
@@ -388,8 +379,11 @@ def guarded(what: str, failures: list[str], out: Path, fn: Any, *args: Any, **kw
 
 
 def run(config: RunConfig) -> RunOutcome:
-    from bench import leaderboard
+    from bench import leaderboard, procs
 
+    group = procs.current(config.device)
+    if group.several:  # under accelerate launch: this process's GPU; progress bars from the main process only
+        config = replace(config, device=group.device, progress=config.progress and group.is_main)
     config.out.mkdir(parents=True, exist_ok=True)
     check_option_scopes(config.encoder_options, config.encoders)
     records: list[dict[str, Any]] = []
@@ -407,6 +401,9 @@ def run(config: RunConfig) -> RunOutcome:
             recs = guarded(f"{ename} x {tname}", failures, config.out, run_pair, prep, task, config)
             records.extend(recs or [])
     outcome = RunOutcome(records, failures, config.out)
+    if not group.is_main:
+        procs.finish()  # wait for the main process's probes and records, then leave together
+        return outcome
     if records:
         outcome.files = leaderboard.write(records, config.out)
         print(leaderboard.render(records))
@@ -414,6 +411,7 @@ def run(config: RunConfig) -> RunOutcome:
         log(f"Leaderboard: {outcome.files['markdown']} (also .csv, .json, .html, .png)")
     else:
         log(f"No records were written: every part of the run failed (see above). Output folder: {config.out}")
+    procs.finish()
     return outcome
 
 
