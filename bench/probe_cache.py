@@ -91,8 +91,7 @@ def code_digest(module_names: tuple[str, ...]) -> str:
 def make_key(*, task: Any, classes: list[str], embedding_keys: dict[str, str], condition_keys: dict[str, str],
              probe: dict[str, Any], grid: list[tuple[float, float]], seed: int, protocol: str = "bench") -> ProbeKey:
     """The key of one probe seed on one task's embeddings (see the module doc for what it holds)."""
-    import numpy
-    import torch
+    from bench.results import versions
 
     fields = {
         "version": PROBE_CACHE_VERSION,
@@ -104,7 +103,7 @@ def make_key(*, task: Any, classes: list[str], embedding_keys: dict[str, str], c
         "grid": [[float(lr), float(wd)] for lr, wd in grid],
         "seed": int(seed),
         "code": code_digest(CODE_MODULES + (type(task).__module__,)),
-        "versions": {"torch": torch.__version__, "numpy": numpy.__version__},
+        "versions": {k: versions().get(k) for k in ("torch", "numpy")},
     }
     canon = json.dumps(fields, sort_keys=True, default=str)
     return ProbeKey(json.loads(canon), hashlib.sha256(canon.encode()).hexdigest())
