@@ -88,7 +88,10 @@ def clear(kinds: tuple[str, ...] = CLEAR_DEFAULT, encoder: str | None = None,
             _remove(Path(path))
         removed.append(info)
     if "probes" in kinds and not encoder and not task:
+        from bench.render_cache import root as renders_root
+
         shutil.rmtree(probes_root() / ".tmp", ignore_errors=True)
+        shutil.rmtree(renders_root(), ignore_errors=True)  # drawn charts: derived, redrawn on demand
     return removed
 
 
