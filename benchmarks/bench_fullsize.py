@@ -147,14 +147,15 @@ class RssSampler:
         self._thread.join()
 
 
-def bench_run(root: Path, cache: Path, out: Path, procs: int, log: Path) -> dict:
+def bench_run(root: Path, cache: Path, out: Path, procs: int, log: Path, device: str = "cpu") -> dict:
     args = ["-m", "bench.cli", "run", "--encoder", "logmel", "--tasks", "mtat", "--data-root", str(root),
-            "--seeds", "0", "--probe-grid", "fast", "--no-progress", "--device", "cpu", "--out", str(out)]
+            "--seeds", "0", "--probe-grid", "fast", "--no-progress", "--device", device, "--out", str(out)]
     if procs == 1:
         cmd = [sys.executable, *args]
     else:
         accelerate = str(Path(sys.executable).parent / "accelerate")
-        cmd = [accelerate, "launch", "--cpu", "--num_processes", str(procs), "--num_machines", "1",
+        cmd = [accelerate, "launch", "--multi_gpu" if device.startswith("cuda") else "--cpu", "--num_processes",
+               str(procs), "--num_machines", "1",
                "--num_cpu_threads_per_process", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", "29561", *args]
     env = {**os.environ, "BENCH_CACHE_DIR": str(cache)}
@@ -189,6 +190,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="folder for the data root, caches and outputs (kept)")
     ap.add_argument("--clips", type=int, default=MTAT_CLIPS, help=f"clips to write (default {MTAT_CLIPS})")
     ap.add_argument("--procs", default="1,2", help="process counts to run (default 1,2)")
+    ap.add_argument("--device", default="cpu", help="device of the runs: cpu (default) or cuda (one GPU per process)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-fullsize-"))
@@ -211,7 +213,7 @@ def main() -> None:
         for phase in ("cold", "warm"):
             out = work / f"out-{n}-{phase}"
             shutil.rmtree(out, ignore_errors=True)
-            r = bench_run(work / "root", cache, out, n, work / f"log-{n}-{phase}.txt")
+            r = bench_run(work / "root", cache, out, n, work / f"log-{n}-{phase}.txt", args.device)
             r["tracks_per_s"] = round(len(files) / r["wall_s"], 1)
             r["vs_decode_only"] = round(r["wall_s"] / secs, 2)
             r["cpu_vs_decode_only"] = round(r["cpu_s"] / cpu, 2)
