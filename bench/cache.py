@@ -72,6 +72,8 @@ EXTRACT_VERSION = "2"  # 2: long tracks read only their chosen windows (bench.au
 ENTRY_FORMAT = 2
 #: tracks per persisted chunk: the granularity at which an interrupted extraction resumes
 CHUNK_TRACKS = 512
+#: a split is cut into at least this many chunks (of at least MIN_CHUNK_TRACKS), so that several processes share it
+MIN_CHUNKS, MIN_CHUNK_TRACKS = 16, 16
 
 META = "meta.json"
 DATA = "data"
@@ -189,7 +191,18 @@ def embed_split(cache: "EmbeddingCache", encoder_name: str, encoder: Any, weight
                           progress=progress, desc=desc, transform=transform, keep_windows=windows)
 
     emb, status = cache.get_or_extract(key, items, run, dim=encoder.dim)
+    emb.key = key.digest
     return emb, {"status": status, "key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
+
+
+def chunk_size(n_tracks: int) -> int:
+    """Tracks per chunk of a split of ``n_tracks``: :data:`CHUNK_TRACKS`, fewer for small splits.
+
+    It depends on the number of tracks only: one process and several
+    (:mod:`bench.shard`) cut a split the same way, so the encoder sees the same
+    batches and the embeddings are the same bytes.
+    """
+    return max(1, min(CHUNK_TRACKS, max(MIN_CHUNK_TRACKS, -(-n_tracks // MIN_CHUNKS))))
 
 
 # -- the store -------------------------------------------------------------------------------------
@@ -344,8 +357,10 @@ class EmbeddingCache:
                 self._remove(entry)
                 status = "rebuilt"
 
-        chunk = max(1, int(chunk_tracks or CHUNK_TRACKS))
+        chunk = max(1, int(chunk_tracks or chunk_size(len(items))))
         n_chunks = max(1, -(-len(items) // chunk))
+        # in one process, shards pay (for resuming) only when the split is larger than one full chunk
+        persist = n_chunks > 1 and (chunk_tracks is not None or len(items) > CHUNK_TRACKS)
         parts: list[Any] = []
         resumed = 0
         for c in range(n_chunks):
@@ -353,7 +368,7 @@ class EmbeddingCache:
             label = f"chunk {c + 1}/{n_chunks}" if n_chunks > 1 else ""
             shard = self.partial_dir(key) / f"shard-{c:05d}"
             part = None
-            if n_chunks > 1 and shard.exists():
+            if persist and shard.exists():
                 try:
                     part = self._load(shard, key, sub, dim)
                     resumed += 1
@@ -362,7 +377,7 @@ class EmbeddingCache:
                     self._remove(shard)
             if part is None:
                 part = extract_fn(sub, label)
-                if n_chunks > 1:
+                if persist:
                     self._write(shard, key, part, dim, note="shard")
             parts.append(part)
         if resumed:
@@ -372,7 +387,8 @@ class EmbeddingCache:
         kept = [it for p in parts for it in p.items]
         X = np.concatenate([p.X for p in parts]) if parts else np.zeros((0, dim), np.float32)
         emb = Embeddings(kept, X.astype(np.float32, copy=False), [s for p in parts for s in p.skipped],
-                         sum(p.windows for p in parts), sum(p.seconds for p in parts))
+                         sum(p.windows for p in parts), sum(p.seconds for p in parts),
+                         [w for p in parts for w in p.warnings])
         _concat_windows(emb, parts, dim)
         if self._write(entry, key, emb, dim, note="entry"):
             self._remove(self.partial_dir(key))
@@ -410,7 +426,8 @@ class EmbeddingCache:
             raise CacheEntryError("it lists skipped tracks that are not in the split")
         if [it.track_id for it in expected] != ids:
             raise CacheEntryError("its track ids differ from the split's tracks")
-        emb = Embeddings(expected, X, list(skipped), int(meta.get("windows", 0)), 0.0)
+        emb = Embeddings(expected, X, list(skipped), int(meta.get("windows", 0)), 0.0,
+                         list(meta.get("warnings") or []))
         if key.fields["extraction"].get("per_window"):
             _read_windows(folder, meta, emb, dim)
         return emb
@@ -436,6 +453,7 @@ class EmbeddingCache:
                 "checksum": checksum([it.track_id for it in emb.items], emb.X),
                 "windows": int(emb.windows),
                 "skipped": list(emb.skipped),
+                "warnings": list(emb.warnings),  # files decoded despite decoder messages (bench.decoder_messages)
                 "extract_seconds": round(float(emb.seconds), 3),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 **window_meta,

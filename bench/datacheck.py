@@ -17,6 +17,7 @@ def check(task: Any, data_root: Path, decode: bool = False, progress: bool = Tru
     anywhere, or ends before the length its header announces, is corrupt.
     """
     from bench.audio import AudioError, decode_all
+    from bench.decoder_messages import capture, summary
 
     report: dict[str, Any] = {"task": task.name, "data_root": str(data_root), "splits": {}, "unexpected": [],
                               "decoded": decode}
@@ -32,10 +33,16 @@ def check(task: Any, data_root: Path, decode: bool = False, progress: bool = Tru
             from tqdm.auto import tqdm
 
             for item in tqdm(sp.items, desc=f"decode {split}", unit="file", disable=not progress, leave=False):
-                try:
-                    entry["seconds"] += decode_all(item.path, item.start, item.end)[0]
-                except AudioError as exc:
-                    entry["corrupt"].append(f"{item.path}: {exc.reason}")
+                with capture() as notes:  # what libmpg123 prints on fd 2, kept with the file it is about
+                    try:
+                        entry["seconds"] += decode_all(item.path, item.start, item.end)[0]
+                        reason = ""
+                    except AudioError as exc:
+                        reason = exc.reason
+                if reason:
+                    entry["corrupt"].append(f"{item.path}: {reason}" + (f" [decoder: {summary(notes)}]" if notes else ""))
+                elif notes:
+                    entry["problems"].append(f"{item.path}: decoded, with warnings from the decoder: {summary(notes)}")
         entry["usable"] = len(sp) - len(entry["corrupt"])
         report["splits"][split] = entry
     for d in task.dataset_dirs:

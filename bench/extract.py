@@ -7,7 +7,10 @@ batched through ``encoder.embed`` under ``torch.no_grad()`` in eval mode on the
 chosen device, and a track's embedding is the mean of its windows'. Decoding
 runs in a small thread pool ahead of the model. A file that cannot be decoded
 is skipped and listed; an encoder that breaks its contract (wrong shape, NaN)
-stops the extraction with an error naming it.
+stops the extraction with an error naming it. What the C decoders print on
+fd 2 while decoding a file (libmpg123 on a damaged MP3) is captured per file
+(:mod:`bench.decoder_messages`): it joins the reason of a skipped file, and a
+file that decoded despite it is kept and listed in ``warnings``.
 
 An optional :class:`AudioTransform` changes each decoded track before it is
 windowed (the robustness experiments corrupt the test audio this way); its
@@ -17,16 +20,21 @@ skipped and listed like an undecodable file.
 
 from __future__ import annotations
 
+import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from bench import decoder_messages
 from bench.audio import AudioError, load, load_windows, windows
 from bench.encoder import Encoder, check_embeddings
 from bench.task import Item
+
+#: decoded tracks allowed ahead of the model, per decode worker (bounds memory, keeps the workers busy)
+AHEAD_PER_WORKER = 4
 
 
 @dataclass
@@ -38,6 +46,10 @@ class Embeddings:
     skipped: list[dict[str, str]] = field(default_factory=list)
     windows: int = 0
     seconds: float = 0.0
+    #: files kept although the decoder printed warnings: {"track_id", "path", "messages": [...]}
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    #: digest of the embedding cache key these rows belong to ('' when unknown); keys the probe cache
+    key: str = ""
     #: per-window embeddings ``[windows, D]`` in item order (only when asked: crop and segment probes)
     window_X: np.ndarray | None = None
     #: windows per item, in item order (with ``window_X``)
@@ -62,7 +74,17 @@ class AudioTransform:
 
 
 def _decode(item: Item, sample_rate: int, length: int, max_windows: int,
-            transform: AudioTransform | None = None) -> tuple[Item, np.ndarray | None, str]:
+            transform: AudioTransform | None = None) -> tuple[Item, np.ndarray | None, str, list[str]]:
+    """(item, windows or None, reason it was skipped, what the decoder printed on fd 2)."""
+    with decoder_messages.capture() as notes:
+        item, w, reason = _decode_windows(item, sample_rate, length, max_windows, transform)
+    if w is None and notes:
+        reason = f"{reason} [decoder: {decoder_messages.summary(notes)}]"
+    return item, w, reason, notes
+
+
+def _decode_windows(item: Item, sample_rate: int, length: int, max_windows: int,
+                    transform: AudioTransform | None) -> tuple[Item, np.ndarray | None, str]:
     try:
         if transform is None:
             # only the windows that are used are read: a two-hour file is not decoded whole
@@ -102,6 +124,7 @@ def extract(
     t0 = time.perf_counter()
     kept: list[Item] = []
     skipped: list[dict[str, str]] = []
+    warned: list[dict[str, Any]] = []
     sums: list[np.ndarray] = []
     counts: list[int] = []
     buf: list[np.ndarray] = []
@@ -127,13 +150,15 @@ def extract(
     bar = _progress(len(items), desc, progress)
     pending = 0
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        decoded: Iterable = pool.map(
-            lambda it: _decode(it, encoder.sample_rate, encoder.window, max_windows, transform), items)
-        for item, w, reason in decoded:
+        decoded = _ahead(pool, lambda it: _decode(it, encoder.sample_rate, encoder.window, max_windows, transform),
+                         items, AHEAD_PER_WORKER * max(1, workers))
+        for item, w, reason, notes in decoded:
             bar.update(1)
             if w is None:
                 skipped.append({"track_id": item.track_id, "path": item.path, "reason": reason})
                 continue
+            if notes:
+                warned.append({"track_id": item.track_id, "path": item.path, "messages": notes})
             idx = len(kept)
             kept.append(item)
             sums.append(np.zeros(encoder.dim, dtype=np.float64))
@@ -149,12 +174,30 @@ def extract(
         flush()
     bar.close()
     X = (np.stack(sums) / np.asarray(counts)[:, None]).astype(np.float32) if kept else np.zeros((0, encoder.dim), np.float32)
-    out = Embeddings(kept, X, skipped, n_windows, time.perf_counter() - t0)
+    out = Embeddings(kept, X, skipped, n_windows, time.perf_counter() - t0, warned)
     if keep_windows:
         rows = [r for w in per_window for r in w]
         out.window_X = np.stack(rows).astype(np.float32) if rows else np.zeros((0, encoder.dim), np.float32)
         out.window_counts = np.asarray(counts, dtype=np.int64)
     return out
+
+
+def _ahead(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterable[Any], ahead: int) -> Iterator[Any]:
+    """``pool.map(fn, items)`` with at most ``ahead`` results in flight or waiting.
+
+    ``Executor.map`` submits every item at once, so when decoding outruns the
+    model the decoded windows of a whole chunk pile up in memory (512 MTAT
+    clips: about 900 MB); here memory holds a few tracks whatever the split's size.
+    """
+    from collections import deque
+
+    it = iter(items)
+    queue = deque(pool.submit(fn, x) for x in itertools.islice(it, ahead))
+    while queue:
+        result = queue.popleft().result()
+        for x in itertools.islice(it, 1):
+            queue.append(pool.submit(fn, x))
+        yield result
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:

@@ -9,6 +9,7 @@ them and refuses records of another schema version.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import sys
@@ -22,6 +23,12 @@ SCHEMA_VERSION = 1
 
 
 def versions(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**_versions(), **(extra or {})}
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
+    """Looked up once per process: every record holds them, and each lookup scans the installed packages."""
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "platform": platform.platform()}
@@ -31,7 +38,6 @@ def versions(extra: dict[str, str] | None = None) -> dict[str, str]:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:
             pass
-    out.update(extra or {})
     return out
 
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,8 @@ class Evaluation:
     selected: Any
     metrics: dict[str, dict[str, float]]
     confidence: dict[str, dict[str, Any]]
+    #: probe cache status: hit, miss, rebuilt or off (bench.probe_cache)
+    cache: str = "off"
 
 
 def log(msg: str) -> None:
@@ -212,23 +215,31 @@ def embed(prep: PreparedEncoder, data: TaskData, config: RunConfig, splits: tupl
           transform: AudioTransform | None = None) -> tuple[dict[str, Embeddings], dict[str, dict[str, Any]]]:
     """Embeddings of ``splits`` through the cache (after ``transform``, when given) and each split's cache status."""
     from bench import cache as embcache
-
-    from bench import protocols
+    from bench import decoder_messages, procs, protocols, shard
 
     store = embcache.EmbeddingCache.open(enabled=config.cache)
     per_window = protocols.get(config.protocol).window_splits(data.task)
+    group = procs.current()
+    # several processes (accelerate launch) share each split; only the main one gets the rows back
+    if group.several and set(splits) & set(per_window):
+        raise BenchError(f"protocol {config.protocol!r} keeps every window's embedding, which extraction across "
+                         "several processes does not do yet: run it in one process (without accelerate launch)")
+    embed_split = partial(shard.embed_split, group) if group.several else partial(embcache.embed_split)
     embs, status = {}, {}
     for s in splits:
-        embs[s], status[s] = embcache.embed_split(
+        embs[s], status[s] = embed_split(
             store, prep.entry.name, prep.encoder, prep.weights_hash, data.task, s, data.splits[s].items, data.root,
             device=config.device, batch_size=config.batch_size, progress=config.progress, transform=transform,
-            windows=s in per_window)
+            **({"windows": True} if s in per_window else {}))
+        if not group.is_main:
+            continue
         embs[s].window_seconds = prep.encoder.window / prep.encoder.sample_rate
         if embs[s].skipped:
             log(f"[{data.task.name}] skipped {len(embs[s].skipped)} unreadable file(s) in {s}"
                 + (f" ({transform.id})" if transform else "") + ":")
             for sk in embs[s].skipped[:5]:
                 log(f"  {sk['path']}: {sk['reason']}")
+        decoder_messages.report_kept(data.task.name, s, embs[s].warnings)
         if len(embs[s].items) == 0:
             raise BenchError(f"task {data.task.name}: no readable audio in the {s} split under {data.root}")
     return embs, status
@@ -236,16 +247,34 @@ def embed(prep: PreparedEncoder, data: TaskData, config: RunConfig, splits: tupl
 
 def evaluate(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, seed: int,
              conditions: dict[str, Embeddings] | None = None) -> Evaluation:
-    """Fit the probe of one seed on train/valid and score the test split and every condition's test set."""
-    from bench import confidence, protocols
+    """Fit the probe of one seed on train/valid and score the test split and every condition's test set.
+
+    Through the probe cache (:mod:`bench.probe_cache`): the same embeddings,
+    probe settings, protocol and seed give the stored result without
+    training. Embeddings with no cache key (made outside :func:`embed`) are
+    never cached.
+    """
+    from bench import probe_cache, protocols
+
+    conditions = conditions or {}
+    pconf, grid = protocols.get(config.protocol).probe_plan(data.task, config.device, config.probe_grid,
+                                                            embs["train"].window_seconds)
+    (sel, metrics, ci), status = probe_cache.cached(
+        lambda: _probe_and_score(data, embs, seed, conditions, pconf, grid), task=data.task, classes=data.classes,
+        embeddings=embs, conditions=conditions, probe=pconf.to_dict(), grid=grid, seed=seed,
+        protocol=config.protocol, enabled=config.cache)
+    return Evaluation(seed, sel, metrics, ci, status)
+
+
+def _probe_and_score(data: TaskData, embs: dict[str, Embeddings], seed: int, conditions: dict[str, Embeddings],
+                     pconf: Any, grid: list[tuple[float, float]]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The probe of one seed chosen on validation, and the metrics and intervals of every test set."""
+    from bench import confidence
     from bench.probe import select_probe, targets
     from bench.probe_data import probe_input
 
     task, n = data.task, len(data.classes)
     y = {s: targets([it.label for it in embs[s].items], n, task.kind) for s in SPLITS}
-    conditions = conditions or {}
-    pconf, grid = protocols.get(config.protocol).probe_plan(task, config.device, config.probe_grid,
-                                                            embs["train"].window_seconds)
     sel = select_probe(probe_input(embs["train"]), y["train"], probe_input(embs["valid"]), y["valid"],
                        probe_input(embs["test"]), kind=task.kind, n_classes=n, config=pconf,
                        grid=grid, seed=seed, score_fn=task.score,
@@ -255,7 +284,7 @@ def evaluate(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, see
         scores[cond] = (targets([it.label for it in e.items], n, task.kind), sel.result.extra_scores[cond])
     metrics = {c: task.score(yt, sc) for c, (yt, sc) in scores.items()}
     ci = {c: confidence.bootstrap(task.score, yt, sc, task.primary_metric) for c, (yt, sc) in scores.items()}
-    return Evaluation(seed, sel, metrics, ci)
+    return sel, metrics, ci
 
 
 def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddings],
@@ -297,6 +326,7 @@ def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddin
                 "windows": {**{s: embs[s].windows for s in SPLITS}, "test": test.windows},
                 "skipped": {**{s: embs[s].skipped for s in SPLITS}, "test": test.skipped},
                 "skipped_count": sum(len(embs[s].skipped) for s in ("train", "valid")) + len(test.skipped),
+                "decoder_warnings": {**{s: embs[s].warnings for s in SPLITS}, "test": test.warnings},
                 "index_problems": data.problems,
                 "index_problem_count": sum(len(v) for v in data.problems.values()),
                 "split_fingerprints": {s: status[s].get("fingerprint") for s in SPLITS},
@@ -305,7 +335,7 @@ def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddin
             probe={**probe_conf.to_dict(), "lr": sel.lr, "weight_decay": sel.weight_decay,
                    "best_epoch": res.best_epoch, "epochs": res.epochs, "valid_loss": res.valid_loss,
                    "grid_spec": config.probe_grid if proto.uses_grid else f"protocol {proto.name}: one point",
-                   "selection_metric": sel.selection_metric, "grid": sel.grid},
+                   "selection_metric": sel.selection_metric, "grid": sel.grid, "cache": ev.cache},
             device=config.device,
             plugins={
                 "encoder": {"name": prep.entry.name, "plugin": prep.entry.plugin.name,
@@ -334,11 +364,13 @@ def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig) -> list[dict[
     """Extract, probe and score one encoder on one task (clean audio); write its records."""
     import dataclasses
 
-    from bench import own_head, results
+    from bench import own_head, procs, results
 
     t_start = time.perf_counter()
     data = index_task(task, config.data_roots)
     embs, status = embed(prep, data, config)
+    if not procs.current().is_main:  # the other processes of a launch only extract
+        return []
     out = []
     for seed in config.seeds:
         ev = evaluate(data, embs, config, seed)
@@ -378,8 +410,11 @@ def guarded(what: str, failures: list[str], out: Path, fn: Any, *args: Any, **kw
 
 
 def run(config: RunConfig) -> RunOutcome:
-    from bench import leaderboard
+    from bench import leaderboard, procs
 
+    group = procs.current(config.device)
+    if group.several:  # under accelerate launch: this process's GPU; progress bars from the main process only
+        config = replace(config, device=group.device, progress=config.progress and group.is_main)
     config.out.mkdir(parents=True, exist_ok=True)
     check_option_scopes(config.encoder_options, config.encoders)
     records: list[dict[str, Any]] = []
@@ -397,6 +432,9 @@ def run(config: RunConfig) -> RunOutcome:
             recs = guarded(f"{ename} x {tname}", failures, config.out, run_pair, prep, task, config)
             records.extend(recs or [])
     outcome = RunOutcome(records, failures, config.out)
+    if not group.is_main:
+        procs.finish()  # wait for the main process's probes and records, then leave together
+        return outcome
     if records:
         outcome.files = leaderboard.write(records, config.out)
         print(leaderboard.render(records))
@@ -404,6 +442,7 @@ def run(config: RunConfig) -> RunOutcome:
         log(f"Leaderboard: {outcome.files['markdown']} (also .csv, .json, .html, .png)")
     else:
         log(f"No records were written: every part of the run failed (see above). Output folder: {config.out}")
+    procs.finish()
     return outcome
 
 

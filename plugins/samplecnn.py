@@ -106,8 +106,12 @@ class SampleCNN(nn.Module):
                 f"{3 ** (len(channels) + 1)})"
             )
         self.window = window
+        # ReLU in place (batch norm keeps its input, not its output, for backward), and after the max-pool
+        # in the blocks: max and ReLU commute exactly, values and gradients alike, so the block computes what
+        # conv-BN-ReLU-pool does with a third of the ReLU work and no extra activation (tests/test_samplecnn.py).
+        # Neither holds parameters, so the state-dict keys are those of the canonical order.
         self.stem = nn.Sequential(
-            nn.Conv1d(1, stem_channels, kernel_size=3, stride=3), nn.BatchNorm1d(stem_channels), nn.ReLU()
+            nn.Conv1d(1, stem_channels, kernel_size=3, stride=3), nn.BatchNorm1d(stem_channels), nn.ReLU(inplace=True)
         )
         blocks = []
         c_in = stem_channels
@@ -116,13 +120,14 @@ class SampleCNN(nn.Module):
                 nn.Sequential(
                     nn.Conv1d(c_in, c_out, kernel_size=3, padding=1),
                     nn.BatchNorm1d(c_out),
-                    nn.ReLU(),
                     nn.MaxPool1d(3),
+                    nn.ReLU(inplace=True),
                 )
             )
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
-        self.last = nn.Sequential(nn.Conv1d(c_in, dim, kernel_size=3, padding=1), nn.BatchNorm1d(dim), nn.ReLU())
+        self.last = nn.Sequential(nn.Conv1d(c_in, dim, kernel_size=3, padding=1), nn.BatchNorm1d(dim),
+                                  nn.ReLU(inplace=True))
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

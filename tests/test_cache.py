@@ -248,9 +248,10 @@ def test_warm_run_decodes_no_audio_and_embeds_nothing(demo_cache, tmp_path, monk
     capsys.readouterr()
     assert main(["cache", "list"]) == 0
     listing = capsys.readouterr().out
-    assert "3 entries" in listing and listing.count("| logmel ") == 3 and "nsynth_pitch" in listing
+    # three splits' embeddings and the probe of seed 0
+    assert "4 entries" in listing and listing.count(" | logmel ") == 4 and "nsynth_pitch" in listing
     assert main(["cache", "clear", "--encoder", "logmel", "--task", "nsynth_pitch"]) == 0
-    assert "Removed 3" in capsys.readouterr().out
+    assert "Removed 4" in capsys.readouterr().out
 
 
 def test_changed_test_split_recomputes_only_test(demo_cache, tmp_path, monkeypatch):

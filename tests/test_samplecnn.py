@@ -144,3 +144,32 @@ def test_presets_set_their_own_objective_and_recipe_defaults():
     assert SimCLREncoder(preset="demo", seed=7).recipe().seed == 7  # the training seed follows the encoder's
     with pytest.raises(PluginError, match="recipe options"):
         SupervisedEncoder(steps=5)  # recipe keys are not constructor options
+
+
+def test_pool_before_relu_in_place_computes_the_canonical_block():
+    """Blocks run conv-BN-pool-ReLU(in place): the same outputs, gradients and BN statistics as conv-BN-ReLU-pool."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    from bench_plugins import samplecnn
+
+    fast = samplecnn.SampleCNN(243, 4, (4, 8, 8, 8), 8)
+    canon = copy.deepcopy(fast)
+    for blk in canon.blocks:
+        conv, bn, pool, _ = blk
+        blk[2], blk[3] = nn.ReLU(), pool
+    for m in (canon.stem, canon.last):
+        m[2] = nn.ReLU()
+    assert fast.state_dict().keys() == canon.state_dict().keys()
+    x = torch.randn(6, 243, dtype=torch.float64)
+    fast, canon = fast.double(), canon.double()
+    outs = []
+    for m in (fast, canon):
+        y = m(x)
+        (y * torch.arange(y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
+        outs.append((y.detach(), [p.grad for p in m.parameters()], [b.clone() for b in m.buffers()]))
+    assert torch.equal(outs[0][0], outs[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(outs[0][1], outs[1][1]))
+    assert all(torch.equal(a, b) for a, b in zip(outs[0][2], outs[1][2]))

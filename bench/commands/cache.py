@@ -1,21 +1,28 @@
-"""``bench cache list`` / ``bench cache clear``: the embedding cache on disk."""
+"""``bench cache list`` / ``bench cache clear``: embeddings, probes and pretrained checkpoints on disk."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+KIND_HELP = ("embeddings, probes, checkpoints or all (comma-separated)")
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cache", help="list or clear cached embeddings",
-                       description="Cached track embeddings live under $BENCH_CACHE_DIR/embeddings "
-                       "(default: the user cache folder). A second `bench run` with the same encoder "
-                       "weights, config, task, data and extraction settings reads them instead of "
-                       "decoding audio.")
+    p = sub.add_parser("cache", help="list or clear cached embeddings, probes and checkpoints",
+                       description="The cache folder ($BENCH_CACHE_DIR, default: the user cache folder) holds "
+                       "track embeddings (embeddings/), fitted probes (probes/) and pretrained checkpoints "
+                       "(checkpoints/). A second `bench run` with the same encoder weights, config, task, data, "
+                       "extraction and probe settings reads them instead of decoding audio and training probes.")
     actions = p.add_subparsers(dest="cache_command", metavar="ACTION")
-    q = actions.add_parser("list", help="list cache entries (encoder, task, split, rows, size, created)")
+    q = actions.add_parser("list", help="list cache entries (kind, encoder, task, split, rows, size, created)")
+    q.add_argument("--kind", "-k", default=None, help=f"only entries of these kinds: {KIND_HELP} (default: all)")
     q.set_defaults(func=run_list)
-    q = actions.add_parser("clear", help="delete cache entries (all, or those of an encoder and/or task)")
+    q = actions.add_parser("clear", help="delete cache entries (embeddings and probes unless --kind says more)",
+                           description="Delete cache entries. Without --kind: embeddings and probes (derived data, "
+                           "recomputed on the next run); pretrained checkpoints only with --kind checkpoints or "
+                           "--kind all, since retraining them can take hours.")
+    q.add_argument("--kind", "-k", default=None, help=f"{KIND_HELP} (default: embeddings,probes)")
     q.add_argument("--encoder", "-e", default=None, help="only entries of this encoder")
     q.add_argument("--task", "-t", default=None, help="only entries of this task")
     q.set_defaults(func=run_clear)
@@ -25,28 +32,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from bench.cache import EmbeddingCache, default_root, human_size
+    from bench import cache_inventory as inv
+    from bench.cache import human_size
+    from bench.config import cache_dir
 
-    cache = EmbeddingCache(default_root())
-    rows = cache.entries()
-    print(f"Embedding cache: {cache.root}")
+    rows = inv.entries(inv.parse_kinds(args.kind))
+    print(f"Cache: {cache_dir()}")
     if not rows:
         print("  (empty)")
         return 0
-    table = [[r["encoder"], r["task"], r["split"], r["rows"], r["skipped"], human_size(r["size"]), r["created"],
-              r["status"], Path(r["path"]).name] for r in rows]
-    print(tabulate(table, headers=["encoder", "task", "split", "tracks", "skipped", "size", "created", "status",
-                                   "entry"], tablefmt="github"))
-    print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}, {human_size(sum(r['size'] for r in rows))}")
+    table = [[r["kind"], r["encoder"], r["task"], r["split"], "-" if r["rows"] is None else r["rows"], r["skipped"],
+              human_size(r["size"]), r["created"], r["status"], Path(r["path"]).name] for r in rows]
+    print(tabulate(table, headers=["kind", "encoder", "task", "split", "tracks", "skipped", "size", "created",
+                                   "status", "entry"], tablefmt="github"))
+    by_kind = {k: [r for r in rows if r["kind"] == k] for k in inv.KINDS}
+    parts = [f"{k} {len(v)} ({human_size(sum(r['size'] for r in v))})" for k, v in by_kind.items() if v]
+    print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}, {human_size(sum(r['size'] for r in rows))}: "
+          + ", ".join(parts))
     return 0
 
 
 def run_clear(args: argparse.Namespace) -> int:
-    from bench.cache import EmbeddingCache, default_root, human_size
+    from bench import cache_inventory as inv
+    from bench.cache import human_size
+    from bench.config import cache_dir
 
-    cache = EmbeddingCache(default_root())
-    removed = cache.clear(encoder=args.encoder, task=args.task)
+    kinds = inv.parse_kinds(args.kind, default=inv.CLEAR_DEFAULT)
+    removed = inv.clear(kinds, encoder=args.encoder, task=args.task)
     what = " and ".join(f"{k} {v}" for k, v in (("encoder", args.encoder), ("task", args.task)) if v) or "all"
-    print(f"Removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} ({what}) from {cache.root}, "
-          f"{human_size(sum(r['size'] for r in removed))} freed.")
+    print(f"Removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} ({', '.join(kinds)}; {what}) "
+          f"from {cache_dir()}, {human_size(sum(r['size'] for r in removed))} freed.")
+    if "checkpoints" not in kinds:
+        kept = inv.entries(("checkpoints",))
+        if kept:
+            print(f"Kept {len(kept)} pretrained checkpoint(s) ({human_size(sum(r['size'] for r in kept))}); "
+                  "`bench cache clear --kind checkpoints` deletes them.")
     return 0

@@ -59,16 +59,25 @@ class AudioStore:
         from tqdm.auto import tqdm
 
         from bench.audio import AudioError, load
+        from bench.decoder_messages import capture, summary
 
         def decode(key):
-            try:
-                return load(key[0], sample_rate, key[1], key[2]), None
-            except AudioError as exc:
-                return None, str(exc)
+            # what libmpg123 prints on fd 2 is kept with its file, not sprayed over the progress bar
+            with capture() as notes:
+                try:
+                    audio, err = load(key[0], sample_rate, key[1], key[2]), None
+                except AudioError as exc:
+                    audio, err = None, str(exc)
+            if notes:
+                note = f"[decoder: {summary(notes)}]"
+                err = f"{err} {note}" if err else None
+                if audio is not None:
+                    warned.append(f"{key[0]}: {note}")
+            return audio, err
 
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f"audio.npy.tmp-{os.getpid()}"
-        spans, failed, offset, chunks = [], [], 0, []
+        spans, failed, offset, chunks, warned = [], [], 0, [], []
         with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
             results = pool.map(decode, keys)
             for key, (audio, err) in tqdm(zip(keys, results), total=len(keys), desc="decoding pool",
@@ -84,7 +93,8 @@ class AudioStore:
         written = tmp if tmp.exists() else Path(str(tmp) + ".npy")
         os.replace(written, folder / "audio.npy")
         itmp = folder / f"index.json.tmp-{os.getpid()}"
-        itmp.write_text(json.dumps({"sample_rate": sample_rate, "spans": spans, "failed": failed}))
+        itmp.write_text(json.dumps({"sample_rate": sample_rate, "spans": spans, "failed": failed,
+                                     "decoder_warnings": warned}))
         os.replace(itmp, folder / "index.json")
 
     def has(self, t: Track) -> bool:
