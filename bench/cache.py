@@ -1,5 +1,10 @@
 """Embedding cache: track embeddings on disk, so a second run decodes no audio.
 
+Long because: one entry's whole life is here and is easiest to check read in
+one place: its key, the atomic build, chunked resume, the trust checks on load
+(rows, ids, finiteness, checksum), the private fallback folder and listing.
+The table files themselves are in :mod:`bench.cache_tables`.
+
 Why: extraction (decode, resample, run the encoder over every window) is the
 slow stage of a run; probes, seeds and leaderboards are cheap. The cache makes
 re-running a probe grid, adding seeds or re-scoring free, and it must never
@@ -63,8 +68,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from bench.cache_tables import (CacheEntryError, _concat_windows, _read_table, _read_windows, _write_table,
+                                _write_windows, checksum)
+
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np  # imported where used: `bench --help` and `bench list` import this module
+    pass  # imported where used: `bench cache` and `bench list` import this module
 
 #: bump when the extraction code changes what it computes (windowing, pooling, resampling)
 EXTRACT_VERSION = "2"  # 2: long tracks read only their chosen windows (bench.audio.load_windows)
@@ -83,8 +91,6 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-class CacheEntryError(Exception):
-    """An entry on disk that cannot be trusted (the message says what is wrong)."""
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -519,18 +525,6 @@ class EmbeddingCache:
         return removed
 
 
-def checksum(ids: Sequence[str], X: np.ndarray) -> str:
-    """SHA-256 of the track ids, in order, and the float32 matrix bytes: kept in meta.json, checked on load."""
-    import numpy as np
-
-    h = hashlib.sha256()
-    h.update(json.dumps(list(ids)).encode())
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    h.update(f"{X.shape}".encode())
-    h.update(memoryview(X).cast("B"))
-    return "sha256:" + h.hexdigest()
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -579,113 +573,3 @@ def human_size(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GB"  # pragma: no cover
-
-
-# -- Arrow I/O -------------------------------------------------------------------------------------
-
-
-def _write_table(folder: Path, ids: list[str], X: np.ndarray, dim: int) -> None:
-    import numpy as np
-    import datasets
-
-    datasets.disable_progress_bars()
-    features = datasets.Features({
-        "track_id": datasets.Value("string"),
-        "embedding": datasets.List(datasets.Value("float32"), length=dim),
-    })
-    X = np.ascontiguousarray(X, dtype=np.float32).reshape(len(ids), dim)
-    ds = datasets.Dataset.from_dict({"track_id": list(ids), "embedding": X}, features=features)
-    ds.save_to_disk(str(folder))
-
-
-def _matrix(col: Any, n: int) -> np.ndarray:
-    """``[n, D]`` float32 view of a fixed-size-list column, straight from its (memory-mapped) buffer.
-
-    Done by hand because ``flatten``/``to_numpy`` import pyarrow.compute and
-    pandas (half a second), which is most of a warm run's extraction stage.
-    """
-    import numpy as np
-
-    dim = col.type.list_size
-    if col.null_count or col.values.null_count:
-        raise CacheEntryError("embedding column holds nulls")
-    vals = col.values
-    first = (col.offset * dim) + vals.offset
-    buf = vals.buffers()[1]
-    X = np.frombuffer(buf, dtype=np.float32, count=n * dim, offset=first * 4) if n else np.zeros(0, np.float32)
-    return X.reshape(n, dim)
-
-
-def _read_table(folder: Path) -> tuple[list[str], np.ndarray]:
-    """Track ids and the ``[N, D]`` float32 matrix of a dataset saved by :func:`_write_table`.
-
-    The Arrow files that ``datasets.save_to_disk`` listed in ``state.json`` are
-    memory-mapped with pyarrow directly: importing ``datasets`` costs about a
-    second, more than reading every entry of a run, and the files are the same
-    (``datasets.load_from_disk`` opens an entry too). An unexpected layout
-    falls back to ``datasets.load_from_disk``.
-    """
-    import pyarrow as pa
-
-    try:
-        try:
-            state = json.loads((folder / "state.json").read_text())
-            files = [folder / f["filename"] for f in state["_data_files"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            files = []
-        if files:
-            tables = [pa.ipc.open_stream(pa.memory_map(str(f), "r")).read_all() for f in files]
-            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        else:
-            import datasets
-
-            table = datasets.load_from_disk(str(folder)).data.table
-        ids = table.column("track_id").to_pylist()
-        X = _matrix(table.column("embedding").combine_chunks(), len(ids))
-    except Exception as exc:  # pyarrow/datasets raise many types for damaged files
-        raise CacheEntryError(f"data unreadable ({type(exc).__name__}: {exc})") from None
-    return ids, X
-
-
-# -- per-window embeddings (crop and segment probes, bench.protocols) --------------------------------
-# An entry whose key says ``per_window`` holds, besides the track means, every window's embedding
-# in a second table (``windows/``: one row per window, in track order) and the window count per
-# track in ``meta.json``; checked on load like the means.
-
-WINDOWS = "windows"
-
-
-def _concat_windows(emb: Any, parts: Sequence[Any], dim: int) -> None:
-    """Join the per-window embeddings of an extraction's chunks onto ``emb`` (when they were kept)."""
-    import numpy as np
-
-    if parts and all(p.window_X is not None for p in parts):
-        emb.window_X = np.concatenate([p.window_X for p in parts]).astype(np.float32, copy=False)
-        emb.window_counts = np.concatenate([p.window_counts for p in parts]).astype(np.int64)
-
-
-def _write_windows(folder: Path, emb: Any, dim: int) -> dict[str, Any]:
-    """Write ``emb``'s window table into ``folder`` (nothing without one); the fields for ``meta.json``."""
-    if emb.window_X is None:
-        return {}
-    counts = [int(c) for c in emb.window_counts]
-    ids = [it.track_id for it, c in zip(emb.items, counts) for _ in range(c)]
-    _write_table(folder / WINDOWS, ids, emb.window_X, dim)
-    return {"window_counts": counts}
-
-
-def _read_windows(folder: Path, meta: dict[str, Any], emb: Any, dim: int) -> None:
-    """Load and check the window table of a per-window entry onto ``emb``; CacheEntryError when it is wrong."""
-    import numpy as np
-
-    counts = meta.get("window_counts")
-    if not isinstance(counts, list) or len(counts) != len(emb.items):
-        raise CacheEntryError("its per-window counts are missing or do not match its tracks")
-    ids, W = _read_table(folder / WINDOWS)
-    if W.shape[0] != sum(counts) or (W.ndim == 2 and W.shape[1] != dim) or any(c < 1 for c in counts):
-        raise CacheEntryError(f"{W.shape[0]} window rows on disk, {sum(counts)} expected")
-    if ids != [it.track_id for it, c in zip(emb.items, counts) for _ in range(c)]:
-        raise CacheEntryError("its window rows do not follow its tracks")
-    if not np.isfinite(W).all():
-        raise CacheEntryError("its window embeddings hold NaN or infinite values")
-    emb.window_X, emb.window_counts = W, np.asarray(counts, dtype=np.int64)

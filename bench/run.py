@@ -1,5 +1,8 @@
 """The main job: encoders x tasks -> embeddings -> probes -> records -> leaderboard.
 
+Long because: it is the chain of steps the experiment commands share; each
+step is short, and keeping them side by side shows the data flow in one file.
+
 The job is a chain of named steps that the experiment commands reuse:
 
 - :func:`prepare_encoder`: build an encoder, load its checkpoint or pretrain it;
