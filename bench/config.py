@@ -28,7 +28,7 @@ from typing import Any
 from bench.errors import BenchError
 
 #: bump when the demo generators change what they write (old demo folders are then not reused)
-DEMO_VERSION = "2"
+DEMO_VERSION = "3"
 #: the demo sizes, smallest first: tiny (tests), small (the main job), medium (``bench reproduce --scale demo``)
 DEMO_SIZES = ("tiny", "small", "medium")
 

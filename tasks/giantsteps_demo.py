@@ -27,7 +27,7 @@ SAMPLE_RATE = 16000
 #: MTG rows (train+valid before filtering), test tracks, track length range in seconds; tune here
 SIZES = {
     "tiny": {"mtg": 40, "test": 24, "seconds": (4.0, 6.0)},
-    "small": {"mtg": 280, "test": 60, "seconds": (5.0, 8.0)},
+    "small": {"mtg": 280, "test": 60, "seconds": (3.5, 5.5)},
     "medium": {"mtg": 900, "test": 480, "seconds": (6.0, 9.0)},
 }
 

@@ -29,7 +29,7 @@ SAMPLE_RATE = 16000
 #: clips, seconds per clip; tune here
 SIZES = {
     "tiny": {"clips": 90, "seconds": 3.0},
-    "small": {"clips": 320, "seconds": 5.0},
+    "small": {"clips": 320, "seconds": 3.5},
     "medium": {"clips": 1400, "seconds": 5.0},
 }
 

@@ -67,7 +67,7 @@ DISTORTED = {29, 30, 84}
 # test pitch is also a train pitch
 SIZES = {
     "tiny": {"instruments": {"train": 4, "valid": 2, "test": 2}, "pitch_step": 6, "max_notes": 12},
-    "small": {"instruments": {"train": 18, "valid": 5, "test": 8}, "pitch_step": 2, "max_notes": 22},
+    "small": {"instruments": {"train": 18, "valid": 5, "test": 8}, "pitch_step": 2, "max_notes": 18},
     "medium": {"instruments": {"train": 52, "valid": 12, "test": 22}, "pitch_step": 1, "max_notes": 28},
 }
 
