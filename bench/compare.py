@@ -22,8 +22,10 @@ pair only in CURRENT is "new" (never a failure); a pair only in BASELINE is
 "missing" and fails unless ``--allow-missing``. Exit status: 0 pass, 1 fail,
 2 unusable input (the message names the file and what to do).
 
-Comparing demo numbers against a real-data baseline (or the reverse), or
-files of another schema version, is refused: such a delta means nothing.
+Comparing demo numbers against a real-data baseline (or the reverse), a
+score against one measured under another probing protocol (``--protocol``;
+an entry without one is ``bench``), or files of another schema version, is
+refused: such a delta means nothing.
 
 The gate cannot pass on nothing: a baseline mean that is NaN, null or not a
 number is unusable input (exit 2, naming the file and the entry); a current
@@ -128,6 +130,7 @@ def compare(current: dict[str, Any], base: dict[str, Any], *, tolerance: float =
             f"{current['_source']} is on {kind(current)} but the baseline {base['_source']} is on {kind(base)}; "
             "their scores cannot be compared. Use a baseline made from the same kind of data."
         )
+    _check_protocols(current, base)
     cur = {entry_key(e): e for e in current["entries"]}
     ref = {entry_key(e): e for e in base["entries"]}
     rows, ok = [], True
@@ -169,6 +172,29 @@ def compare(current: dict[str, Any], base: dict[str, Any], *, tolerance: float =
                 row["note"] = (row["note"] + "; " if row["note"] else "") + "data differs from the baseline's"
         rows.append(row)
     return rows, ok
+
+
+def entry_protocol(e: dict[str, Any]) -> str:
+    """The probing protocol of an entry; an entry without one (older files) was measured under ``bench``."""
+    return str(e.get("protocol") or "bench")
+
+
+def _check_protocols(current: dict[str, Any], base: dict[str, Any]) -> None:
+    """Refuse a (variant, task, condition) scored under one protocol in CURRENT and another in BASELINE.
+
+    A score depends on its probing protocol (bench.protocols: crops, heads, patience, metric settings),
+    so such a delta measures the protocol change, not the encoder.
+    """
+    ref = {entry_key(e): entry_protocol(e) for e in base["entries"]}
+    for e in current["entries"]:
+        key = entry_key(e)
+        if key in ref and ref[key] != entry_protocol(e):
+            raise BenchError(
+                f"{' x '.join(key)}: scored under the probing protocol {entry_protocol(e)!r} in "
+                f"{current['_source']} but {ref[key]!r} in the baseline {base['_source']}; scores of different "
+                f"protocols cannot be compared. Run with `--protocol {ref[key]}`, or write a baseline under "
+                f"this protocol (`bench compare RESULTS --write-baseline FILE`)."
+            )
 
 
 def entry_key(e: dict[str, Any]) -> tuple[str, str, str]:

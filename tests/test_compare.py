@@ -11,21 +11,22 @@ from bench.cli import main
 from bench.results import SCHEMA_VERSION, new_record, write_record
 
 
-def rec(encoder, task, seed, value, demo=True):
+def rec(encoder, task, seed, value, demo=True, protocol=None):
     vals = list(np.clip(value + np.linspace(-0.04, 0.04, 41), 0, 1))
     return new_record(
         encoder=encoder, task=task, seed=seed, primary_metric="accuracy", metrics={"accuracy": value},
         confidence={"metric": "accuracy", "value": value, "lo": min(vals), "hi": max(vals), "seed": 1,
                     "n_boot": 41, "values": vals},
         demo_data=demo, encoder_config={}, weights_hash="w", data={"fingerprint": f"fp-{task}"},
+        **({"protocol": protocol} if protocol else {}),
     )
 
 
-def results(tmp_path, name, scores, demo=True):
+def results(tmp_path, name, scores, demo=True, protocol=None):
     folder = tmp_path / name
     for (enc, task), v in scores.items():
         for seed in (0, 1):
-            write_record(rec(enc, task, seed, v, demo), folder / "records")
+            write_record(rec(enc, task, seed, v, demo, protocol), folder / "records")
     return folder
 
 
@@ -103,3 +104,14 @@ def test_refusals_exit_2_with_a_message(tmp_path, base, capsys):
     assert main(["compare", str(cur), str(junk)]) == 2
     assert "not a baseline file" in capsys.readouterr().err
     assert main(["compare", str(cur), str(tmp_path / "nope.json")]) == 2
+
+
+def test_a_score_under_another_protocol_is_refused(tmp_path, base, capsys):
+    # the baseline's records carry no protocol (older files): they count as `bench`
+    same = results(tmp_path, "same", {("a", "t1"): 0.80, ("a", "t2"): 0.50}, protocol="bench")
+    assert main(["compare", str(same), str(base)]) == 0
+    other = results(tmp_path, "other", {("a", "t1"): 0.80, ("a", "t2"): 0.50}, protocol="semisupcon")
+    capsys.readouterr()
+    assert main(["compare", str(other), str(base)]) == 2
+    err = capsys.readouterr().err
+    assert "a x t1 x clean" in err and "'semisupcon'" in err and "'bench'" in err and "--protocol bench" in err
