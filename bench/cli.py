@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if "threads" in vars(args):  # the verbs that compute with torch
+            from bench import allocator
             from bench.commands.common import apply_threads
 
+            allocator.tune()  # before torch allocates anything (bench/allocator.py says why)
             apply_threads(args.threads)
         return int(args.func(args) or 0)
     except BenchError as exc:

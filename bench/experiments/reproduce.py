@@ -98,8 +98,7 @@ def demo_size() -> str:
     """The demo data size of ``--scale demo``: ``medium`` when this bench has it, else ``small``."""
     from bench import config
 
-    sizes = tuple(getattr(config, "DEMO_SIZES", ("tiny", "small")))
-    return "medium" if "medium" in sizes else "small"
+    return "medium" if "medium" in config.DEMO_SIZES else "small"
 
 
 def plan(scale_name: str, tasks: tuple[str, ...] | None = None) -> Plan:
