@@ -160,11 +160,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    from bench import allocator
+
+    tuned = allocator.tune()  # as the CLI's compute verbs do (BENCH_MALLOC=default: glibc's own rule)
     device = torch.device(a.device)
     batches = dict(kv.split("=") for kv in a.batch.split(","))
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-              "load": os.getloadavg()[0], "presets": {}}
+              "load": os.getloadavg()[0], "allocator_tuned": tuned, "presets": {}}
     for name in a.presets.split(","):
         r = run_preset(name, int(batches.get(name, 8)), a.steps, a.mm, a.profile, device)
         report["presets"][name] = r

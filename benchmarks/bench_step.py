@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats per mode (default: 3)")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args(argv)
+    from bench import allocator
+
+    allocator.tune()  # as the CLI's compute verbs do (BENCH_MALLOC=default: glibc's own rule)
 
     device = torch.device(args.device)
     modes = args.modes.split(",") if args.modes else (list(MODES) if device.type == "cuda" else ["fp32"])
