@@ -197,3 +197,23 @@ def test_refusals_are_clear(tiny_task, tmp_path, monkeypatch):
         num_processes=2, process_index=0, is_main_process=True))
     with pytest.raises(BenchError, match="runs on one process only, and this launch has 2"):
         train(make(SupervisedEncoder, label_task="tiny", early_stopping_patience=2), tiny_task, tmp_path / "ddp")
+
+
+def test_validate_every_zero_is_one_epoch_of_the_labeled_pool(tiny_task, tmp_path):
+    from bench_plugins.ssl_encoders import SupervisedEncoder
+
+    # 6 labeled train tracks, 2 a batch: an epoch is 3 steps (the official loader drops a partial last batch)
+    res = train(make(SupervisedEncoder, label_task="tiny", steps=7, batch_size=2, early_stopping_patience=5),
+                tiny_task, tmp_path / "run")
+    assert res.record["early_stopping"]["validate_every"] == 3
+    assert [e["step"] for e in events(tmp_path / "run", "valid")] == [3, 6, 7]  # and at the last step
+
+
+def test_cli_says_where_it_stopped_and_which_weights_it_kept(tiny_task, tmp_path, capsys):
+    from bench.cli import main
+
+    rc = main(["pretrain", "--encoder", "supervised", "--preset", "tiny", "--label-task", "tiny", "--steps", "3",
+               "--data-root", str(tmp_path / "data"), "-O", "early_stopping_patience=5", "-O", "validate_every=2",
+               "--out", str(tmp_path / "s.safetensors"), "--quiet", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "early stopping: reached the step cap; weights of step " in out and "2 valid tracks" in out

@@ -436,8 +436,10 @@ def pretrain(
 
     unwrapped = accelerator.unwrap_model(model)
     final_state = {k: v.detach().cpu() for k, v in unwrapped.state_dict().items()}
-    if patience and best_model is not None:  # early stopping ends with the best validation's weights
-        final_state = best_model
+    if patience:
+        if best_model is not None:  # early stopping ends with the best validation's weights
+            final_state = best_model
+        # best_step None: no validation gave a finite loss, and the run ends with its last weights
         record["early_stopping"].update({k: es[k] for k in ("best_step", "best_loss", "stopped_at", "validations")})
     # DDP keeps processes in sync by construction; check it, since a silent drift would void the run
     sums = torch.stack([v.double().sum() for v in final_state.values() if v.is_floating_point()])
