@@ -15,13 +15,10 @@
   when it belongs to another encoder, preset or recipe.
 - A non-finite loss stops the run (before the update) with the step and the
   last good checkpoint in the message.
-- Early stopping (``Recipe.early_stopping_patience`` > 0, one process only):
-  every ``validate_every`` steps (and at the last step) the encoder's own
-  ``pretrain_loss`` on the labeled tasks' valid tracks (one centre crop each,
-  eval mode, no gradient); the lowest one's weights are kept, and the run stops
-  after ``patience`` validations without a lower loss. The weights it ends with
-  are the best validation's; the best copy and the counter are part of the
-  train state, so a resumed run stops where an uninterrupted one does.
+- Early stopping (``Recipe.early_stopping_patience`` > 0, one process only,
+  :mod:`bench.pretrain.early_stopping`): validated every ``validate_every``
+  steps and at the last one; the run ends with the best validation's weights,
+  and its status is part of the train state.
 """
 
 from __future__ import annotations
@@ -41,8 +38,9 @@ import numpy as np
 from bench.config import DataRoots
 from bench.encoder import Recipe, TrainableEncoder
 from bench.errors import BenchError
+from bench.pretrain.early_stopping import EarlyStopping
 from bench.pretrain.pools import Pools, build_pools, plan_pools
-from bench.pretrain.sampling import AudioStore, BatchSampler, validation_batches
+from bench.pretrain.sampling import AudioStore, BatchSampler
 
 STATE_FILE = "train-state.pt"
 METRICS_FILE = "metrics.jsonl"
@@ -231,6 +229,16 @@ def pretrain(
                            quiet=quiet or not progress)
     sampler = BatchSampler(pools, store, batch_size=batch_size, labeled_share=spec.share,
                            views=n_views, window=encoder.window, seed=recipe.seed, labeled_mix=recipe.labeled_mix)
+    stopper = None
+    if patience:
+        # validate_every 0: once per epoch of the labeled pool, as the official code validates
+        # (check_val_every_n_epoch: 1); its epoch drops the last partial batch (mixed_dataloader.py:113-123)
+        every = recipe.validate_every or max(1, len(sampler.labeled) // max(1, sampler.n_labeled))
+        stopper = EarlyStopping(patience, every, pools.valid, store, batch_size=batch_size, views=n_views,
+                                window=encoder.window, space=pools.space)
+        if not stopper.decoded:
+            raise BenchError(f"early stopping: none of the {len(pools.valid)} valid tracks of "
+                             f"{', '.join(d.task.name for d in plan.labeled)} could be decoded")
     encoder.setup_pretraining(pools.space)
 
     model = encoder.training_module()
@@ -251,17 +259,14 @@ def pretrain(
     state_path = run_dir / STATE_FILE
     metrics_path = run_dir / METRICS_FILE
     start_step, resumed_from = 0, None
-    # early stopping: the best validation so far, validations since, where it stopped (resumable)
-    es: dict[str, Any] = {"best_loss": None, "best_step": None, "bad": 0, "stopped_at": None, "validations": 0}
-    best_model: dict[str, Any] | None = None
     if resume and state_path.is_file():
         state = load_train_state(state_path, encoder, recipe)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"])
         start_step = resumed_from = int(state["step"])
-        if patience:  # the identity check guarantees the state was written by an early-stopping run
-            es, best_model = dict(state["early_stopping"]["status"]), state["early_stopping"]["best_model"]
+        if stopper is not None:  # the identity check guarantees the state was written by an early-stopping run
+            stopper.load(state["early_stopping"])
     elif not resume and main:
         for f in (state_path, metrics_path):
             f.unlink(missing_ok=True)
@@ -279,17 +284,6 @@ def pretrain(
                               variant=recipe.augment_variant)
         if spec.label_aware_augment:
             skip_by_group = label_variant_transforms(plan, pools)
-
-    validate_every = 0
-    if patience:
-        # 0: once per epoch of the labeled pool, as the official code validates (check_val_every_n_epoch: 1);
-        # its epoch drops the last partial batch (mixed_dataloader.py:113-123), so floor, at least one step
-        validate_every = recipe.validate_every or max(1, len(sampler.labeled) // max(1, sampler.n_labeled))
-        valid_groups = list(pools.space.groups) if len(pools.space.groups) > 1 else []
-        valid_used = sum(store.has(t) for t in pools.valid)
-        if not valid_used:
-            raise BenchError(f"early stopping: none of the {len(pools.valid)} valid tracks of "
-                             f"{', '.join(d.task.name for d in plan.labeled)} could be decoded")
 
     record = {
         "encoder": encoder.name,
@@ -312,12 +306,8 @@ def pretrain(
         "audio_cache": str(store.folder),
         "resumed_from": resumed_from,
     }
-    if patience:
-        record["early_stopping"] = {
-            "patience": patience, "validate_every": validate_every, "valid_tracks": len(pools.valid),
-            "valid_tracks_decoded": valid_used, "crop": "one centre span per track",
-            "monitor": "the encoder's pretrain_loss on the valid tracks, eval mode, no gradient (lower is better)",
-        }
+    if stopper is not None:
+        record["early_stopping"] = stopper.record()
 
     def log(entry: dict[str, Any]) -> None:
         if main:
@@ -336,49 +326,22 @@ def pretrain(
                 "optimizer": optimizer.state_dict(),
                 "rng": _rng_state(),
                 "sampler": {"kind": "stateless: batch(step) = f(seed, step)", "next_step": step},
-                **({"early_stopping": {"status": dict(es), "best_model": best_model}} if patience else {}),
+                **({"early_stopping": stopper.state()} if stopper is not None else {}),
             }, state_path)
             log({"event": "checkpoint", "step": step, "path": str(state_path)})
         accelerator.wait_for_everyone()
 
-    def validate() -> float:
-        """Mean ``pretrain_loss`` over the valid tracks (weighted by batch size), in eval mode."""
-        model.eval()
-        total, count = 0.0, 0
-        try:
-            with torch.no_grad():
-                for v, y, lab in validation_batches(pools.valid, store, batch_size=batch_size, views=n_views,
-                                                    window=encoder.window, n_classes=pools.space.num_classes,
-                                                    groups=valid_groups):
-                    with accelerator.autocast():
-                        loss = encoder.pretrain_loss(torch.from_numpy(v).to(accelerator.device),
-                                                     torch.from_numpy(y).to(accelerator.device),
-                                                     torch.from_numpy(lab).to(accelerator.device), model)
-                    total += float(loss.detach().float()) * len(v)
-                    count += len(v)
-        finally:
-            model.train()
-        return total / count
-
     def early_stop_check(step: int) -> bool:
-        """Validate at ``step``; keep the weights if best; True when patience has run out."""
-        nonlocal best_model
-        value = validate()
-        es["validations"] += 1
-        if np.isfinite(value) and (es["best_loss"] is None or value < es["best_loss"]):
-            # strictly lower, as Lightning's EarlyStopping (min_delta 0, mode min) counts an improvement
-            es.update(best_loss=value, best_step=step, bad=0)
-            best_model = {k: v.detach().cpu().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
-        else:
-            es["bad"] += 1
-        log({"event": "valid", "step": step, "loss": value, "best_loss": es["best_loss"],
-             "best_step": es["best_step"], "without_improvement": es["bad"]})
-        if es["bad"] >= patience:
-            es["stopped_at"] = step
-            log({"event": "early_stop", "step": step, "best_step": es["best_step"], "best_loss": es["best_loss"],
+        """Validate at ``step`` and log it; True when the patience has run out."""
+        value = stopper.loss(encoder, model, accelerator.device, accelerator.autocast)
+        stop = stopper.update(step, value, lambda: accelerator.unwrap_model(model).state_dict())
+        st = stopper.status
+        log({"event": "valid", "step": step, "loss": value, "best_loss": st["best_loss"],
+             "best_step": st["best_step"], "without_improvement": st["bad"]})
+        if stop:
+            log({"event": "early_stop", "step": step, "best_step": st["best_step"], "best_loss": st["best_loss"],
                  "patience": patience})
-            return True
-        return False
+        return stop
 
     last_good = state_path if state_path.is_file() else None
     loss_value: float | None = None
@@ -387,7 +350,7 @@ def pretrain(
     t_last, clips_since = time.perf_counter(), 0
     step = start_step
     try:
-        while step < steps and es["stopped_at"] is None:
+        while step < steps and not (stopper is not None and stopper.stopped):
             views_np, labels_np, labeled_np = sampler.batch(step, rank, world)
             views = torch.from_numpy(views_np).to(accelerator.device)
             labels = torch.from_numpy(labels_np).to(accelerator.device) if labels_np is not None else None
@@ -424,7 +387,7 @@ def pretrain(
                 t_last, clips_since = now, 0
             if stop_after is not None and step >= stop_after and step < steps:
                 return PretrainResult(step, loss_value, run_dir, record, stopped_early=True)
-            if patience and (step % validate_every == 0 or step == steps) and early_stop_check(step):
+            if stopper is not None and stopper.due(step, steps) and early_stop_check(step):
                 save(step)  # the stop is part of the state: a rerun of the folder does not train on
                 last_good = state_path
                 break
@@ -436,11 +399,11 @@ def pretrain(
 
     unwrapped = accelerator.unwrap_model(model)
     final_state = {k: v.detach().cpu() for k, v in unwrapped.state_dict().items()}
-    if patience:
-        if best_model is not None:  # early stopping ends with the best validation's weights
-            final_state = best_model
+    if stopper is not None:
+        if stopper.best_model is not None:  # early stopping ends with the best validation's weights
+            final_state = stopper.best_model
         # best_step None: no validation gave a finite loss, and the run ends with its last weights
-        record["early_stopping"].update({k: es[k] for k in ("best_step", "best_loss", "stopped_at", "validations")})
+        record["early_stopping"] = stopper.record()
     # DDP keeps processes in sync by construction; check it, since a silent drift would void the run
     sums = torch.stack([v.double().sum() for v in final_state.values() if v.is_floating_point()])
     per_rank = accelerator.gather(sums.to(accelerator.device).reshape(1, -1)).cpu()
