@@ -42,7 +42,9 @@ augmentation, pools), :meth:`~TrainableEncoder.label_spec` (a
 is a complete third-party trainable encoder.
 
 This module does not import torch at import time, so plugin modules can import
-it cheaply.
+it cheaply. Long because it is the whole contract a plugin author reads, in one
+place: the frozen encoder, the trainable one, and the typed, validated recipe
+and label types they exchange with the trainer.
 """
 
 from __future__ import annotations
