@@ -217,3 +217,21 @@ def test_cli_says_where_it_stopped_and_which_weights_it_kept(tiny_task, tmp_path
                "--out", str(tmp_path / "s.safetensors"), "--quiet", "--device", "cpu"])
     out = capsys.readouterr().out
     assert rc == 0 and "early stopping: reached the step cap; weights of step " in out and "2 valid tracks" in out
+
+
+def test_several_labeled_tasks_validate_on_each_valid_split_with_unknowns(tiny_two_tasks, tmp_path):
+    from bench.pretrain import AudioStore, build_pools, plan_pools
+    from bench.pretrain.sampling import validation_batches
+    from bench_plugins.ssl_encoders import SupervisedEncoder
+
+    enc, recipe = make(SupervisedEncoder, label_task="tiny,tinyclass", steps=2, early_stopping_patience=3,
+                       validate_every=1)
+    pools = build_pools(plan_pools(enc.label_spec(), recipe, tiny_two_tasks), tiny_two_tasks, validation=True)
+    assert [t.source for t in pools.valid] == ["valid:tiny"] * 2 + ["valid:tinyclass"] * 2
+    store = AudioStore(pools.valid, 4000, tmp_path / "cache")
+    (_, y, _), = list(validation_batches(pools.valid, store, batch_size=4, views=1, window=243, n_classes=5,
+                                         groups=list(pools.space.groups)))
+    # tiny's 3 tags then tinyclass's 2 classes; a row is -1 on the other task's columns
+    assert y.tolist() == [[1, 0, 0, -1, -1], [0, 1, 1, -1, -1], [-1, -1, -1, 1, 0], [-1, -1, -1, 0, 1]]
+    res = train((enc, recipe), tiny_two_tasks, tmp_path / "run")
+    assert res.record["early_stopping"]["valid_tracks"] == 4 and res.record["early_stopping"]["validations"] == 2
