@@ -42,7 +42,9 @@ augmentation, pools), :meth:`~TrainableEncoder.label_spec` (a
 is a complete third-party trainable encoder.
 
 This module does not import torch at import time, so plugin modules can import
-it cheaply.
+it cheaply. Long because it is the whole contract a plugin author reads, in one
+place: the frozen encoder, the trainable one, and the typed, validated recipe
+and label types they exchange with the trainer.
 """
 
 from __future__ import annotations
@@ -229,17 +231,25 @@ class Recipe:
     labeled_mix: str = "step"
     unlabeled_tasks: tuple[str, ...] | None = None
     unlabeled_dirs: tuple[str, ...] = ()
+    #: early stopping on the labeled tasks' valid splits: stop after this many validations without a
+    #: lower validation loss and keep the best validation's weights; 0 = off (docs/pretraining.md)
+    early_stopping_patience: int = 0
+    #: steps between validations; 0 = one epoch of the labeled pool (labeled tracks // labeled clips per batch)
+    validate_every: int = 0
 
     KINDS: ClassVar[dict[str, str]] = {
         "steps": "int", "batch_size": "int", "lr": "float", "views": "int", "seed": "int",
         "weight_decay": "float", "augment": "bool", "augment_variant": "str", "severity": "float",
         "p_apply": "float",
         "checkpoint_every": "int", "log_every": "int", "labeled_mix": "str", "unlabeled_tasks": "names?",
-        "unlabeled_dirs": "names",
+        "unlabeled_dirs": "names", "early_stopping_patience": "int", "validate_every": "int",
     }
     #: the keys whose change makes a training checkpoint another run (refused on resume)
     IDENTITY: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "views", "seed", "augment", "augment_variant",
                                            "severity", "p_apply")
+    #: keys added after checkpoints existed: left out of :meth:`key_dict` and :meth:`identity` at these
+    #: (default) values, so every run that does not use them keeps its checkpoint key and its resumable state
+    OPTIONAL: ClassVar[dict[str, Any]] = {"early_stopping_patience": 0, "validate_every": 0}
     #: the augmentation variants of bench.augment.Augmenter (checked equal by a test)
     AUGMENT_VARIANTS: ClassVar[tuple[str, ...]] = ("bench", "official")
 
@@ -256,6 +266,8 @@ class Recipe:
                   ("severity", self.severity >= 0, "0 or more"), ("p_apply", 0 <= self.p_apply <= 1, "in [0, 1]"),
                   ("checkpoint_every", self.checkpoint_every >= 1, "at least 1"),
                   ("log_every", self.log_every >= 1, "at least 1"),
+                  ("early_stopping_patience", self.early_stopping_patience >= 0, "0 (off) or more"),
+                  ("validate_every", self.validate_every >= 0, "0 (once per epoch of the labeled pool) or more"),
                   ("labeled_mix", self.labeled_mix in ("step", "row"), "'step' or 'row'"),
                   ("augment_variant", self.augment_variant in self.AUGMENT_VARIANTS,
                    " or ".join(map(repr, self.AUGMENT_VARIANTS))))
@@ -276,8 +288,16 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
+    def key_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the :attr:`OPTIONAL` keys at their default: what checkpoint keys hash."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.OPTIONAL or v != self.OPTIONAL[k]}
+
     def identity(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.IDENTITY}
+        """The keys whose change makes a training checkpoint another run (:attr:`IDENTITY`, and the early
+        stopping keys when set: a resumed run must stop by the rule it started with)."""
+        out = {k: getattr(self, k) for k in self.IDENTITY}
+        out.update({k: getattr(self, k) for k in self.OPTIONAL if getattr(self, k) != self.OPTIONAL[k]})
+        return out
 
 
 @dataclass(frozen=True)

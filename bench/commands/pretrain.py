@@ -132,6 +132,12 @@ def run(args: argparse.Namespace) -> int:
     if PartialState().is_main_process:
         held = result.record["held_out_check"]
         print(f"pretrained {encoder.name} for {result.steps} steps, final loss {result.final_loss:.4f}")
+        es = result.record.get("early_stopping")
+        if es:
+            stop = f"stopped at step {es['stopped_at']}" if es["stopped_at"] is not None else "reached the step cap"
+            kept = (f"weights of step {es['best_step']} (validation loss {es['best_loss']:.4f}"
+                    if es["best_step"] is not None else "last weights (no finite validation loss")
+            print(f"early stopping: {stop}; {kept}, {es['valid_tracks_decoded']} valid tracks)")
         print(f"valid/test tracks excluded from the pools: {held['excluded_count']} "
               f"(tasks checked: {', '.join(held['checked']) or 'none'})")
         print(f"checkpoint: {out}\nrun folder: {run_dir} (metrics.jsonl, run.json: pools, recipe, held-out check)")

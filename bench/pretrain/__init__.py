@@ -9,6 +9,8 @@ One module per job:
   of a step as a pure function of (seed, step);
 - :mod:`bench.pretrain.loop`: the training loop (single process or DDP),
   resumable to the bit;
+- :mod:`bench.pretrain.early_stopping`: validation on the labeled tasks'
+  valid splits, the best weights and the stop decision (optional);
 - :mod:`bench.pretrain.checkpoints`: the cache of trained checkpoints that
   ``bench run`` uses.
 

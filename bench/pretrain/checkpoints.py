@@ -31,7 +31,8 @@ def checkpoint_key(encoder: TrainableEncoder, recipe: Recipe, plan: PoolPlan, da
     encoder trained on demo data and on real data, for 300 or for 50k steps,
     or with another set of tasks present, must not share a checkpoint.
     """
-    payload: dict[str, Any] = {"config": encoder.config(), "recipe": recipe.to_dict(), "pools": plan.data_sources()}
+    # key_dict: a recipe key added later is hashed only when set, so earlier checkpoints keep their key
+    payload: dict[str, Any] = {"config": encoder.config(), "recipe": recipe.key_dict(), "pools": plan.data_sources()}
     if data_roots.general is None and not data_roots.per_task:
         payload["demo"] = [data_roots.demo_size, data_roots.demo_seed]
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -118,10 +119,13 @@ def save_final(encoder: TrainableEncoder, path: Path, result: PretrainResult) ->
 
     state = PartialState()
     if state.is_main_process:
-        save_checkpoint(encoder, path, extra={
+        extra = {
             "trained": True, "steps": result.steps, "final_loss": result.final_loss,
             "recipe": result.record.get("recipe"), "run_dir": str(result.run_dir),
             "pools": result.record.get("pools", {}).get("sources"),
             "held_out_excluded": result.record.get("held_out_check", {}).get("excluded_count"),
-        })
+        }
+        if result.record.get("early_stopping"):  # the weights are those of best_step, not of the last step
+            extra["early_stopping"] = result.record["early_stopping"]
+        save_checkpoint(encoder, path, extra=extra)
     state.wait_for_everyone()

@@ -15,6 +15,10 @@
   when it belongs to another encoder, preset or recipe.
 - A non-finite loss stops the run (before the update) with the step and the
   last good checkpoint in the message.
+- Early stopping (``Recipe.early_stopping_patience`` > 0, one process only,
+  :mod:`bench.pretrain.early_stopping`): validated every ``validate_every``
+  steps and at the last one; the run ends with the best validation's weights,
+  and its status is part of the train state.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import numpy as np
 from bench.config import DataRoots
 from bench.encoder import Recipe, TrainableEncoder
 from bench.errors import BenchError
+from bench.pretrain.early_stopping import EarlyStopping
 from bench.pretrain.pools import Pools, build_pools, plan_pools
 from bench.pretrain.sampling import AudioStore, BatchSampler
 
@@ -144,6 +149,7 @@ class PretrainResult:
     final_loss: float | None
     run_dir: Path
     record: dict[str, Any]
+    #: stopped by ``stop_after`` (a simulated kill, for tests), not by early stopping
     stopped_early: bool = False
 
 
@@ -202,17 +208,37 @@ def pretrain(
     batch_size, n_views, steps = recipe.batch_size, recipe.views, recipe.steps
     if batch_size % world:
         raise BenchError(f"batch_size {batch_size} is not divisible by the {world} processes")
+    patience = recipe.early_stopping_patience
+    if patience and world > 1:
+        # the validation pass, the best-weights copy and the stop decision are not synchronised across processes
+        raise BenchError(f"early stopping (early_stopping_patience={patience}) runs on one process only, and this "
+                         f"launch has {world}: run `bench pretrain` without accelerate launch, or set "
+                         "-O early_stopping_patience=0")
 
     with accelerator.main_process_first():
         plan = plan_pools(spec, recipe, data_roots)
+        if patience and not plan.labeled:
+            raise BenchError(f"early stopping (early_stopping_patience={patience}) needs a labeled task, whose valid "
+                             f"split is the validation pool; encoder {encoder.name!r} has none. Name one "
+                             "(-O label_task=TASK) or set -O early_stopping_patience=0")
         if not quiet:
             print(f"Pretraining pools of {encoder.name}:\n  " + plan.describe().replace("\n", "\n  "),
                   file=sys.stderr)
-        pools: Pools = build_pools(plan, data_roots, seed=recipe.seed)
-        store = AudioStore(pools.labeled + pools.unlabeled, encoder.sample_rate, cache_dir,
+        pools: Pools = build_pools(plan, data_roots, seed=recipe.seed, validation=patience > 0)
+        store = AudioStore(pools.labeled + pools.unlabeled + pools.valid, encoder.sample_rate, cache_dir,
                            quiet=quiet or not progress)
     sampler = BatchSampler(pools, store, batch_size=batch_size, labeled_share=spec.share,
                            views=n_views, window=encoder.window, seed=recipe.seed, labeled_mix=recipe.labeled_mix)
+    stopper = None
+    if patience:
+        # validate_every 0: once per epoch of the labeled pool, as the official code validates
+        # (check_val_every_n_epoch: 1); its epoch drops the last partial batch (mixed_dataloader.py:113-123)
+        every = recipe.validate_every or max(1, len(sampler.labeled) // max(1, sampler.n_labeled))
+        stopper = EarlyStopping(patience, every, pools.valid, store, batch_size=batch_size, views=n_views,
+                                window=encoder.window, space=pools.space)
+        if not stopper.decoded:
+            raise BenchError(f"early stopping: none of the {len(pools.valid)} valid tracks of "
+                             f"{', '.join(d.task.name for d in plan.labeled)} could be decoded")
     encoder.setup_pretraining(pools.space)
 
     model = encoder.training_module()
@@ -239,6 +265,8 @@ def pretrain(
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"])
         start_step = resumed_from = int(state["step"])
+        if stopper is not None:  # the identity check guarantees the state was written by an early-stopping run
+            stopper.load(state["early_stopping"])
     elif not resume and main:
         for f in (state_path, metrics_path):
             f.unlink(missing_ok=True)
@@ -278,6 +306,8 @@ def pretrain(
         "audio_cache": str(store.folder),
         "resumed_from": resumed_from,
     }
+    if stopper is not None:
+        record["early_stopping"] = stopper.record()
 
     def log(entry: dict[str, Any]) -> None:
         if main:
@@ -296,9 +326,22 @@ def pretrain(
                 "optimizer": optimizer.state_dict(),
                 "rng": _rng_state(),
                 "sampler": {"kind": "stateless: batch(step) = f(seed, step)", "next_step": step},
+                **({"early_stopping": stopper.state()} if stopper is not None else {}),
             }, state_path)
             log({"event": "checkpoint", "step": step, "path": str(state_path)})
         accelerator.wait_for_everyone()
+
+    def early_stop_check(step: int) -> bool:
+        """Validate at ``step`` and log it; True when the patience has run out."""
+        value = stopper.loss(encoder, model, accelerator.device, accelerator.autocast)
+        stop = stopper.update(step, value, lambda: accelerator.unwrap_model(model).state_dict())
+        st = stopper.status
+        log({"event": "valid", "step": step, "loss": value, "best_loss": st["best_loss"],
+             "best_step": st["best_step"], "without_improvement": st["bad"]})
+        if stop:
+            log({"event": "early_stop", "step": step, "best_step": st["best_step"], "best_loss": st["best_loss"],
+                 "patience": patience})
+        return stop
 
     last_good = state_path if state_path.is_file() else None
     loss_value: float | None = None
@@ -307,7 +350,7 @@ def pretrain(
     t_last, clips_since = time.perf_counter(), 0
     step = start_step
     try:
-        while step < steps:
+        while step < steps and not (stopper is not None and stopper.stopped):
             views_np, labels_np, labeled_np = sampler.batch(step, rank, world)
             views = torch.from_numpy(views_np).to(accelerator.device)
             labels = torch.from_numpy(labels_np).to(accelerator.device) if labels_np is not None else None
@@ -344,6 +387,10 @@ def pretrain(
                 t_last, clips_since = now, 0
             if stop_after is not None and step >= stop_after and step < steps:
                 return PretrainResult(step, loss_value, run_dir, record, stopped_early=True)
+            if stopper is not None and stopper.due(step, steps) and early_stop_check(step):
+                save(step)  # the stop is part of the state: a rerun of the folder does not train on
+                last_good = state_path
+                break
             if step % recipe.checkpoint_every == 0 or step == steps:
                 save(step)
                 last_good = state_path
@@ -352,6 +399,11 @@ def pretrain(
 
     unwrapped = accelerator.unwrap_model(model)
     final_state = {k: v.detach().cpu() for k, v in unwrapped.state_dict().items()}
+    if stopper is not None:
+        if stopper.best_model is not None:  # early stopping ends with the best validation's weights
+            final_state = stopper.best_model
+        # best_step None: no validation gave a finite loss, and the run ends with its last weights
+        record["early_stopping"] = stopper.record()
     # DDP keeps processes in sync by construction; check it, since a silent drift would void the run
     sums = torch.stack([v.double().sum() for v in final_state.values() if v.is_floating_point()])
     per_rank = accelerator.gather(sums.to(accelerator.device).reshape(1, -1)).cpu()

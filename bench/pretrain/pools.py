@@ -11,7 +11,11 @@ find; it is part of the checkpoint key and of the run record.
 :func:`build_pools` turns a plan into tracks. The validation and test tracks
 of every registered task whose data is present are collected first, and any
 pool track with the same resolved path or the same track id (within one
-dataset) is dropped; the check is recorded.
+dataset) is dropped; the check is recorded. With ``validation=True`` (early
+stopping: :attr:`bench.encoder.Recipe.early_stopping_patience`) it also lists
+the labeled tasks' valid tracks, with their labels in the same label space, as
+``Pools.valid``: they decide when training stops and which weights are kept,
+and never enter a batch that takes a gradient step.
 """
 
 from __future__ import annotations
@@ -190,6 +194,8 @@ class Pools:
     space: LabelSpace = field(default_factory=LabelSpace)
     held_out: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, Any] = field(default_factory=dict)
+    #: the labeled tasks' valid tracks (labels in ``space``), built only for early stopping
+    valid: list[Track] = field(default_factory=list)
 
 
 def held_out_tracks(data_roots: DataRoots) -> tuple[set[str], dict[str, set[str]], dict[str, Any]]:
@@ -238,11 +244,13 @@ def _multi_hot(label: Any, n: int, task_name: str) -> tuple[int, ...]:
     return tuple(sorted({int(i) for i in idx}))
 
 
-def build_pools(plan: PoolPlan, data_roots: DataRoots, *, seed: int = 123) -> Pools:
+def build_pools(plan: PoolPlan, data_roots: DataRoots, *, seed: int = 123, validation: bool = False) -> Pools:
     """The tracks of a plan, with the validation and test tracks of every task removed.
 
     ``plan.spec.fraction`` keeps a deterministic subset (seeded permutation)
-    of each labeled train split.
+    of each labeled train split. ``validation``: also list every labeled
+    task's whole valid split as ``Pools.valid`` (labels in the same space);
+    a labeled task without valid tracks is then an error.
     """
     from bench.audio import AUDIO_EXTENSIONS, find_audio
 
@@ -303,6 +311,17 @@ def build_pools(plan: PoolPlan, data_roots: DataRoots, *, seed: int = 123) -> Po
         labeled_sources.append({"task": name, "root": _resolve(data.root), "demo": data.demo,
                                 "train_tracks": len(tracks), "kept": n_keep, "label_fraction": spec.fraction,
                                 "problems": data.problems})
+        if validation:
+            valid = task.items("valid", data.root)
+            if not valid.items:
+                raise DataError(f"early stopping needs the valid split of labeled task {name!r}, and it has no "
+                                f"tracks under {data.root}; set early_stopping_patience=0 or give its valid split")
+            pools.valid += [
+                Track(it.path, str(it.track_id), f"valid:{name}",
+                      tuple(offset + i for i in _multi_hot(it.label, len(task_classes), name)), it.start, it.end, g)
+                for it in valid.items
+            ]
+            labeled_sources[-1]["valid_tracks"] = len(valid.items)
     if groups:
         kind = groups[0].kind if not several else "multitask"
         pools.space = LabelSpace(tuple(classes), kind, tuple(groups))

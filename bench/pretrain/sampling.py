@@ -10,6 +10,8 @@
   views (:func:`crop_views`). Process ``r`` of ``W`` takes rows ``r, r+W, ...``.
   Resuming needs no sampler state beyond the step, and the global batch does
   not depend on the number of processes.
+- :func:`validation_batches`: the valid tracks of early stopping, one
+  deterministic centre span per track, in fixed batches (no randomness).
 """
 
 from __future__ import annotations
@@ -125,6 +127,43 @@ def crop_views(audio: np.ndarray, n_views: int, window: int, u: np.ndarray) -> n
     return out
 
 
+def label_rows(tracks: list[Track | None], n_classes: int, groups: list) -> np.ndarray:
+    """``[len(tracks), n_classes]`` multi-hot rows; None (an unlabeled clip) is all zeros.
+
+    With several label groups (tasks) a labeled row is -1 on the other tasks'
+    classes: unknown for this clip, not absent.
+    """
+    labels = np.zeros((len(tracks), n_classes), dtype=np.float32)
+    for k, t in enumerate(tracks):
+        if t is None:
+            continue
+        if groups:
+            g = groups[t.group]
+            labels[k, :] = -1.0
+            labels[k, g.offset : g.offset + g.size] = 0.0
+        labels[k, list(t.label)] = 1.0
+    return labels
+
+
+def validation_batches(tracks: list[Track], store: AudioStore, *, batch_size: int, views: int, window: int,
+                       n_classes: int, groups: list):
+    """Yield ``(views [b, views, window], labels [b, C], labeled [b])`` over the valid tracks, in order.
+
+    One centre span per track (:func:`crop_views` with every draw 0.5), so a
+    validation loss depends on the weights only; at most ``batch_size`` tracks
+    a batch, the batches of near-equal size. Tracks the store could not decode
+    are left out (the caller records how many were used).
+    """
+    usable = [t for t in tracks if store.has(t)]
+    centre = np.full(views, 0.5)
+    # batches of near-equal size: no last batch of one clip (a contrastive loss needs several)
+    n_batches = -(-len(usable) // batch_size)
+    for idx in np.array_split(np.arange(len(usable)), n_batches) if usable else []:
+        part = [usable[i] for i in idx]
+        v = np.stack([crop_views(store.get(t), views, window, centre) for t in part])
+        yield v, label_rows(part, n_classes, groups), np.ones(len(part), dtype=bool)
+
+
 class BatchSampler:
     """The batch of step ``s`` as a pure function of (seed, s): labeled first, then unlabeled.
 
@@ -185,15 +224,8 @@ class BatchSampler:
         labeled = np.array([rows[i][0] for i in mine], dtype=bool)
         labels = None
         if self.n_classes:
-            labels = np.zeros((len(mine), self.n_classes), dtype=np.float32)
-            for k, i in enumerate(mine):
-                if rows[i][0]:
-                    t = self.labeled[rows[i][1]]
-                    if self.groups:  # -1: classes of the other tasks, unknown for this clip
-                        g = self.groups[t.group]
-                        labels[k, :] = -1.0
-                        labels[k, g.offset : g.offset + g.size] = 0.0
-                    labels[k, list(t.label)] = 1.0
+            labels = label_rows([self.labeled[rows[i][1]] if rows[i][0] else None for i in mine],
+                                self.n_classes, self.groups)
         return views, labels, labeled
 
     def row_groups(self, step: int, rank: int = 0, world: int = 1) -> np.ndarray:
