@@ -235,3 +235,28 @@ def test_renderings(tmp_path):
     assert {p.name for p in files.values()} == {
         "robustness.md", "robustness.csv", "robustness.json", "robustness_fragment.html", "robustness_gtzan.png"}
     assert all(p.stat().st_size > 0 for p in files.values())
+
+
+def test_the_clean_bootstrap_is_computed_once_per_probe(monkeypatch):
+    # every condition of a probe pairs against the same clean scores: their bootstrap is reused, and the
+    # drops are what a fresh computation gives
+    rng = np.random.default_rng(5)
+    y, c, k1 = simulate(150, 0.8, 0.2, rng)
+    _, _, k2 = simulate(150, 0.8, 0.3, np.random.default_rng(6))
+    expected = [R.paired_drop(score_fn, y, c, k, "accuracy", n_boot=200) for k in (k1, k2)]
+    calls = []
+    real = confidence.bootstrap
+
+    def counting(fn, yy, s, *a, **kw):
+        calls.append(np.asarray(s).copy())
+        return real(fn, yy, s, *a, **kw)
+
+    monkeypatch.setattr(confidence, "bootstrap", counting)
+    got = [R.paired_drop(score_fn, y, c.copy(), k, "accuracy", n_boot=200) for k in (k1, k2)]
+    assert len(calls) == 2 and not any(np.array_equal(s, c) for s in calls)  # clean came from the memo
+    assert [g["values"] for g in got] == [e["values"] for e in expected]
+    assert [(g["drop"], g["lo"], g["hi"]) for g in got] == [(e["drop"], e["lo"], e["hi"]) for e in expected]
+    other = c.copy()
+    other[0] = 1 - other[0] if other.ndim == 1 else other[0][::-1]
+    R.paired_drop(score_fn, y, other, k1, "accuracy", n_boot=200)
+    assert len(calls) == 4  # other clean scores are another entry
