@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 
@@ -31,20 +32,15 @@ M_MMAP_THRESHOLD = -3
 #: the largest value mallopt takes (an int): blocks up to 2 GB come from the heap
 LIMIT = 2**31 - 1
 
-_done: dict[str, bool] = {}
 
-
+@functools.cache
 def tune() -> bool:
-    """Raise glibc's mmap and trim thresholds for this process; True when they were set."""
-    if "result" in _done:
-        return _done["result"]
-    ok = False
-    if os.environ.get("BENCH_MALLOC", "").strip().lower() != "default" and platform.libc_ver()[0] == "glibc":
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            ok = bool(libc.mallopt(M_MMAP_THRESHOLD, ctypes.c_int(LIMIT))) and \
-                bool(libc.mallopt(M_TRIM_THRESHOLD, ctypes.c_int(LIMIT)))
-        except (OSError, AttributeError):  # no mallopt in this C library: keep its defaults
-            ok = False
-    _done["result"] = ok
-    return ok
+    """Raise glibc's mmap and trim thresholds for this process (once); True when they were set."""
+    if os.environ.get("BENCH_MALLOC", "").strip().lower() == "default" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, ctypes.c_int(LIMIT))) and \
+            bool(libc.mallopt(M_TRIM_THRESHOLD, ctypes.c_int(LIMIT)))
+    except (OSError, AttributeError):  # no mallopt in this C library: keep its defaults
+        return False

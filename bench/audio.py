@@ -29,15 +29,21 @@ class AudioError(Exception):
         self.reason = reason
 
 
-def load(path: str | Path, sample_rate: int, start: float | None = None, end: float | None = None) -> np.ndarray:
-    """Decode ``path`` to mono float32 at ``sample_rate`` Hz, optionally the span [start, end) seconds."""
-    import soundfile as sf
-
+def _existing(path: str | Path) -> Path:
+    """``path`` as a Path, or an AudioError when it is missing or empty (before any decoder sees it)."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(path, "file not found")
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+    return path
+
+
+def load(path: str | Path, sample_rate: int, start: float | None = None, end: float | None = None) -> np.ndarray:
+    """Decode ``path`` to mono float32 at ``sample_rate`` Hz, optionally the span [start, end) seconds."""
+    import soundfile as sf
+
+    path = _existing(path)
     try:
         with sf.SoundFile(str(path)) as f:
             sr = f.samplerate
@@ -138,11 +144,7 @@ def decode_all(path: str | Path, start: float | None = None, end: float | None =
     """
     import soundfile as sf
 
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "file not found")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
+    path = _existing(path)
     try:
         with sf.SoundFile(str(path)) as f:
             sr = f.samplerate
