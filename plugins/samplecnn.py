@@ -93,6 +93,26 @@ def time_after(window: int, n_blocks: int) -> int:
     return t
 
 
+class TrainPool(nn.MaxPool1d):
+    """``MaxPool1d(k)`` (stride k, no padding) with a faster path when gradients flow.
+
+    On CPU, max pooling with the indices backward needs is as slow as the
+    convolution before it (bench_flops profile: 18% of a demo step); a max over
+    a ``[..., n, k]`` view computes the same values and sends each gradient to
+    the same (first) maximum, 2.4x faster forward and backward on the first
+    block. Without gradients (extraction) the plain pool is the fast one, so
+    it is kept there. Same values and gradients, ties included
+    (tests/test_samplecnn.py); no parameters, so state dicts are unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return super().forward(x)
+        k = int(self.kernel_size)
+        n = x.shape[-1] // k
+        return x[..., : n * k].unflatten(-1, (n, k)).max(-1).values
+
+
 class SampleCNN(nn.Module):
     """SampleCNN backbone: ``[B, window]`` waveform -> ``[B, dim]`` embedding."""
 
@@ -120,7 +140,7 @@ class SampleCNN(nn.Module):
                 nn.Sequential(
                     nn.Conv1d(c_in, c_out, kernel_size=3, padding=1),
                     nn.BatchNorm1d(c_out),
-                    nn.MaxPool1d(3),
+                    TrainPool(3),
                     nn.ReLU(inplace=True),
                 )
             )

@@ -173,3 +173,22 @@ def test_pool_before_relu_in_place_computes_the_canonical_block():
     assert torch.equal(outs[0][0], outs[1][0])
     assert all(torch.equal(a, b) for a, b in zip(outs[0][1], outs[1][1]))
     assert all(torch.equal(a, b) for a, b in zip(outs[0][2], outs[1][2]))
+
+
+@pytest.mark.parametrize("length", [27, 29, 3001])
+def test_train_pool_matches_maxpool_values_and_gradients_with_ties(length):
+    """The training path of the blocks' pool (a max over a view) is MaxPool1d exactly: values, and each gradient
+    sent to the first maximum of its window, on an input full of ties and with a ragged tail."""
+    from torch import nn
+
+    from bench_plugins.samplecnn import TrainPool
+
+    x = torch.randint(0, 3, (4, 5, length)).float()
+    g = torch.randn(4, 5, length // 3)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = TrainPool(3)(a), nn.MaxPool1d(3)(b)
+    ya.backward(g)
+    yb.backward(g)
+    assert torch.equal(ya, yb) and torch.equal(a.grad, b.grad)
+    with torch.no_grad():  # extraction takes the plain pool
+        assert torch.equal(TrainPool(3)(x), nn.MaxPool1d(3)(x))
