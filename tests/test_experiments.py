@@ -349,3 +349,20 @@ def test_compare_gates_each_condition_and_reads_old_baselines_as_clean(tmp_path,
     assert main(["compare", str(cur), str(doc)]) == 0  # clean rows unchanged; corrupted rows are "new"
     out = capsys.readouterr().out
     assert out.count("| new ") == 4 and "PASS" in out
+
+
+def test_records_are_reused_when_the_grid_chose_another_lr_than_the_default(tiny_two_tasks, tmp_path, capsys):
+    """A rerun reuses its records whatever lr and wd the grid chose (a record holds the chosen point, not the
+    probe's default), and does not reuse them under another protocol or grid."""
+    out = tmp_path / "rob"
+    base = ["robustness", "--encoder", "random", "-O", "preset=tiny", "--tasks", "tinyclass", "--conditions",
+            "bitcrush@6", "--out", str(out), "--seeds", "0", "--device", "cpu", "--no-progress"]
+    argv = [*base, "--probe-grid", "lr=1e-2;wd=1e-3"]
+    assert main(argv) == 0
+    rec = records(out)["random[preset=tiny]__tinyclass__seed0.json"]
+    assert (rec["probe"]["lr"], rec["probe"]["weight_decay"]) == (1e-2, 1e-3)
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "reusing 2 record(s)" in capsys.readouterr().err
+    assert main([*base, "--probe-grid", "lr=3e-3;wd=1e-3"]) == 0
+    assert "reusing" not in capsys.readouterr().err

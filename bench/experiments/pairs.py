@@ -48,21 +48,33 @@ def _json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+#: probe fields a record holds that are chosen or measured by the fit, not asked for (lr and wd are the
+#: grid's choice when the protocol searches a grid; the grid itself is ``grid_spec``)
+_FITTED = ("lr", "weight_decay", "best_epoch", "epochs", "valid_loss", "grid", "grid_spec", "selection_metric",
+           "cache")
+
+
 def _matches(rec: dict[str, Any], prep: PreparedEncoder, data: TaskData, config: RunConfig, token: str | None) -> bool:
-    """Would evaluating now give this record? Same weights, encoder config, data, task settings, probe
-    configuration and grid, and corruption (its cache token); the record's own schema."""
-    from bench.probe import ProbeConfig
+    """Would evaluating now give this record? Same protocol, weights, encoder config, data, task settings,
+    probe configuration (the protocol's, less what the grid chose) and grid, and corruption (its cache token);
+    the record's own schema."""
+    from bench import protocols
     from bench.results import SCHEMA_VERSION
 
+    proto = protocols.get(config.protocol)
+    conf, _ = proto.probe_plan(data.task, config.device, config.probe_grid,
+                               prep.encoder.window / prep.encoder.sample_rate)
+    wanted = {k: v for k, v in _json(conf.to_dict()).items() if not (proto.uses_grid and k in _FITTED)}
     probe = rec.get("probe") or {}
-    wanted = _json(ProbeConfig(head=data.task.probe, device=config.device).to_dict())
+    grid_spec = config.probe_grid if proto.uses_grid else f"protocol {proto.name}: one point"
     return (rec.get("schema_version") == SCHEMA_VERSION
+            and rec.get("protocol", "bench") == proto.name
             and rec.get("weights_hash") == prep.weights_hash
             and rec.get("encoder_config") == _json(prep.encoder.config())
             and (rec.get("data") or {}).get("fingerprint") == data.fingerprint
             and rec.get("task_settings") == _json(data.task.settings)
             and all(probe.get(k) == v for k, v in wanted.items())
-            and probe.get("grid_spec") == config.probe_grid
+            and probe.get("grid_spec") == grid_spec
             and (rec.get("corruption") or {}).get("token") == token)
 
 
