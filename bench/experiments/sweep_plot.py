@@ -62,13 +62,23 @@ def sweep_table(records: list[dict[str, Any]], axes: list[str]) -> str:
 def sweep_png(records: list[dict[str, Any]], axes: list[str], dpi: int = 100) -> bytes:
     """One panel per task: the primary metric (mean, 95% interval) against the first swept option;
     a line per encoder and combination of the other swept options. Numeric values are placed on a
-    numeric axis (logarithmic when they span a factor of 10 or more), others side by side."""
+    numeric axis (logarithmic when they span a factor of 10 or more), others side by side. Drawn once
+    per set of inputs (:mod:`bench.render_cache`): a rerun with the same numbers reuses the PNG."""
+    from bench import render_cache
+
+    rows, sweep = _points(records)
+    demo = all(r.get("demo_data") for r in records)
+    return render_cache.png("sweep", _draw, rows, sweep, axes, demo, dpi)
+
+
+def _draw(rows: list[dict[str, Any]], sweep: dict[str, dict[str, str]], axes: list[str], demo: bool,
+          dpi: int) -> bytes:
+    """The drawing of :func:`sweep_png` from its points (:func:`_points`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, sweep = _points(records)
     x_axis, others = axes[0], axes[1:]
     tasks = sorted({r["task"] for r in rows})
     texts = list(dict.fromkeys(sweep.get(r["variant"], {}).get(x_axis, "") for r in rows))
@@ -108,7 +118,6 @@ def sweep_png(records: list[dict[str, Any]], axes: list[str], dpi: int = 100) ->
     handles, labels = axs[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
-    demo = all(r.get("demo_data") for r in records)
     fig.suptitle(("DEMO DATA - " if demo else "") + f"primary metric against {x_axis}\n(mean over probe seeds, "
                  "95% interval)", fontsize=9)
     fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 0.9))

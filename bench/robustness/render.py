@@ -103,17 +103,30 @@ def curves_png(rows: list[dict[str, Any]], task: str, dpi: int = 100) -> bytes:
     The clean value is drawn at the corruption's identity strength where it
     has one (so the curve starts from it), else as a dashed line; shading is
     the metric's interval; axes run from mild to harsh (bitrate and bit depth
-    are reversed).
+    are reversed). Drawn once per set of inputs (:mod:`bench.render_cache`):
+    a rerun with the same numbers reuses the PNG.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from bench import render_cache
 
     registry = corruptions()
     rs = [r for r in rows if r["task"] == task]
     if not rs:
         raise ValueError(f"no rows for task {task!r}")
+    meta = {}
+    for name in sorted({r["corruption"] for r in rs if r["corruption"]}):
+        c = registry.get(name)
+        meta[name] = None if c is None else {"identity": c.identity, "harsher": c.harsher, "unit": c.unit}
+    return render_cache.png("robustness-curves", _draw_curves, rs, meta, _title(rows, task), dpi)
+
+
+def _draw_curves(rs: list[dict[str, Any]], meta: dict[str, dict[str, Any] | None], title: str, dpi: int) -> bytes:
+    """The drawing of :func:`curves_png`: ``rs`` one task's rows, ``meta`` each corruption's identity strength,
+    direction and unit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     encoders = list(dict.fromkeys(r["encoder"] for r in rs))
     names = list(dict.fromkeys(r["corruption"] for r in sorted(rs, key=lambda r: r["_order"])
                                if r["condition"] != CLEAN and r["strength"] is not None))
@@ -125,16 +138,16 @@ def curves_png(rows: list[dict[str, Any]], task: str, dpi: int = 100) -> bytes:
     for ax in axes.flat[len(names):]:
         ax.axis("off")
     for ax, name in zip(axes.flat, names):
-        c = registry.get(name)
+        c = meta.get(name)
         ticks: set[float] = set()
         for i, enc in enumerate(encoders):
             color = colors[i % len(colors)]
             pts = sorted((r["strength"], r["value"], r["lo"], r["hi"]) for r in rs
                          if r["encoder"] == enc and r["corruption"] == name and r["strength"] is not None)
             cl = clean.get(enc)
-            if cl is not None and c is not None and c.identity is not None:
-                if all(p[0] != c.identity for p in pts):
-                    pts = sorted(pts + [(float(c.identity), cl["value"], cl["lo"], cl["hi"])])
+            if cl is not None and c is not None and c["identity"] is not None:
+                if all(p[0] != c["identity"] for p in pts):
+                    pts = sorted(pts + [(float(c["identity"]), cl["value"], cl["lo"], cl["hi"])])
             elif cl is not None:
                 ax.axhline(cl["value"], color=color, linestyle="--", linewidth=0.8, alpha=0.7)
             if not pts:
@@ -147,10 +160,10 @@ def curves_png(rows: list[dict[str, Any]], task: str, dpi: int = 100) -> bytes:
         if ticks:
             ax.set_xticks(sorted(ticks))
             ax.set_xticklabels([f"{t:g}" for t in sorted(ticks)])
-        if c is not None and c.harsher == "down":
+        if c is not None and c["harsher"] == "down":
             ax.invert_xaxis()
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel(c.unit if c else "strength", fontsize=8)
+        ax.set_xlabel(c["unit"] if c else "strength", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(rs[0]["metric"], fontsize=8)
@@ -162,7 +175,7 @@ def curves_png(rows: list[dict[str, Any]], task: str, dpi: int = 100) -> bytes:
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
     demo = all(r["demo_data"] for r in rs)
-    fig.suptitle(("DEMO DATA - " if demo else "") + _title(rows, task)
+    fig.suptitle(("DEMO DATA - " if demo else "") + title
                  + " (dashed: clean, where no strength is the identity)", fontsize=9)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     buf = io.BytesIO()
