@@ -6,11 +6,15 @@ Kinds (:data:`KINDS`):
   (:mod:`bench.cache`), including incomplete extractions (``.partial/``);
 - ``probes``: fitted probes' outputs per (task, seed) and key
   (:mod:`bench.probe_cache`);
+- ``results``: finished (encoder, task) pairs kept by request, whose records a
+  warm ``bench run`` writes again without torch (:mod:`bench.run_memo`);
 - ``checkpoints``: pretrained weights ``<name>-<key>.safetensors`` and their
   ``.run/`` folders (training state, metrics log) under ``<cache>/checkpoints/``
   (:mod:`bench.pretrain.checkpoints`).
 
-Embeddings and probes are derived data: deleting them costs a recomputation.
+Embeddings, probes and results are derived data: deleting them costs a
+recomputation. Clearing embeddings or probes clears the results made from them
+too, so that the next run really recomputes (a cold run is a cold run).
 A checkpoint can cost hours of pretraining, so clearing without naming a kind
 leaves the checkpoints alone (:data:`CLEAR_DEFAULT`). Nothing here imports
 torch or numpy: a checkpoint's metadata is read from the safetensors header.
@@ -25,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-KINDS = ("embeddings", "probes", "checkpoints")
+KINDS = ("embeddings", "probes", "results", "checkpoints")
 #: what ``bench cache clear`` deletes when no kind is named
-CLEAR_DEFAULT = ("embeddings", "probes")
+CLEAR_DEFAULT = ("embeddings", "probes", "results")
 
 
 def parse_kinds(text: str | None, default: tuple[str, ...] = KINDS) -> tuple[str, ...]:
@@ -66,6 +70,10 @@ def entries(kinds: tuple[str, ...] = KINDS) -> list[dict[str, Any]]:
         # a probe's key holds its embeddings' digests; the embedding entries' names give the encoder
         names = {Path(e["path"]).name.rsplit("__", 1)[-1]: e["encoder"] for e in emb}
         out.extend(ProbeCache(probes_root()).entries(encoders=names))
+    if "results" in kinds:
+        from bench import run_memo
+
+        out.extend(run_memo.entries())
     if "checkpoints" in kinds:
         out.extend(checkpoint_entries(checkpoints_root()))
     return out
@@ -78,6 +86,8 @@ def clear(kinds: tuple[str, ...] = CLEAR_DEFAULT, encoder: str | None = None,
     from bench.probe_cache import default_root as probes_root
 
     removed: list[dict[str, Any]] = []
+    if {"embeddings", "probes"} & set(kinds) and "results" not in kinds:
+        kinds = (*kinds, "results")  # results made from what is cleared would make the next run a warm one
     others = entries(tuple(k for k in kinds if k != "embeddings"))  # listed first: probes are named via embeddings
     if "embeddings" in kinds:
         removed.extend({**e, "kind": "embeddings"} for e in EmbeddingCache(default_root()).clear(encoder, task))

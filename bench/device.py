@@ -1,6 +1,8 @@
 """The one device rule of bench: what ``--device`` accepts and what "auto" means.
 
-``auto`` is CUDA when there is a GPU, else Apple's MPS, else the CPU.
+``auto`` is CUDA when there is a GPU, else Apple's MPS, else the CPU; on a
+Linux machine with no GPU device node at all it is the CPU without importing
+torch (a warm rerun of a cached run then never imports it).
 ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` are taken as given once checked: a
 GPU asked for where there is none, an index past the last GPU, or any other
 word is a :class:`bench.errors.BenchError` (exit 2), never a silent fallback.
@@ -8,11 +10,22 @@ word is a :class:`bench.errors.BenchError` (exit 2), never a silent fallback.
 
 from __future__ import annotations
 
+import glob
+import os
 import re
+import sys
 
 from bench.errors import BenchError
 
 SPELLINGS = "auto, cpu, cuda, cuda:N (N = GPU index) or mps"
+
+
+def gpu_possible() -> bool:
+    """False when torch could not see a GPU here, decided without importing torch (2-3 s): on Linux, no
+    NVIDIA (``/dev/nvidia0``...), ROCm (``/dev/kfd``) or WSL (``/dev/dxg``) device node. Elsewhere True."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg")
 
 
 def resolve_device(spec: str | None) -> str:
@@ -20,7 +33,7 @@ def resolve_device(spec: str | None) -> str:
     spec = (spec or "auto").strip().lower()
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", spec):
         raise BenchError(f"--device {spec!r} is not a device; use {SPELLINGS}")
-    if spec == "cpu":
+    if spec == "cpu" or (spec == "auto" and not gpu_possible()):
         return "cpu"
     import torch
 

@@ -75,6 +75,12 @@ class Encoder:
     dim: int = 0
     #: the ``torch.nn.Module`` holding the weights, if any (used by the defaults below)
     module: Any = None
+    #: True when the weights follow from the encoder's code and options alone, or from a checkpoint file
+    #: bench is told of (``--checkpoint``, an option naming a file, a pretrained checkpoint in the cache):
+    #: nothing downloaded or read from elsewhere. Then a rerun of the same command reuses its records
+    #: without building the encoder (bench.run_memo). Leave False when weights come from a hub or a
+    #: folder that can change under the same options.
+    self_contained: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = dict(options)

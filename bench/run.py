@@ -86,6 +86,8 @@ class PreparedEncoder:
     options: dict[str, Any]
     #: where the weights came from: checkpoint path and the training it records (pools, steps, loss)
     weights: dict[str, Any] = field(default_factory=dict)
+    #: the training recipe of a trainable encoder pretrained (or found) by key; None otherwise
+    recipe: Recipe | None = None
 
 
 @dataclass
@@ -174,6 +176,7 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
         raise BenchError(f"encoder {name!r} is not trainable: the recipe option(s) {sorted(recipe_options)} do not "
                          f"apply to it (scope them to a trainable encoder, e.g. -O semisupcon:{next(iter(recipe_options))}=...)")
     weights: dict[str, Any] = {}
+    recipe: Recipe | None = None
     if config.checkpoint:
         weights = {"checkpoint": str(config.checkpoint), **load_checkpoint(encoder, config.checkpoint)}
         log(f"[{name}] loaded checkpoint {config.checkpoint}")
@@ -188,7 +191,7 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
         log(f"[{name}] using pretrained weights {path}")
     encoder.to(config.device).eval()
     variant = config.variants.get(name) or variant_label(name, user)
-    return PreparedEncoder(entry, encoder, weights_hash(encoder), variant, user, weights)
+    return PreparedEncoder(entry, encoder, weights_hash(encoder), variant, user, weights, recipe)
 
 
 def index_task(task: Task, data_roots: DataRoots) -> TaskData:
@@ -363,14 +366,17 @@ def make_task(name: str, protocol: str = "bench") -> Task:
     return entry.create(**settings) if settings else task
 
 
-def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig) -> list[dict[str, Any]]:
-    """Extract, probe and score one encoder on one task (clean audio); write its records."""
+def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig, data: TaskData | None = None) -> list[dict[str, Any]]:
+    """Extract, probe and score one encoder on one task (clean audio); write its records.
+
+    ``data``: the task already indexed (by :func:`reuse_pair`), else it is indexed here.
+    """
     import dataclasses
 
     from bench import own_head, procs, results
 
     t_start = time.perf_counter()
-    data = index_task(task, config.data_roots)
+    data = data or index_task(task, config.data_roots)
     embs, status = embed(prep, data, config)
     if not procs.current().is_main:  # the other processes of a launch only extract
         return []
@@ -392,7 +398,45 @@ def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig) -> list[dict[
             results.write_record(rec, config.out / "records")
             out.append(rec)
         log(f"[{mine.variant} x {task.name}] " + ", ".join(f"{k}={v:.4f}" for k, v in own[1]["clean"].items()))
+    if _memo_on(config) and _memo_applies(prep.entry.name):
+        from bench import run_memo
+
+        run_memo.store(prep, task, config, data, out)
     return out
+
+
+def _memo_on(config: RunConfig) -> bool:
+    """Whether finished pairs are kept and reused (:mod:`bench.run_memo`): with the cache, in one process."""
+    from bench import procs
+
+    return config.cache and not procs.launched()
+
+
+def _memo_applies(name: str) -> bool:
+    """Whether encoder ``name``'s pairs are kept (:func:`bench.run_memo.applies`); a plugin that does not
+    even import is not, and :func:`prepare_encoder` reports it."""
+    from bench import run_memo
+
+    try:
+        return run_memo.applies(name)
+    except Exception:
+        return False
+
+
+def reuse_pair(name: str, task: Task, config: RunConfig) -> tuple[TaskData, list[dict[str, Any]]]:
+    """(the task indexed, the records of a finished identical request written again; [] when there is none)."""
+    from bench import results, run_memo
+
+    data = index_task(task, config.data_roots)
+    records = run_memo.lookup(name, task, config, data)
+    if not records:
+        return data, []
+    for rec in records:
+        results.write_record(rec, config.out / "records")
+    variant = config.variants.get(name) or variant_label(name, encoder_options_for(name, config.encoder_options))
+    log(f"[{variant} x {task.name}] reusing {len(records)} record(s) of the same run (same request, data, "
+        "weights and code: bench.run_memo)")
+    return data, records
 
 
 def guarded(what: str, failures: list[str], out: Path, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -428,11 +472,24 @@ def run(config: RunConfig) -> RunOutcome:
         if task is not None:
             task_objs[tname] = task
     for ename in config.encoders:
+        pending: dict[str, tuple[Task, TaskData | None]] = {t: (task, None) for t, task in task_objs.items()}
+        if _memo_on(config) and _memo_applies(ename):  # pairs run before with nothing changed: no encoder, no torch
+            for tname, task in task_objs.items():
+                got = guarded(f"{ename} x {tname}", failures, config.out, reuse_pair, ename, task, config)
+                if got is None:  # indexing failed: reported, not tried again
+                    del pending[tname]
+                elif got[1]:
+                    records.extend(got[1])
+                    del pending[tname]
+                else:
+                    pending[tname] = (task, got[0])
+        if not pending:
+            continue
         prep = guarded(f"encoder {ename}", failures, config.out, prepare_encoder, ename, config)
         if prep is None:
             continue
-        for tname, task in task_objs.items():
-            recs = guarded(f"{ename} x {tname}", failures, config.out, run_pair, prep, task, config)
+        for tname, (task, data) in pending.items():
+            recs = guarded(f"{ename} x {tname}", failures, config.out, run_pair, prep, task, config, data)
             records.extend(recs or [])
     outcome = RunOutcome(records, failures, config.out)
     if not group.is_main:

@@ -18,6 +18,7 @@ class LogMelEncoder(Encoder):
     window = 48000  # 3 s
     n_mels = 96
     dim = 2 * n_mels
+    self_contained = True  # no weights at all
 
     def __init__(self, **options):
         if options:  # accepting and recording an option it ignores would make the record lie

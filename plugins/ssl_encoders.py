@@ -49,6 +49,7 @@ class SampleCNNEncoder(Encoder):
     """Shared base: a seeded SampleCNN (+ head) with presets and checkpoint loading."""
 
     name = "samplecnn"
+    self_contained = True  # seeded weights, or a checkpoint file bench is told of
     #: objective settings and their defaults (part of config())
     objective_defaults: dict[str, Any] = {}
     #: per preset: objective defaults of this encoder (over objective_defaults; options win)

@@ -1,28 +1,32 @@
-"""``bench cache list`` / ``bench cache clear``: embeddings, probes and pretrained checkpoints on disk."""
+"""``bench cache list`` / ``bench cache clear``: embeddings, probes, finished results and pretrained checkpoints."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-KIND_HELP = ("embeddings, probes, checkpoints or all (comma-separated)")
+KIND_HELP = ("embeddings, probes, results, checkpoints or all (comma-separated)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cache", help="list or clear cached embeddings, probes and checkpoints",
+    p = sub.add_parser("cache", help="list or clear cached embeddings, probes, results and checkpoints",
                        description="The cache folder ($BENCH_CACHE_DIR, default: the user cache folder) holds "
-                       "track embeddings (embeddings/), fitted probes (probes/) and pretrained checkpoints "
-                       "(checkpoints/). A second `bench run` with the same encoder weights, config, task, data, "
-                       "extraction and probe settings reads them instead of decoding audio and training probes.")
+                       "track embeddings (embeddings/), fitted probes (probes/), the records of finished "
+                       "(encoder, task) pairs (results/) and pretrained checkpoints (checkpoints/). A second "
+                       "`bench run` with the same encoder weights, config, task, data, extraction and probe "
+                       "settings reads them instead of decoding audio and training probes; the same command "
+                       "with nothing changed reuses its records without loading the encoder or torch.")
     actions = p.add_subparsers(dest="cache_command", metavar="ACTION")
     q = actions.add_parser("list", help="list cache entries (kind, encoder, task, split, rows, size, created)")
     q.add_argument("--kind", "-k", default=None, help=f"only entries of these kinds: {KIND_HELP} (default: all)")
     q.set_defaults(func=run_list)
-    q = actions.add_parser("clear", help="delete cache entries (embeddings and probes unless --kind says more)",
-                           description="Delete cache entries. Without --kind: embeddings and probes (derived data, "
-                           "recomputed on the next run); pretrained checkpoints only with --kind checkpoints or "
+    q = actions.add_parser("clear", help="delete cache entries (embeddings, probes and results unless --kind "
+                           "says more)",
+                           description="Delete cache entries. Without --kind: embeddings, probes and results "
+                           "(derived data, recomputed on the next run; clearing embeddings or probes also clears "
+                           "the results made from them); pretrained checkpoints only with --kind checkpoints or "
                            "--kind all, since retraining them can take hours.")
-    q.add_argument("--kind", "-k", default=None, help=f"{KIND_HELP} (default: embeddings,probes)")
+    q.add_argument("--kind", "-k", default=None, help=f"{KIND_HELP} (default: embeddings,probes,results)")
     q.add_argument("--encoder", "-e", default=None, help="only entries of this encoder")
     q.add_argument("--task", "-t", default=None, help="only entries of this task")
     q.set_defaults(func=run_clear)

@@ -18,13 +18,24 @@ The command is ``bench pretrain`` (:mod:`bench.commands.pretrain`);
 docs/pretraining.md has the long form.
 """
 
-from bench.pretrain.checkpoints import checkpoint_key, default_checkpoint, ensure_pretrained, save_final
-from bench.pretrain.loop import PretrainResult, load_train_state, pretrain
-from bench.pretrain.pools import PoolPlan, Pools, Track, build_pools, held_out_tracks, plan_pools
-from bench.pretrain.sampling import AudioStore, BatchSampler, crop_views
+from __future__ import annotations
 
-__all__ = [
-    "AudioStore", "BatchSampler", "PoolPlan", "Pools", "PretrainResult", "Track", "build_pools", "checkpoint_key",
-    "crop_views", "default_checkpoint", "ensure_pretrained", "held_out_tracks", "load_train_state", "plan_pools",
-    "pretrain", "save_final",
-]
+import importlib
+from typing import Any
+
+#: public name -> the module that defines it; imported on first use (PEP 562), so that planning the pools
+#: (bench.run_memo checks them on a warm rerun) does not import the training loop, and with it torch
+_WHERE = {
+    "checkpoint_key": "checkpoints", "default_checkpoint": "checkpoints", "ensure_pretrained": "checkpoints",
+    "save_final": "checkpoints", "PretrainResult": "loop", "load_train_state": "loop", "pretrain": "loop",
+    "PoolPlan": "pools", "Pools": "pools", "Track": "pools", "build_pools": "pools", "held_out_tracks": "pools",
+    "plan_pools": "pools", "AudioStore": "sampling", "BatchSampler": "sampling", "crop_views": "sampling",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'bench.pretrain' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"bench.pretrain.{_WHERE[name]}"), name)

@@ -1,0 +1,246 @@
+"""Finished (encoder, task) pairs kept by request, so a warm ``bench run`` neither imports torch nor builds an encoder.
+
+Why: with embeddings and probe results cached, a rerun of the same command
+still built every encoder, loaded its checkpoint and hashed its weights only
+to find the cache keys; importing torch alone was 2.6 s of a 4.0 s warm main
+job (``benchmarks/bench_warm.py``). Here the records a pair produced are kept
+under a key of everything the request states, and reused only when what it
+does not state is unchanged, all checked without torch:
+
+- **the code and libraries**: size and mtime of every source file of bench and
+  of the encoder's and the task's plugin packages, and the versions every
+  record lists (torch, numpy, ...): new code or a new torch is a miss;
+- **the task's data**: its splits indexed again and fingerprinted (every
+  file's bytes, memoised by stat: :mod:`bench.fingerprint`);
+- **the weights**: the checkpoint file the records were made from, by size and
+  mtime; for a trainable encoder without ``--checkpoint`` also its pools
+  (:func:`bench.pretrain.pools.plan_pools` from the stored label spec and
+  recipe, with the train splits' fingerprints: what the checkpoint key hashes),
+  so new or changed pretraining data means another checkpoint, as in the
+  full path. A ``random``-style encoder's seeded weights follow from its code,
+  options and torch version, all in the key.
+
+Only encoders that declare their weights self-contained
+(:attr:`bench.encoder.Encoder.self_contained`: the built-in SampleCNN family
+and logmel; not the Hugging Face encoder, whose hub weights can change under
+the same name) are kept. Anything else goes the full way and stores the pair
+for the next run.
+``--no-cache`` neither reads nor writes here, and a run of several processes
+(``accelerate launch``) never uses it. Entries are small JSON files under
+``<cache>/results/``; ``bench cache list`` shows them (kind ``results``), and
+clearing embeddings or probes clears them too, so a cleared cache is a cold run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bench.plugins import Entry
+    from bench.run import PreparedEncoder, RunConfig, TaskData
+    from bench.task import Task
+
+#: version of the entry format (a change makes every old entry a miss)
+FORMAT = 1
+
+
+def root() -> Path:
+    from bench.config import cache_dir
+
+    return cache_dir() / "results"
+
+
+def _module_of(entry: Entry) -> str:
+    target = entry.target
+    return target.partition(":")[0] if isinstance(target, str) else getattr(target, "__module__", "")
+
+
+def _package_files(module: str) -> list[Path]:
+    """The source files of ``module``'s package folder (a plugin's module imports its siblings)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+        return []
+    return sorted(Path(spec.origin).parent.glob("*.py"))
+
+
+def code_digest(*modules: str) -> str:
+    """SHA-256 over (path, size, mtime) of bench's source files and of the given modules' package folders."""
+    files = sorted(Path(__file__).parent.rglob("*.py"))
+    for m in modules:
+        files.extend(_package_files(m))
+    h = hashlib.sha256()
+    for f in dict.fromkeys(files):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        h.update(f"{f}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def request_key(prep_name: str, task: Task, config: RunConfig) -> tuple[str, dict[str, Any]]:
+    """(digest, payload) of everything the request states for one pair."""
+    from bench import plugins, results
+    from bench.run import encoder_options_for
+
+    enc, tsk = plugins.encoders().get(prep_name), plugins.tasks().get(task.name)
+    user = encoder_options_for(prep_name, config.encoder_options)
+    roots = config.data_roots
+    payload = {
+        "format": FORMAT,
+        "schema": results.SCHEMA_VERSION,
+        "encoder": [enc.name, enc.plugin.name, enc.plugin.distribution, enc.plugin.version],
+        "options": user,
+        "variant": config.variants.get(prep_name),
+        "checkpoint": str(Path(config.checkpoint).resolve()) if config.checkpoint else None,
+        "task": [tsk.name, tsk.plugin.name, tsk.plugin.distribution, tsk.plugin.version],
+        "task_settings": task.settings,
+        "protocol": config.protocol,
+        "probe_grid": config.probe_grid,
+        "seeds": list(config.seeds),
+        "device": config.device,
+        "batch_size": config.batch_size,
+        "data_roots": [roots.general, dict(sorted(roots.per_task.items())), roots.demo_size, roots.demo_seed],
+        "versions": {k: v for k, v in results.versions().items() if k != "platform"},
+        "code": code_digest(_module_of(enc), _module_of(tsk)),
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32], payload
+
+
+def _stat(path: str | None) -> dict[str, Any] | None:
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {"path": path, "missing": True}
+    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def applies(name: str) -> bool:
+    """Whether encoder ``name`` declares its weights self-contained (:attr:`bench.encoder.Encoder.self_contained`)."""
+    from bench import plugins
+    from bench.encoder import Encoder
+
+    factory = plugins.encoders().get(name).load()
+    return isinstance(factory, type) and issubclass(factory, Encoder) and factory.self_contained
+
+
+def _option_files(options: dict[str, Any]) -> dict[str, Any]:
+    """Size and mtime of every option that names a file (``-O checkpoint=...``): its bytes are weights too."""
+    return {k: _stat(v) for k, v in sorted(options.items()) if isinstance(v, str) and os.path.isfile(v)}
+
+
+def _pool_sources(spec: dict[str, Any], recipe: dict[str, Any], config: RunConfig) -> dict[str, Any]:
+    """What the checkpoint key of a trainable encoder hashes about its data, from the stored spec and recipe."""
+    from bench.encoder import LabelSpec, Recipe
+    from bench.pretrain.pools import plan_pools
+
+    plan = plan_pools(LabelSpec(**spec), Recipe(**recipe), config.data_roots)
+    return json.loads(json.dumps(plan.data_sources(), default=str))
+
+
+def lookup(name: str, task: Task, config: RunConfig, data: TaskData) -> list[dict[str, Any]] | None:
+    """The records of encoder ``name`` on ``task`` if this request was run before and nothing it depends on
+    changed (``data``: the task indexed now); else None."""
+    key, _ = request_key(name, task, config)
+    path = root() / f"{_safe(name)}__{_safe(task.name)}__{key}.json"
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        if entry.get("format") != FORMAT or entry.get("fingerprint") != data.fingerprint:
+            return None
+        ckpt = entry.get("checkpoint")
+        if ckpt is not None and _stat(ckpt.get("path")) != ckpt:
+            return None
+        if _option_files(entry["request"]["options"]) != entry.get("option_files"):
+            return None
+        pools = entry.get("pools")
+        if pools is not None and _pool_sources(pools["spec"], pools["recipe"], config) != pools["sources"]:
+            return None
+        records = entry["records"]
+    except Exception:  # a damaged or foreign entry is a miss, never an error
+        return None
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    for rec in records:
+        rec["reused"] = {"from": str(path), "created": rec.get("created")}
+        rec["created"], rec["command"] = now, " ".join(sys.argv)
+    os.utime(path)  # recently used
+    return records
+
+
+def store(prep: PreparedEncoder, task: Task, config: RunConfig, data: TaskData,
+          records: list[dict[str, Any]]) -> Path | None:
+    """Keep the records of one finished pair for the next run of the same request; None when not kept."""
+    from bench.encoder import TrainableEncoder
+
+    if not records:
+        return None
+    key, payload = request_key(prep.entry.name, task, config)
+    pools = None
+    if isinstance(prep.encoder, TrainableEncoder) and not config.checkpoint and prep.recipe is not None:
+        spec = prep.encoder.label_spec()
+        spec_d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(spec).items()}
+        recipe_d = prep.recipe.to_dict()
+        pools = {"spec": spec_d, "recipe": recipe_d, "sources": _pool_sources(spec_d, recipe_d, config)}
+    entry = {
+        "format": FORMAT,
+        "encoder": prep.entry.name,
+        "task": task.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "request": payload,
+        "fingerprint": data.fingerprint,
+        "checkpoint": _stat(prep.weights.get("checkpoint")),
+        "option_files": _option_files(payload["options"]),
+        "pools": pools,
+        "records": [{k: v for k, v in r.items() if k not in ("_file", "reused")} for r in records],
+    }
+    path = root() / f"{_safe(prep.entry.name)}__{_safe(task.name)}__{key}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(entry, default=_plain))
+        os.replace(tmp, path)
+    except OSError:
+        return None  # an unwritable cache means recomputing next time, never an error
+    return path
+
+
+def _plain(obj: Any) -> Any:
+    if type(obj).__module__ == "numpy":
+        return obj.tolist()
+    return str(obj)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def entries() -> list[dict[str, Any]]:
+    """One dict per stored pair, in the shape of :func:`bench.cache_inventory.entries`."""
+    folder = root()
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        parts = path.stem.split("__")
+        st = path.stat()
+        out.append({"kind": "results", "encoder": parts[0], "task": parts[1] if len(parts) > 2 else "-",
+                    "split": "-", "rows": None, "skipped": 0,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(st.st_mtime)),
+                    "status": "complete", "path": str(path), "paths": [str(path)], "size": st.st_size})
+    return out
