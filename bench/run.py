@@ -427,13 +427,14 @@ def reuse_pair(name: str, task: Task, config: RunConfig) -> tuple[TaskData, list
     """(the task indexed, the records of a finished identical request written again; [] when there is none)."""
     from bench import results, run_memo
 
+    user = encoder_options_for(name, config.encoder_options)
     data = index_task(task, config.data_roots)
-    records = run_memo.lookup(name, task, config, data)
+    records = run_memo.lookup(name, task, config, data, user)
     if not records:
         return data, []
     for rec in records:
         results.write_record(rec, config.out / "records")
-    variant = config.variants.get(name) or variant_label(name, encoder_options_for(name, config.encoder_options))
+    variant = config.variants.get(name) or variant_label(name, user)
     log(f"[{variant} x {task.name}] reusing {len(records)} record(s) of the same run (same request, data, "
         "weights and code: bench.run_memo)")
     return data, records

@@ -45,8 +45,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from bench.plugins import Entry
-    from bench.run import PreparedEncoder, RunConfig, TaskData
     from bench.task import Task
+
+# the run's own types (bench.run.RunConfig, PreparedEncoder, TaskData) are ``Any`` here: bench.run calls this
+# module, and this module must not import it back (tests/test_structure.py)
+RunConfig = PreparedEncoder = TaskData = Any
 
 #: version of the entry format (a change makes every old entry a miss)
 FORMAT = 1
@@ -89,13 +92,11 @@ def code_digest(*modules: str) -> str:
     return h.hexdigest()
 
 
-def request_key(prep_name: str, task: Task, config: RunConfig) -> tuple[str, dict[str, Any]]:
-    """(digest, payload) of everything the request states for one pair."""
+def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(digest, payload) of everything the request states for one pair (``user``: the encoder's ``-O`` options)."""
     from bench import plugins, results
-    from bench.run import encoder_options_for
 
     enc, tsk = plugins.encoders().get(prep_name), plugins.tasks().get(task.name)
-    user = encoder_options_for(prep_name, config.encoder_options)
     roots = config.data_roots
     payload = {
         "format": FORMAT,
@@ -152,10 +153,11 @@ def _pool_sources(spec: dict[str, Any], recipe: dict[str, Any], config: RunConfi
     return json.loads(json.dumps(plan.data_sources(), default=str))
 
 
-def lookup(name: str, task: Task, config: RunConfig, data: TaskData) -> list[dict[str, Any]] | None:
-    """The records of encoder ``name`` on ``task`` if this request was run before and nothing it depends on
-    changed (``data``: the task indexed now); else None."""
-    key, _ = request_key(name, task, config)
+def lookup(name: str, task: Task, config: RunConfig, data: TaskData,
+           user: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The records of encoder ``name`` (``-O`` options ``user``) on ``task`` if this request was run before and
+    nothing it depends on changed (``data``: the task indexed now); else None."""
+    key, _ = request_key(name, task, config, user)
     path = root() / f"{_safe(name)}__{_safe(task.name)}__{key}.json"
     try:
         entry = json.loads(path.read_text())
@@ -190,7 +192,7 @@ def store(prep: PreparedEncoder, task: Task, config: RunConfig, data: TaskData,
 
     if not records:
         return None
-    key, payload = request_key(prep.entry.name, task, config)
+    key, payload = request_key(prep.entry.name, task, config, prep.options)
     pools = None
     if isinstance(prep.encoder, TrainableEncoder) and not config.checkpoint and prep.recipe is not None:
         spec = prep.encoder.label_spec()

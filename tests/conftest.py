@@ -62,6 +62,13 @@ def write_wav(path: Path, seconds: float = 1.0, sr: int = 16000, freq: float = 4
     return path
 
 
+def forget_results():
+    """Delete the stored finished pairs (bench.run_memo), so a rerun exercises the embedding and probe caches."""
+    from bench import run_memo
+
+    shutil.rmtree(run_memo.root(), ignore_errors=True)
+
+
 def bench_cmd(*args, env=None, cwd=None):
     """Run the bench CLI in a subprocess and return the CompletedProcess."""
     import subprocess

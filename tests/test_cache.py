@@ -12,6 +12,7 @@ import pytest
 from bench import cache as C
 from bench.extract import Embeddings
 from bench.task import Item
+from conftest import forget_results
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -238,6 +239,7 @@ def test_warm_run_decodes_no_audio_and_embeds_nothing(demo_cache, tmp_path, monk
     monkeypatch.setattr(LogMelEncoder, "embed", boom)
     monkeypatch.setattr("bench.extract.load_windows", boom)
     monkeypatch.setattr("bench.audio.load", boom)
+    forget_results()  # the same command would reuse its records (bench.run_memo): this tests the embedding cache
     warm = _run(tmp_path, "warm")
     assert warm["cache"] == {"train": "hit", "valid": "hit", "test": "hit"}
     assert warm["metrics"] == cold["metrics"]
@@ -248,10 +250,10 @@ def test_warm_run_decodes_no_audio_and_embeds_nothing(demo_cache, tmp_path, monk
     capsys.readouterr()
     assert main(["cache", "list"]) == 0
     listing = capsys.readouterr().out
-    # three splits' embeddings and the probe of seed 0
-    assert "4 entries" in listing and listing.count(" | logmel ") == 4 and "nsynth_pitch" in listing
+    # three splits' embeddings, the probe of seed 0 and the finished pair
+    assert "5 entries" in listing and listing.count(" | logmel ") == 5 and "nsynth_pitch" in listing
     assert main(["cache", "clear", "--encoder", "logmel", "--task", "nsynth_pitch"]) == 0
-    assert "Removed 4" in capsys.readouterr().out
+    assert "Removed 5" in capsys.readouterr().out
 
 
 def test_changed_test_split_recomputes_only_test(demo_cache, tmp_path, monkeypatch):

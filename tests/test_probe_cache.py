@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bench.cli import main
+from conftest import forget_results
 
 
 def _run(root, out, *extra):
@@ -34,6 +35,7 @@ def test_warm_run_trains_no_probe_and_writes_identical_records(nsynth_tiny, tmp_
     assert {r["probe"]["cache"] for r in cold.values()} == {"miss"}
     monkeypatch.setattr("bench.probe.select_probe", _boom)
     monkeypatch.setattr("bench.confidence.bootstrap", _boom)
+    forget_results()  # the same command would reuse its records (bench.run_memo): this tests the probe cache
     warm = _run(nsynth_tiny, tmp_path / "warm", "--seeds", "0,1")
     assert {r["probe"]["cache"] for r in warm.values()} == {"hit"}
     assert warm.keys() == cold.keys()
@@ -72,9 +74,11 @@ def test_a_new_seed_or_grid_misses_and_a_bad_entry_is_rebuilt(nsynth_tiny, tmp_p
         blob[-30] ^= 1
         (e / "scores.npz").write_bytes(bytes(blob))
     capsys.readouterr()
+    forget_results()
     rec = _run(nsynth_tiny, tmp_path / "d")["logmel__nsynth_pitch__seed0.json"]
     assert rec["probe"]["cache"] == "rebuilt"
     assert "checksum" in capsys.readouterr().err
+    forget_results()
     assert _run(nsynth_tiny, tmp_path / "e")["logmel__nsynth_pitch__seed0.json"]["probe"]["cache"] == "hit"
 
 
@@ -115,13 +119,14 @@ def test_cache_list_and_clear_by_kind(nsynth_tiny, tmp_path, capsys):
     assert main(["cache", "list"]) == 0
     out = capsys.readouterr().out
     assert out.count("| embeddings ") == 3 and out.count("| probes ") == 1 and out.count("| checkpoints ") == 2
+    assert out.count("| results ") == 1  # the finished pair (bench.run_memo)
     assert "| probes      | logmel " in out and "7 steps" in out and "incomplete (training state)" in out
     assert main(["cache", "list", "--kind", "probes"]) == 0
     out = capsys.readouterr().out
     assert out.count("| probes ") == 1 and "| embeddings " not in out
     assert main(["cache", "clear"]) == 0
     out = capsys.readouterr().out
-    assert "Removed 4" in out and "Kept 2 pretrained checkpoint(s)" in out
+    assert "Removed 5" in out and "Kept 2 pretrained checkpoint(s)" in out
     assert (checkpoints_root() / "simclr-0123456789abcdef.safetensors").is_file()
     assert main(["cache", "clear", "--kind", "checkpoints", "--encoder", "simclr"]) == 0
     assert not (checkpoints_root() / "simclr-0123456789abcdef.safetensors").exists()
