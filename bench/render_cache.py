@@ -1,4 +1,5 @@
-"""Rendered charts kept on disk, so a warm rerun does not import matplotlib to draw the same PNG again.
+"""Rendered charts and tables kept on disk, so a warm rerun does not import matplotlib (or pandas) to draw the
+same PNG (or table) again.
 
 Why: on a warm `bench run` (embeddings and probes cached) drawing the
 leaderboard chart was the largest cost after importing torch: importing
@@ -38,9 +39,16 @@ def png(name: str, draw: Callable[..., bytes], *args: Any) -> bytes:
     ``args`` must be JSON-able (they are the key); ``draw``'s module source is
     part of the key.
     """
+    return blob(name, draw, *args, ext="png", valid=lambda data: data.startswith(b"\x89PNG"))
+
+
+def blob(name: str, make: Callable[..., bytes], *args: Any, ext: str = "bin",
+         valid: Callable[[bytes], bool] = lambda data: bool(data)) -> bytes:
+    """``make(*args)``, or the bytes it returned for the same inputs, the same source of ``make``'s module
+    and the same matplotlib before (stored as ``<name>-<key>.<ext>``; ``valid`` checks what is read back)."""
     import importlib.metadata as md
 
-    module = sys.modules.get(draw.__module__)
+    module = sys.modules.get(make.__module__)
     source = Path(module.__file__).read_bytes() if module is not None and module.__file__ else b""
     try:
         mpl = md.version("matplotlib")
@@ -48,22 +56,22 @@ def png(name: str, draw: Callable[..., bytes], *args: Any) -> bytes:
         mpl = "?"
     h = hashlib.sha256(json.dumps(args, sort_keys=True, default=_plain).encode())
     h.update(hashlib.sha256(source).digest())
-    h.update(f"{draw.__qualname__} matplotlib {mpl}".encode())
-    path = root() / f"{name}-{h.hexdigest()[:24]}.png"
+    h.update(f"{make.__qualname__} matplotlib {mpl}".encode())
+    path = root() / f"{name}-{h.hexdigest()[:24]}.{ext}"
     try:
         data = path.read_bytes()
-        if data.startswith(b"\x89PNG"):
+        if valid(data):
             os.utime(path)  # recently used
             return data
     except OSError:
         pass
-    data = draw(*args)
+    data = make(*args)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-        _prune(path.parent)
+        _prune(path.parent, ext)
     except OSError:
         pass
     return data
@@ -76,7 +84,7 @@ def _plain(obj: Any) -> Any:
     return str(obj)
 
 
-def _prune(folder: Path) -> None:
-    files = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)
+def _prune(folder: Path, ext: str = "png") -> None:
+    files = sorted(folder.glob(f"*.{ext}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for p in files[KEEP:]:
         p.unlink(missing_ok=True)

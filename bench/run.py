@@ -465,6 +465,10 @@ def run(config: RunConfig) -> RunOutcome:
         config = replace(config, device=group.device, progress=config.progress and group.is_main)
     config.out.mkdir(parents=True, exist_ok=True)
     check_option_scopes(config.encoder_options, config.encoders)
+    if _memo_on(config):
+        from bench import run_memo
+
+        run_memo.new_run()
     records: list[dict[str, Any]] = []
     failures: list[str] = []
     task_objs: dict[str, Task] = {}

@@ -34,6 +34,7 @@ clearing embeddings or probes clears them too, so a cleared cache is a cold run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import json
@@ -146,11 +147,29 @@ def _option_files(options: dict[str, Any]) -> dict[str, Any]:
 
 def _pool_sources(spec: dict[str, Any], recipe: dict[str, Any], config: RunConfig) -> dict[str, Any]:
     """What the checkpoint key of a trainable encoder hashes about its data, from the stored spec and recipe."""
+    roots = config.data_roots
+    return json.loads(_pool_sources_text(json.dumps([spec, recipe], sort_keys=True), roots.general,
+                                         json.dumps(roots.per_task, sort_keys=True), roots.demo_size,
+                                         roots.demo_seed))
+
+
+def new_run() -> None:
+    """Forget what the last run in this process computed (data may have changed since)."""
+    _pool_sources_text.cache_clear()
+
+
+@functools.lru_cache(maxsize=32)
+def _pool_sources_text(spec_recipe: str, general: str | None, per_task: str, demo_size: str, demo_seed: int) -> str:
+    """:func:`_pool_sources` as JSON text, once per run (:func:`new_run` forgets it): every task of a run checks
+    the same pools."""
+    from bench.config import DataRoots
     from bench.encoder import LabelSpec, Recipe
     from bench.pretrain.pools import plan_pools
 
-    plan = plan_pools(LabelSpec(**spec), Recipe(**recipe), config.data_roots)
-    return json.loads(json.dumps(plan.data_sources(), default=str))
+    spec, recipe = json.loads(spec_recipe)
+    roots = DataRoots(general, json.loads(per_task), demo_size, demo_seed)
+    plan = plan_pools(LabelSpec(**spec), Recipe(**recipe), roots)
+    return json.dumps(plan.data_sources(), sort_keys=True, default=str)
 
 
 def lookup(name: str, task: Task, config: RunConfig, data: TaskData,

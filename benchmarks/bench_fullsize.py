@@ -178,6 +178,8 @@ def bench_run(root: Path, cache: Path, out: Path, procs: int, log: Path, device:
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_sum_mb": round(rss.peak_sum / 2**20), "peak_rss_max_mb":
             round(rss.peak_one / 2**20), "extract_s": rec["timings"]["extract_s"], "probe_s": rec["timings"]["probe_s"],
             "tracks": sum(rec["data"]["tracks"].values()), "cache": rec["cache"], "probe_cache": rec["probe"]["cache"],
+            # a warm rerun of the same command reuses the record (bench.run_memo): its timings are the cold run's
+            "reused": "reused" in rec,
             "load": [round(load0, 1), round(os.getloadavg()[0], 1)]}
 
 

@@ -154,6 +154,22 @@ def test_write_outputs_same_numbers_in_every_format(tmp_path):
     assert "**0.8100" in files["markdown"].read_text()
 
 
+def test_second_write_reads_the_tables_back_without_pandas(tmp_path, monkeypatch):
+    """The wide table's renderings are made once per set of rows (bench.render_cache): a rewrite of the same
+    records gives the same files without building the table again; other numbers build it."""
+    first = {k: p.read_bytes() for k, p in L.write(records3(), tmp_path / "a").items() if k != "json"}
+
+    def boom(*a, **k):
+        raise AssertionError("the table was built again")
+
+    monkeypatch.setattr(L, "_wide", boom)
+    again = {k: p.read_bytes() for k, p in L.write(records3(), tmp_path / "b").items() if k != "json"}
+    assert again == first
+    assert L.render(records3()).count("**0.8100") == 1
+    with pytest.raises(AssertionError, match="built again"):
+        L.write([*records3(), make_record("c", "t1", 0, 0.1)], tmp_path / "c")
+
+
 def test_cli_leaderboard_merges_several_runs(tmp_path, capsys):
     from bench.cli import main
 
