@@ -1,0 +1,51 @@
+"""Peak memory after each stage of one logmel x MTAT evaluation, in one process, without the cache.
+
+    python benchmarks/bench_memory_stages.py ROOT        # an MTAT-shaped root, e.g. from bench_fullsize.py
+
+Prints the process's peak RSS (``ru_maxrss``) after building the encoder and
+indexing the task, after extracting every split, and after the probe and its
+bootstrap intervals. Run it on roots of two sizes (``bench_fullsize.py --clips
+2000`` and ``--clips 8000``) and divide the differences by the extra tracks to
+see which stage's memory grows with the number of tracks, against the
+embedding matrix's 0.77 KB per track (192 float32). ``--no-cache`` semantics:
+the embedding and probe caches are neither read nor written, so the cache
+writer's own memory is not in these figures (``bench_fullsize.py`` has it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+from pathlib import Path
+
+
+def peak(tag: str) -> None:
+    print(f"{tag}: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", help="MTAT-shaped data root")
+    args = ap.parse_args()
+
+    from bench import allocator
+    from bench.config import DataRoots
+    from bench.run import RunConfig, embed, evaluate, index_task, make_task, prepare_encoder
+
+    allocator.tune()
+    cfg = RunConfig(encoders=["logmel"], tasks=["mtat"], out=Path("bench-results/memory-stages"),
+                    data_roots=DataRoots(general=args.root), seeds=(0,), probe_grid="fast", cache=False,
+                    progress=False)
+    peak("start")
+    prep = prepare_encoder("logmel", cfg)
+    task = make_task("mtat")
+    data = index_task(task, cfg.data_roots)
+    peak(f"encoder built, {sum(len(s) for s in data.splits.values())} tracks indexed")
+    embs, _ = embed(prep, data, cfg)
+    peak("every split extracted")
+    evaluate(data, embs, cfg, 0)
+    peak("probe fitted, bootstrap intervals")
+
+
+if __name__ == "__main__":
+    main()
