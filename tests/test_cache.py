@@ -303,3 +303,25 @@ def test_stale_builds_of_dead_processes_are_cleaned(tmp_path):
     mine.mkdir(parents=True)
     C.EmbeddingCache.open(tmp_path / "emb")
     assert not stale.exists() and mine.exists()
+
+
+def test_table_writer_writes_the_bytes_datasets_from_dict_writes(tmp_path):
+    """The Arrow columns are built from the matrix buffer (no Python list per row); the files on disk are
+    those datasets' own from_dict writes, so entries written before and after read alike."""
+    import filecmp
+
+    import datasets
+
+    from bench.cache_tables import _write_table
+
+    for n, dim in ((0, 4), (3, 1), (40, 16)):
+        X = np.random.default_rng(n).random((n, dim), dtype=np.float32)
+        ids = [f"track{i}" for i in range(n)]
+        ours, ref = tmp_path / f"ours{n}", tmp_path / f"ref{n}"
+        _write_table(ours, ids, X, dim)
+        features = datasets.Features({"track_id": datasets.Value("string"),
+                                      "embedding": datasets.List(datasets.Value("float32"), length=dim)})
+        datasets.Dataset.from_dict({"track_id": ids, "embedding": X}, features=features).save_to_disk(str(ref))
+        names = sorted(p.name for p in ref.iterdir())
+        assert sorted(p.name for p in ours.iterdir()) == names
+        assert all(filecmp.cmp(ours / f, ref / f, shallow=False) for f in names)
