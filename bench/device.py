@@ -22,10 +22,12 @@ SPELLINGS = "auto, cpu, cuda, cuda:N (N = GPU index) or mps"
 
 def gpu_possible() -> bool:
     """False when torch could not see a GPU here, decided without importing torch (2-3 s): on Linux, no
-    NVIDIA (``/dev/nvidia0``...), ROCm (``/dev/kfd``) or WSL (``/dev/dxg``) device node. Elsewhere True."""
+    NVIDIA (``/dev/nvidia0``..., or a loaded driver: ``/proc/driver/nvidia``), ROCm (``/dev/kfd``) or WSL
+    (``/dev/dxg``) device node. Elsewhere True."""
     if not sys.platform.startswith("linux"):
         return True
-    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg")
+    return (bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/kfd")
+            or os.path.exists("/dev/dxg"))
 
 
 def resolve_device(spec: str | None) -> str:

@@ -79,7 +79,8 @@ class Encoder:
     #: bench is told of (``--checkpoint``, an option naming a file, a pretrained checkpoint in the cache):
     #: nothing downloaded or read from elsewhere. Then a rerun of the same command reuses its records
     #: without building the encoder (bench.run_memo). Leave False when weights come from a hub or a
-    #: folder that can change under the same options.
+    #: folder that can change under the same options. Subclasses inherit it: a subclass that loads
+    #: weights from elsewhere must set it back to False.
     self_contained: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:

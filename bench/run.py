@@ -88,6 +88,8 @@ class PreparedEncoder:
     weights: dict[str, Any] = field(default_factory=dict)
     #: the training recipe of a trainable encoder pretrained (or found) by key; None otherwise
     recipe: Recipe | None = None
+    #: what its checkpoint key hashed about the pools, taken before the checkpoint was chosen (bench.run_memo)
+    pools: dict[str, Any] | None = None
 
 
 @dataclass
@@ -177,6 +179,7 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
                          f"apply to it (scope them to a trainable encoder, e.g. -O semisupcon:{next(iter(recipe_options))}=...)")
     weights: dict[str, Any] = {}
     recipe: Recipe | None = None
+    pools: dict[str, Any] | None = None
     if config.checkpoint:
         weights = {"checkpoint": str(config.checkpoint), **load_checkpoint(encoder, config.checkpoint)}
         log(f"[{name}] loaded checkpoint {config.checkpoint}")
@@ -184,6 +187,10 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
         from bench.pretrain import ensure_pretrained
 
         recipe = encoder.recipe().replace(**recipe_options)
+        if _memo_on(config):
+            from bench import run_memo
+
+            pools = run_memo.pools_of(encoder.label_spec(), recipe, config)
         path, extra = ensure_pretrained(encoder, data_roots=config.data_roots,
                                         cache_dir=cache_dir or default_cache_dir(), device=config.device,
                                         recipe=recipe, progress=config.progress)
@@ -191,7 +198,7 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
         log(f"[{name}] using pretrained weights {path}")
     encoder.to(config.device).eval()
     variant = config.variants.get(name) or variant_label(name, user)
-    return PreparedEncoder(entry, encoder, weights_hash(encoder), variant, user, weights, recipe)
+    return PreparedEncoder(entry, encoder, weights_hash(encoder), variant, user, weights, recipe, pools)
 
 
 def index_task(task: Task, data_roots: DataRoots) -> TaskData:
@@ -401,15 +408,19 @@ def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig, data: TaskDat
     if _memo_on(config) and _memo_applies(prep.entry.name):
         from bench import run_memo
 
-        run_memo.store(prep, task, config, data, out)
+        try:
+            run_memo.store(prep, task, config, data, out)
+        except Exception as exc:  # keeping the pair for next time must never fail a pair that is done
+            log(f"warning: [{prep.variant} x {task.name}] not kept for reuse: {type(exc).__name__}: {exc}")
     return out
 
 
 def _memo_on(config: RunConfig) -> bool:
-    """Whether finished pairs are kept and reused (:mod:`bench.run_memo`): with the cache, in one process."""
-    from bench import procs
+    """Whether finished pairs are kept and reused (:mod:`bench.run_memo`): with the cache, in one process,
+    in this user's writable cache folder."""
+    from bench import procs, run_memo
 
-    return config.cache and not procs.launched()
+    return config.cache and not procs.launched() and run_memo.trusted()
 
 
 def _memo_applies(name: str) -> bool:
@@ -437,6 +448,10 @@ def reuse_pair(name: str, task: Task, config: RunConfig) -> tuple[TaskData, list
     variant = config.variants.get(name) or variant_label(name, user)
     log(f"[{variant} x {task.name}] reusing {len(records)} record(s) of the same run (same request, data, "
         "weights and code: bench.run_memo)")
+    skipped = (records[0].get("data") or {}).get("skipped_count") or 0
+    if skipped:
+        log(f"[{task.name}] {skipped} file(s) were skipped as unreadable when these records were made (listed in "
+            "the records' data.skipped)")
     return data, records
 
 
@@ -466,9 +481,11 @@ def run(config: RunConfig) -> RunOutcome:
     config.out.mkdir(parents=True, exist_ok=True)
     check_option_scopes(config.encoder_options, config.encoders)
     if _memo_on(config):
+        from bench import cache as embcache
         from bench import run_memo
 
         run_memo.new_run()
+        embcache.EmbeddingCache.open(enabled=True)  # the file-digest memo, before any pair is indexed
     records: list[dict[str, Any]] = []
     failures: list[str] = []
     task_objs: dict[str, Task] = {}

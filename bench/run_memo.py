@@ -12,10 +12,12 @@ does not state is unchanged, all checked without torch:
   record lists (torch, numpy, ...): new code or a new torch is a miss;
 - **the task's data**: its splits indexed again and fingerprinted (every
   file's bytes, memoised by stat: :mod:`bench.fingerprint`);
-- **the weights**: the checkpoint file the records were made from, by size and
-  mtime; for a trainable encoder without ``--checkpoint`` also its pools
+- **the weights**: the checkpoint file the records were made from (resolved path,
+  size, mtime, ctime, inode), and any option naming a file; for a trainable
+  encoder without ``--checkpoint`` also its pools
   (:func:`bench.pretrain.pools.plan_pools` from the stored label spec and
-  recipe, with the train splits' fingerprints: what the checkpoint key hashes),
+  recipe, with the train splits' fingerprints: what the checkpoint key hashes,
+  taken before the checkpoint was chosen),
   so new or changed pretraining data means another checkpoint, as in the
   full path. A ``random``-style encoder's seeded weights follow from its code,
   options and torch version, all in the key.
@@ -25,8 +27,9 @@ Only encoders that declare their weights self-contained
 and logmel; not the Hugging Face encoder, whose hub weights can change under
 the same name) are kept. Anything else goes the full way and stores the pair
 for the next run.
-``--no-cache`` neither reads nor writes here, and a run of several processes
-(``accelerate launch``) never uses it. Entries are small JSON files under
+``--no-cache`` neither reads nor writes here; a run of several processes
+(``accelerate launch``) never uses it, nor does a run whose cache folder is not
+this user's writable one (the embedding cache then falls back elsewhere). Entries are small JSON files under
 ``<cache>/results/``; ``bench cache list`` shows them (kind ``results``), and
 clearing embeddings or probes clears them too, so a cleared cache is a cold run.
 """
@@ -122,13 +125,25 @@ def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, A
 
 
 def _stat(path: str | None) -> dict[str, Any] | None:
+    """Identity of a weights file: resolved path, size, mtime, ctime and inode (a file replaced with its old
+    mtime kept, as ``rsync -t`` does, still has another ctime or inode)."""
     if not path:
         return None
+    path = str(Path(path).resolve())
     try:
         st = os.stat(path)
     except OSError:
         return {"path": path, "missing": True}
-    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+            "inode": st.st_ino}
+
+
+def trusted() -> bool:
+    """Whether the cache folder is this user's writable one (not a fallback): entries are read and written only
+    there, as the embedding cache and the file-digest memo do (bench.cache.EmbeddingCache.open)."""
+    from bench.cache import _writable, default_root
+
+    return not _writable(default_root())
 
 
 def applies(name: str) -> bool:
@@ -143,6 +158,15 @@ def applies(name: str) -> bool:
 def _option_files(options: dict[str, Any]) -> dict[str, Any]:
     """Size and mtime of every option that names a file (``-O checkpoint=...``): its bytes are weights too."""
     return {k: _stat(v) for k, v in sorted(options.items()) if isinstance(v, str) and os.path.isfile(v)}
+
+
+def pools_of(spec: Any, recipe: Any, config: RunConfig) -> dict[str, Any]:
+    """The pools witness of a trainable encoder about to be pretrained or found by key: its label spec and
+    recipe (as JSON) and the data sources its checkpoint key hashes, taken *before* the checkpoint is chosen
+    (data that changes during the run must not vouch for a checkpoint trained on the old data)."""
+    spec_d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(spec).items()}
+    recipe_d = recipe.to_dict()
+    return {"spec": spec_d, "recipe": recipe_d, "sources": _pool_sources(spec_d, recipe_d, config)}
 
 
 def _pool_sources(spec: dict[str, Any], recipe: dict[str, Any], config: RunConfig) -> dict[str, Any]:
@@ -183,7 +207,8 @@ def lookup(name: str, task: Task, config: RunConfig, data: TaskData,
     except (OSError, ValueError):
         return None
     try:
-        if entry.get("format") != FORMAT or entry.get("fingerprint") != data.fingerprint:
+        if (entry.get("format") != FORMAT or entry.get("fingerprint") != data.fingerprint
+                or entry.get("classes") != list(data.classes)):
             return None
         ckpt = entry.get("checkpoint")
         if ckpt is not None and _stat(ckpt.get("path")) != ckpt:
@@ -200,7 +225,10 @@ def lookup(name: str, task: Task, config: RunConfig, data: TaskData,
     for rec in records:
         rec["reused"] = {"from": str(path), "created": rec.get("created")}
         rec["created"], rec["command"] = now, " ".join(sys.argv)
-    os.utime(path)  # recently used
+    try:
+        os.utime(path)  # recently used
+    except OSError:
+        pass
     return records
 
 
@@ -213,11 +241,10 @@ def store(prep: PreparedEncoder, task: Task, config: RunConfig, data: TaskData,
         return None
     key, payload = request_key(prep.entry.name, task, config, prep.options)
     pools = None
-    if isinstance(prep.encoder, TrainableEncoder) and not config.checkpoint and prep.recipe is not None:
-        spec = prep.encoder.label_spec()
-        spec_d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(spec).items()}
-        recipe_d = prep.recipe.to_dict()
-        pools = {"spec": spec_d, "recipe": recipe_d, "sources": _pool_sources(spec_d, recipe_d, config)}
+    if isinstance(prep.encoder, TrainableEncoder) and not config.checkpoint:
+        if prep.pools is None:
+            return None  # the pools the checkpoint was chosen by are unknown: not kept
+        pools = prep.pools
     entry = {
         "format": FORMAT,
         "encoder": prep.entry.name,
@@ -225,6 +252,7 @@ def store(prep: PreparedEncoder, task: Task, config: RunConfig, data: TaskData,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "request": payload,
         "fingerprint": data.fingerprint,
+        "classes": list(data.classes),
         "checkpoint": _stat(prep.weights.get("checkpoint")),
         "option_files": _option_files(payload["options"]),
         "pools": pools,

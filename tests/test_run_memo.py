@@ -137,3 +137,35 @@ def test_auto_device_without_gpu_device_nodes_is_cpu_without_torch(monkeypatch):
     monkeypatch.setattr(device, "gpu_possible", lambda: False)
     monkeypatch.setitem(sys.modules, "torch", None)  # importing torch would fail
     assert device.resolve_device("auto") == "cpu" and device.resolve_device(None) == "cpu"
+
+
+def test_other_classes_a_failing_store_and_an_unwritable_entry_do_not_mislead(nsynth_tiny, tmp_path, capsys,
+                                                                              monkeypatch):
+    from bench import run_memo
+
+    assert _run(nsynth_tiny, tmp_path / "a") == 0
+    path = next(run_memo.root().glob("*.json"))
+    entry = json.loads(path.read_text())
+    # the same files under other class names (a renamed tag column) is another evaluation: not reused
+    entry["classes"] = list(reversed(entry["classes"]))
+    path.write_text(json.dumps(entry))
+    capsys.readouterr()
+    assert _run(nsynth_tiny, tmp_path / "b") == 0
+    assert "reusing" not in capsys.readouterr().err
+    # an entry whose time stamp cannot be touched (another user's cache file) is still reused, not a failure
+    real_utime = os.utime
+
+    def refuse(p, *a, **k):
+        if str(p).startswith(str(run_memo.root())):
+            raise PermissionError(13, "Permission denied")
+        return real_utime(p, *a, **k)
+
+    monkeypatch.setattr(os, "utime", refuse)
+    assert _run(nsynth_tiny, tmp_path / "c") == 0
+    assert "reusing 1 record(s)" in capsys.readouterr().err
+    # keeping a pair that is done must never fail it
+    monkeypatch.setattr(run_memo, "store", lambda *a, **k: 1 / 0)
+    assert _run(nsynth_tiny, tmp_path / "d", "--seeds", "1") == 0
+    err = capsys.readouterr().err
+    assert "not kept for reuse: ZeroDivisionError" in err
+    assert (tmp_path / "d" / "records" / "logmel__nsynth_pitch__seed1.json").is_file()
