@@ -141,9 +141,17 @@ def _stat(path: str | None) -> dict[str, Any] | None:
 def trusted() -> bool:
     """Whether the cache folder is this user's writable one (not a fallback): entries are read and written only
     there, as the embedding cache and the file-digest memo do (bench.cache.EmbeddingCache.open)."""
-    from bench.cache import _writable, default_root
+    from bench.cache import default_root
 
-    return not _writable(default_root())
+    return _writable_once(str(default_root()))
+
+
+@functools.lru_cache(maxsize=8)
+def _writable_once(folder: str) -> bool:
+    """The write test of ``folder``, once per run (:func:`new_run`) rather than once per pair: it writes a file."""
+    from bench.cache import _writable
+
+    return not _writable(Path(folder))
 
 
 def applies(name: str) -> bool:
@@ -180,6 +188,7 @@ def _pool_sources(spec: dict[str, Any], recipe: dict[str, Any], config: RunConfi
 def new_run() -> None:
     """Forget what the last run in this process computed (data may have changed since)."""
     _pool_sources_text.cache_clear()
+    _writable_once.cache_clear()
 
 
 @functools.lru_cache(maxsize=32)
