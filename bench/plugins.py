@@ -273,6 +273,25 @@ def reset() -> None:
     _state = _State()
 
 
+def registered_in_process() -> list[tuple[str, object]]:
+    """Plugins registered with ``pm.register`` in this process rather than through an entry point.
+
+    A worker process (``bench reproduce --jobs``) loads the entry points
+    itself; these it gets from its parent (:func:`register_all`).
+    """
+    load_plugins()
+    return [(name, plugin) for name, plugin in pm.list_name_plugin() if name not in _state.plugins]
+
+
+def register_all(pairs: list[tuple[str, object]]) -> None:
+    """Register ``(name, plugin)`` pairs not registered yet (in a worker, those of its parent)."""
+    load_plugins()
+    for name, plugin in pairs:
+        if pm.get_plugin(name) is None:
+            pm.register(plugin, name=name)
+    invalidate()
+
+
 def invalidate() -> None:
     """Rebuild the registries on next use (after ``pm.register`` of an in-process plugin)."""
     _state.encoders = None

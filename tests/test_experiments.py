@@ -264,6 +264,64 @@ def test_reproduce_writes_a_report_with_verdicts_on_a_tiny_plan(tiny_two_tasks, 
     assert all("_file" in r for r in second.records)
 
 
+def test_reproduce_jobs_in_worker_processes_give_the_records_of_one_process(tiny_two_tasks, tmp_path, monkeypatch,
+                                                                             capsys):
+    import torch
+
+    from bench.experiments import reproduce
+    from bench.experiments.claims import Claim, Spec
+
+    scale = reproduce.Scale("tiny", {}, (0,), "fast", (), "", "", "reversal", demo=False)
+    jobs = [reproduce.Job("logmel", "logmel", {}, ("tinyclass",), (), {}, "handcrafted"),
+            reproduce.Job("random", "random", {}, ("tinyclass",), ("tinyclass",), {}, "floor")]
+    plan = reproduce.Plan(scale, ("tinyclass",), jobs, [Claim(1, "Random beats logmel.",
+                                                              [Spec("random", "logmel", "tinyclass")])])
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' thread count: the same sums in the same order
+    try:
+        one = reproduce.run(plan, tiny_two_tasks, out=tmp_path / "one", device="cpu", jobs=1)
+    finally:
+        torch.set_num_threads(before)
+    # a fresh cache, so the workers compute everything again (the tiny task is registered in this process
+    # only: the workers get it from here)
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache-two"))
+    capsys.readouterr()
+    two = reproduce.run(plan, tiny_two_tasks, out=tmp_path / "two", device="cpu", jobs=2, threads=1)
+    err = capsys.readouterr().err
+    assert not one.failures and not two.failures, (one.failures, two.failures)
+
+    def scores(outcome):
+        return sorted((r["variant"], r["condition"], r["seed"], json.dumps(r["metrics"], sort_keys=True))
+                      for r in outcome.records)
+
+    assert len(two.records) == len(one.records) == 3 and scores(two) == scores(one)
+    assert two.lines == one.lines
+    assert "2 worker processes of 1 torch thread(s)" in err and "job 2/2 finished: random" in err
+    assert (tmp_path / "two" / "logs" / "1-logmel.log").is_file()
+    assert "[random x tinyclass seed 0]" in (tmp_path / "two" / "logs" / "2-random.log").read_text()
+    assert "jobs ran 2 at a time" in (tmp_path / "two" / "report.md").read_text()
+
+
+def test_reproduce_workers_for_this_machine():
+    from bench.experiments.parallel import auto_workers, log_name, order
+    from bench.experiments.reproduce import plan
+
+    assert auto_workers(6, "cpu", 2) == (2, 1)
+    assert auto_workers(6, "cpu", 8) == (4, 2)
+    assert auto_workers(6, "cpu", 64) == (6, 10)
+    assert auto_workers(6, "cpu", 1) == (1, 1)
+    assert auto_workers(6, "cuda:0", 16)[0] == 1
+    assert log_name(5, "semisupcon[label_fraction=0.05]") == "5-semisupcon_label_fraction_0.05.log"
+    labels = [plan("demo").jobs[i].label for i in order(plan("demo").jobs)]
+    assert labels[:2] == ["semisupcon", "simclr"] and labels[-1] == "random"
+
+
+def test_reproduce_jobs_option(tmp_path, capsys):
+    assert main(["reproduce", "--jobs", "0", "--out", str(tmp_path)]) == 2
+    assert "--jobs '0'" in capsys.readouterr().err
+    assert main(["reproduce", "--jobs", "two", "--out", str(tmp_path)]) == 2
+
+
 def test_reproduce_command_plan_and_bad_input(capsys, tmp_path, monkeypatch):
     assert main(["reproduce", "--plan"]) == 0
     text = capsys.readouterr().out

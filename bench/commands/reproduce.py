@@ -22,6 +22,13 @@ verdicts: per claim, 'holds' when every counted comparison favours it with a 95%
 difference that excludes 0, 'does not hold' when one goes against it with such an interval,
 otherwise 'inconclusive'. Never the point estimates alone.
 
+side by side: the jobs are independent (each an encoder: pretraining, extraction, probes), so on
+CPU they run in worker processes (--jobs), each with its share of the cores; each job's output goes
+to <out>/logs/ and is printed when the job ends. The checkpoints depend on the torch thread count
+(the order of floating-point sums), so a run at --jobs 1 --threads 2 and one at --jobs 2 --threads 1
+pretrain slightly different weights; both are cached under the same key, and the first one made is
+the one every later run uses.
+
 examples:
   bench reproduce                                  # --scale demo
   bench reproduce --tasks mtat,nsynth_pitch        # the claims those tasks can decide
@@ -48,10 +55,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", action="append", metavar="DIR|TASK=DIR",
                    help="data root of the real datasets (--scale paper; repeatable, TASK=DIR per task)")
     p.add_argument("--plan", action="store_true", help="print the jobs and the claims' comparisons, run nothing")
+    p.add_argument("--jobs", "-j", default="auto", metavar="N|auto",
+                   help="jobs run side by side in worker processes (default auto: on CPU one per core up to 2 "
+                        "cores, one per 2 cores above; 1 on a GPU). Each worker gets --threads torch threads "
+                        "(default: the cores shared out). 1 runs every job in this process, one after another")
     add_device(p)
     add_threads(p)
     add_progress(p)
     p.set_defaults(func=run)
+
+
+def parse_jobs(value: str) -> int | None:
+    """``--jobs``: ``auto`` (None) or a whole number of at least 1."""
+    from bench.errors import BenchError
+
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise BenchError(f"--jobs {value!r}: give 'auto' or a whole number of worker processes (at least 1)")
+    return n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,8 +117,11 @@ def run(args: argparse.Namespace) -> int:
             raise BenchError(f"--scale paper runs on the real datasets; no data root for {', '.join(missing)}. Give "
                              "--data-root DIR (or BENCH_DATA_ROOT, or data_root in the config file); see "
                              "docs/experiments.md. --scale demo runs on the generated demo data.")
+    from bench.commands.common import apply_threads
+
     outcome = reproduce.run(p, roots, out=check_out(args.out or Path("bench-results") / f"reproduce-{args.scale}"),
-                            device=args.device, progress=progress_enabled(args), started=t0)
+                            device=args.device, progress=progress_enabled(args), started=t0,
+                            jobs=parse_jobs(args.jobs), threads=args.threads or apply_threads(None))
     print("\n".join(outcome.lines))
     print(f"Report: {outcome.files.get('report')} and {outcome.files.get('report_html')}", file=sys.stderr)
     return report_failures(outcome.failures, bool(outcome.records), "reproduction")

@@ -85,6 +85,9 @@ def _meta_items(meta: dict[str, Any]) -> list[tuple[str, list[str]]]:
               "report)", [])]
     if meta.get("demo_size"):
         items.append((f"demo data size: {meta['demo_size']}", []))
+    if (meta.get("workers") or 1) > 1:
+        items.append((f"jobs ran {meta['workers']} at a time in worker processes of {meta.get('threads')} torch "
+                      "thread(s) each (each job's output is in logs/)", []))
     items.append(("jobs (row label: what it is; seconds in this run):",
                   [f"{j['label']}: {j['role']}; {j['seconds']} s" for j in meta["jobs"]]))
     if meta.get("failures"):

@@ -167,16 +167,26 @@ def claims_for(p: Plan) -> list[Claim]:
     return claims
 
 
-def run_plan(p: Plan, config: Any) -> tuple[list[dict[str, Any]], list[str], dict[str, float]]:
-    """Run every job (pretraining cached, records reused); returns records, failures and the stages' seconds."""
+def run_plan(p: Plan, config: Any, workers: int = 1, threads: int | None = None,
+             ) -> tuple[list[dict[str, Any]], list[str], dict[str, float]]:
+    """Run every job (pretraining cached, records reused); returns records, failures and the jobs' seconds.
+
+    ``workers`` > 1: the jobs run side by side in that many worker processes
+    of ``threads`` torch threads each (:mod:`bench.experiments.parallel`).
+    """
     from bench import plugins
     from bench.corruptions import parse_conditions
-    from bench.experiments.pairs import evaluate_pair
-    from bench.run import guarded, log, prepare_encoder
+    from bench.run import guarded, log
 
-    conditions = parse_conditions(p.scale.conditions)
-    records: list[dict[str, Any]] = []
+    conditions = parse_conditions(p.scale.conditions)  # a bad condition is named before anything runs
     failures: list[str] = []
+    if workers > 1 and len(p.jobs) > 1:
+        from bench.experiments import parallel
+
+        _build_demo_data(config, p.tasks)
+        records, seconds = parallel.run_jobs(p, config, workers, threads, failures)
+        return records, failures, seconds
+    records: list[dict[str, Any]] = []
     seconds: dict[str, float] = {}
     tasks = {}
     for tname in p.tasks:
@@ -187,19 +197,49 @@ def run_plan(p: Plan, config: Any) -> tuple[list[dict[str, Any]], list[str], dic
         t0 = time.perf_counter()
         log(f"== reproduce: job {i}/{len(p.jobs)}: {job.label} ({job.role}) on {', '.join(job.tasks)}"
             + (f"; corruptions on {', '.join(job.robustness_tasks)}" if job.robustness_tasks else ""))
-        jconfig = dataclasses.replace(config, encoders=[job.encoder], encoder_options=dict(job.options),
-                                      variants={job.encoder: job.label})
-        prep = guarded(f"{job.label}", failures, config.out, prepare_encoder, job.encoder, jconfig)
-        if prep is not None:
-            for tname in job.tasks:
-                if tname not in tasks:
-                    continue
-                conds = conditions if tname in job.robustness_tasks else ()
-                recs = guarded(f"{job.label} x {tname}", failures, config.out, evaluate_pair, prep, tasks[tname],
-                               jconfig, conds, 0, failures, job.tags)
-                records.extend(recs or [])
+        records.extend(run_job(job, config, tasks, conditions, failures))
         seconds[job.label] = round(time.perf_counter() - t0, 1)
     return records, failures, seconds
+
+
+def run_job(job: Job, config: Any, tasks: dict[str, Any], conditions: Any, failures: list[str],
+            ) -> list[dict[str, Any]]:
+    """One job: its encoder prepared (pretrained once, by key), then every task of the job evaluated."""
+    from bench.experiments.pairs import evaluate_pair
+    from bench.run import guarded, prepare_encoder
+
+    jconfig = dataclasses.replace(config, encoders=[job.encoder], encoder_options=dict(job.options),
+                                  variants={job.encoder: job.label})
+    prep = guarded(f"{job.label}", failures, config.out, prepare_encoder, job.encoder, jconfig)
+    records: list[dict[str, Any]] = []
+    if prep is None:
+        return records
+    for tname in job.tasks:
+        if tname not in tasks:
+            continue
+        conds = conditions if tname in job.robustness_tasks else ()
+        recs = guarded(f"{job.label} x {tname}", failures, config.out, evaluate_pair, prep, tasks[tname],
+                       jconfig, conds, 0, failures, job.tags)
+        records.extend(recs or [])
+    return records
+
+
+def _build_demo_data(config: Any, names: tuple[str, ...]) -> None:
+    """Build the demo data of the plan's tasks that use it, here, before jobs run side by side.
+
+    Two jobs starting together would otherwise both render the same datasets
+    (their pretraining pools read every task's data too). A task whose data
+    cannot be built is left to its jobs, which report it with their context.
+    """
+    from bench import plugins
+
+    for name in names:
+        if not config.data_roots.is_demo(name):
+            continue
+        try:
+            config.data_roots.root(plugins.get_task(name))
+        except Exception:  # noqa: BLE001 - reported by the jobs that need this task
+            continue
 
 
 @dataclass
@@ -212,8 +252,13 @@ class Outcome:
 
 
 def run(p: Plan, roots: Any, *, out: Any, device: str = "auto", progress: bool = False,
-        started: float | None = None) -> Outcome:
-    """Run the plan into ``out`` and write the report; the verdicts come back as lines for the terminal."""
+        started: float | None = None, jobs: int | None = 1, threads: int | None = None) -> Outcome:
+    """Run the plan into ``out`` and write the report; the verdicts come back as lines for the terminal.
+
+    ``jobs``: how many jobs run side by side in worker processes (None: as many
+    as suit this machine, :func:`bench.experiments.parallel.auto_workers`);
+    ``threads``: torch threads per worker (None: the cores shared out).
+    """
     import sys
 
     from bench import __version__
@@ -227,13 +272,19 @@ def run(p: Plan, roots: Any, *, out: Any, device: str = "auto", progress: bool =
                        seeds=s.seeds, probe_grid=s.probe_grid, progress=progress)
     log(f"reproduce --scale {s.name}: {len(p.jobs)} jobs on {', '.join(p.tasks)}"
         + (f" (demo data, size {p.demo_size})" if s.demo else "") + f"; output {out}")
-    records, failures, seconds = run_plan(p, config)
+    if jobs is None:
+        from bench.experiments.parallel import auto_workers
+
+        jobs, auto_threads = auto_workers(len(p.jobs), config.device)
+        threads = threads or auto_threads
+    records, failures, seconds = run_plan(p, config, jobs, threads)
     meta = {
         "scale": s.name, "demo": s.demo, "demo_size": p.demo_size,
         "command": "bench " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bench") else
                    f"bench reproduce --scale {s.name}",
         "created": time.strftime("%Y-%m-%d %H:%M:%S %z"), "version": __version__, "tasks": list(p.tasks),
         "seeds": list(s.seeds), "grid": s.probe_grid, "conditions": s.conditions,
+        "workers": jobs, "threads": threads,
         "jobs": [{"label": j.label, "role": j.role, "seconds": seconds.get(j.label, 0.0)} for j in p.jobs],
         "failures": failures, "wall_s": time.perf_counter() - started,
     }

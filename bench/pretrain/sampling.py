@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +49,11 @@ class AudioStore:
         folder = Path(cache_dir) / "pretrain-audio" / h.hexdigest()[:20]
         index_file = folder / "index.json"
         if not index_file.is_file():
-            self._build(keys, sample_rate, folder, quiet)
+            # two processes that need the same pool (the jobs of `bench reproduce --jobs 2`, two `bench run`
+            # on one cache) decode it once: the second waits for the first and reads what it wrote
+            with _build_lock(folder):
+                if not index_file.is_file():
+                    self._build(keys, sample_rate, folder, quiet)
         index = json.loads(index_file.read_text())
         self.folder = folder
         self.failed: list[str] = index["failed"]
@@ -105,6 +111,23 @@ class AudioStore:
     def get(self, t: Track) -> np.ndarray:
         o, n = self.spans[(t.path, t.start, t.end)]
         return self.data[o : o + n]
+
+
+@contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """An exclusive POSIX ``flock`` beside ``folder`` while it is built (no lock where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def crop_views(audio: np.ndarray, n_views: int, window: int, u: np.ndarray) -> np.ndarray:
