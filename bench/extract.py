@@ -125,15 +125,18 @@ def extract(
     kept: list[Item] = []
     skipped: list[dict[str, str]] = []
     warned: list[dict[str, Any]] = []
-    # per-track window sums in one float64 matrix (a small array per track cost ~1.7 KB each, and stacking
-    # them at the end a second and third copy: peak memory grew with the split's size several times faster
-    # than the embedding matrix); rows follow the kept tracks
-    sums = np.zeros((len(items), encoder.dim), dtype=np.float64)
+    # One float32 row per kept track, written when its last window is embedded. Only the tracks whose
+    # windows are still in flight hold a float64 sum (a few dozen): a float64 matrix for the whole split
+    # cost 1.5 KB per track at 192-d, twice the embeddings themselves, and a small array per track
+    # plus stacking cost more still. The row is the float64 mean cast to float32, as before, bit for bit.
+    X = np.zeros((len(items), encoder.dim), dtype=np.float32)
+    open_sums: dict[int, np.ndarray] = {}
+    open_left: dict[int, int] = {}
     counts: list[int] = []
     buf: list[np.ndarray] = []
     owners: list[int] = []
     n_windows = 0
-    per_window: list[list[np.ndarray]] = []
+    per_window: dict[int, list[np.ndarray]] = {}
 
     def flush() -> None:
         nonlocal buf, owners
@@ -145,9 +148,16 @@ def extract(
         check_embeddings(encoder, out, batch.shape[0])
         emb = out.detach().float().cpu().numpy()
         for row, owner in zip(emb, np.concatenate(owners)):
-            sums[owner] += row
+            owner = int(owner)
+            open_sums[owner] += row
             if keep_windows:
                 per_window[owner].append(row)
+            open_left[owner] -= 1
+            if not open_left[owner]:
+                total = open_sums.pop(owner)
+                del open_left[owner]
+                total /= counts[owner]
+                X[owner] = total.astype(np.float32)
         buf, owners = [], []
 
     bar = _progress(len(items), desc, progress)
@@ -164,8 +174,11 @@ def extract(
                 warned.append({"track_id": item.track_id, "path": item.path, "messages": notes})
             idx = len(kept)
             kept.append(item)
-            per_window.append([])
+            if keep_windows:
+                per_window[idx] = []
             counts.append(len(w))
+            open_sums[idx] = np.zeros(encoder.dim, dtype=np.float64)
+            open_left[idx] = len(w)
             n_windows += len(w)
             buf.append(w)
             owners.append(np.full(len(w), idx))
@@ -175,15 +188,10 @@ def extract(
                 pending = 0
         flush()
     bar.close()
-    if kept:
-        sums = sums[: len(kept)]
-        sums /= np.asarray(counts)[:, None]
-        X = sums.astype(np.float32)
-    else:
-        X = np.zeros((0, encoder.dim), np.float32)
+    X = X[: len(kept)] if len(kept) < len(items) else X
     out = Embeddings(kept, X, skipped, n_windows, time.perf_counter() - t0, warned)
     if keep_windows:
-        rows = [r for w in per_window for r in w]
+        rows = [r for i in range(len(kept)) for r in per_window[i]]
         out.window_X = np.stack(rows).astype(np.float32) if rows else np.zeros((0, encoder.dim), np.float32)
         out.window_counts = np.asarray(counts, dtype=np.int64)
     return out
