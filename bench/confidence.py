@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -41,13 +41,37 @@ BOOT_SEED = 20240713
 METHOD = "percentile bootstrap over test tracks"
 
 
+#: resamples computed together: the bootstrap's memory is BLOCK x test tracks, not N_BOOT x test tracks
+BLOCK = 100
+
+
+def resample_blocks(n: int, n_boot: int = N_BOOT, seed: int = BOOT_SEED, block: int = BLOCK,
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The resamples of :func:`resample_counts` ``block`` rows at a time: (indices, counts), each ``[b, n]``.
+
+    The rows are drawn from the same generator stream in order, so block after
+    block they are exactly the rows of the whole matrix (tested): resample
+    ``b`` is the same set of tracks however it is computed. Whole, the index
+    and count matrices of a 4,000-track test split cost about 100 MB at once
+    (an int64 index, the flat bincount input, its counts and their float64
+    copy); a block of 100 resamples costs a tenth of one of them.
+    """
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, block):
+        b = min(block, n_boot - start)
+        idx = rng.integers(0, n, size=(b, n))
+        counts = np.empty((b, n), dtype=np.float64)
+        for r in range(b):
+            counts[r] = np.bincount(idx[r], minlength=n)
+        yield idx, counts
+
+
 def resample_counts(n: int, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> tuple[np.ndarray, np.ndarray]:
     """Resample indices ``[B, n]`` and the matching counts ``[B, n]`` (how often each track is drawn)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    flat = (np.arange(n_boot)[:, None] * n + idx).ravel()
-    counts = np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
-    return idx, counts
+    blocks = list(resample_blocks(n, n_boot, seed))
+    if not blocks:
+        return np.zeros((0, n), dtype=np.int64), np.zeros((0, n))
+    return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
 
 
 _VECTORISED = {"roc_auc": weighted_roc_auc, "average_precision": weighted_average_precision}
@@ -83,13 +107,14 @@ def bootstrap(
     s = np.asarray(scores, dtype=np.float64)
     n = len(y)
     full = float(score_fn(y, s)[metric])
-    idx, W = resample_counts(n, n_boot, seed)
     values, strategy = None, ""
 
     if metric in _VECTORISED and y.ndim == 2:
         generic = metrics.METRICS[metric](y, s)
         if math.isclose(generic, full, rel_tol=0, abs_tol=1e-9) or (math.isnan(generic) and math.isnan(full)):
-            values, strategy = _macro_weighted(_VECTORISED[metric], y, s, W), f"vectorised macro {metric}"
+            fn = _VECTORISED[metric]
+            values = np.concatenate([_macro_weighted(fn, y, s, W) for _, W in resample_blocks(n, n_boot, seed)])
+            strategy = f"vectorised macro {metric}"
 
     if values is None and n <= 200_000:
         try:
@@ -97,15 +122,20 @@ def bootstrap(
         except Exception:  # a scorer that cannot score one track (e.g. needs two classes)
             per = None
         if per is not None and np.isfinite(per).all() and math.isclose(per.mean(), full, abs_tol=1e-9):
-            values, strategy = W @ per / n, "mean of per-track values"
+            values = np.concatenate([W @ per / n for _, W in resample_blocks(n, n_boot, seed)])
+            strategy = "mean of per-track values"
 
     if values is None:
         t0 = time.perf_counter()
-        out = []
-        for b in range(n_boot):
-            out.append(float(score_fn(y[idx[b]], s[idx[b]])[metric]))
-            if time.perf_counter() - t0 > time_budget_s and len(out) >= 100:
-                break
+        out: list[float] = []
+        for idx, _ in resample_blocks(n, n_boot, seed):
+            for row in idx:
+                out.append(float(score_fn(y[row], s[row])[metric]))
+                if time.perf_counter() - t0 > time_budget_s and len(out) >= 100:
+                    break
+            else:
+                continue
+            break
         values, strategy = np.asarray(out), "task scorer on each resample"
 
     values = np.asarray(values, dtype=np.float64)

@@ -50,6 +50,48 @@ def test_vectorised_auc_and_ap_match_scikit_learn_on_resamples_with_ties():
             assert ap[b] == pytest.approx(average_precision_score(yb, sb), abs=1e-12)
 
 
+def _whole_matrix_resamples(n, n_boot, seed):
+    """The resampling as it was before blocks: one [B, n] draw and one flat bincount."""
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    flat = (np.arange(n_boot)[:, None] * n + idx).ravel()
+    return idx, np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+
+
+@pytest.mark.parametrize("n", [1, 7, 347, 1000])
+def test_resample_blocks_are_the_rows_of_the_whole_draw(n):
+    idx, W = _whole_matrix_resamples(n, 250, CI.BOOT_SEED)
+    blocks = list(CI.resample_blocks(n, 250, CI.BOOT_SEED, block=64))
+    assert [len(b[0]) for b in blocks] == [64, 64, 64, 58]
+    assert np.array_equal(np.concatenate([b[0] for b in blocks]), idx)
+    assert np.array_equal(np.concatenate([b[1] for b in blocks]), W)
+    got_idx, got_W = CI.resample_counts(n, 250, CI.BOOT_SEED)
+    assert np.array_equal(got_idx, idx) and np.array_equal(got_W, W)
+
+
+def test_bootstrap_in_blocks_gives_the_values_of_the_whole_matrix():
+    from bench import metrics
+
+    rng = np.random.default_rng(3)
+    n, c = 300, 12
+    y = (rng.random((n, c)) < 0.2).astype(float)
+    s = np.round(rng.random((n, c)) + 0.3 * y, 2)
+    idx, W = _whole_matrix_resamples(n, CI.N_BOOT, CI.BOOT_SEED)
+    auc = CI.bootstrap(lambda a, b: {"roc_auc": metrics.METRICS["roc_auc"](a, b)}, y, s, "roc_auc")
+    assert auc["strategy"].startswith("vectorised")
+    want = CI._macro_weighted(CI.weighted_roc_auc, y, s, W)
+    assert auc["values"] == [CI._round(v) for v in want]
+    lab = rng.integers(0, 4, n)
+    logits = rng.random((n, 4))
+    acc = CI.bootstrap(lambda a, b: {"accuracy": metrics.accuracy(a, b)}, lab, logits, "accuracy")
+    per = (logits.argmax(1) == lab).astype(float)
+    assert acc["strategy"] == "mean of per-track values"
+    assert acc["values"] == [CI._round(v) for v in W @ per / n]
+    # a scorer that needs the whole set: every resample through it, the same tracks
+    med = CI.bootstrap(lambda a, b: {"m": float(np.median(b[np.arange(len(a)), a]))}, lab, logits, "m", n_boot=150)
+    assert med["strategy"] == "task scorer on each resample"
+    assert med["values"] == [CI._round(float(np.median(logits[idx[k], lab[idx[k]]]))) for k in range(150)]
+
+
 def test_bootstrap_strategies_and_interval():
     from bench import metrics
 
