@@ -191,7 +191,7 @@ def _run(index: int, job: Any, config: Any, conditions: str, log_path: str) -> F
     """One job in a worker, its stdout and stderr (file descriptors 1 and 2) written to ``log_path``."""
     from bench import plugins
     from bench.corruptions import parse_conditions
-    from bench.experiments.reproduce import run_job
+    from bench.experiments.jobs import run_job
     from bench.run import guarded
 
     t0 = time.perf_counter()

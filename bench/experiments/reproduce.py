@@ -27,7 +27,6 @@ real data and GPUs, and refuses to run on demo data.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,6 +175,7 @@ def run_plan(p: Plan, config: Any, workers: int = 1, threads: int | None = None,
     """
     from bench import plugins
     from bench.corruptions import parse_conditions
+    from bench.experiments.jobs import run_job
     from bench.run import guarded, log
 
     conditions = parse_conditions(p.scale.conditions)  # a bad condition is named before anything runs
@@ -200,28 +200,6 @@ def run_plan(p: Plan, config: Any, workers: int = 1, threads: int | None = None,
         records.extend(run_job(job, config, tasks, conditions, failures))
         seconds[job.label] = round(time.perf_counter() - t0, 1)
     return records, failures, seconds
-
-
-def run_job(job: Job, config: Any, tasks: dict[str, Any], conditions: Any, failures: list[str],
-            ) -> list[dict[str, Any]]:
-    """One job: its encoder prepared (pretrained once, by key), then every task of the job evaluated."""
-    from bench.experiments.pairs import evaluate_pair
-    from bench.run import guarded, prepare_encoder
-
-    jconfig = dataclasses.replace(config, encoders=[job.encoder], encoder_options=dict(job.options),
-                                  variants={job.encoder: job.label})
-    prep = guarded(f"{job.label}", failures, config.out, prepare_encoder, job.encoder, jconfig)
-    records: list[dict[str, Any]] = []
-    if prep is None:
-        return records
-    for tname in job.tasks:
-        if tname not in tasks:
-            continue
-        conds = conditions if tname in job.robustness_tasks else ()
-        recs = guarded(f"{job.label} x {tname}", failures, config.out, evaluate_pair, prep, tasks[tname],
-                       jconfig, conds, 0, failures, job.tags)
-        records.extend(recs or [])
-    return records
 
 
 def _build_demo_data(config: Any, names: tuple[str, ...]) -> None:
