@@ -240,7 +240,8 @@ def test_reproduce_writes_a_report_with_verdicts_on_a_tiny_plan(tiny_two_tasks, 
     from bench.experiments import reproduce
     from bench.experiments.claims import Claim, Spec
 
-    scale = reproduce.Scale("tiny", {"preset": "tiny"}, (0,), "fast", (), "", "", "reversal", demo=False)
+    # two conditions out of alphabetical order (a fresh run once handed its records over sorted by condition)
+    scale = reproduce.Scale("tiny", {"preset": "tiny"}, (0,), "fast", (), "", "", "reversal;bitcrush@6", demo=False)
     jobs = [reproduce.Job("random", "random", {"preset": "tiny"}, ("tinyclass",), ("tinyclass",), {}, "floor"),
             reproduce.Job("random[seed=7]", "random", {"preset": "tiny", "seed": 7}, ("tinyclass",),
                           ("tinyclass",), {}, "another floor")]
@@ -261,6 +262,13 @@ def test_reproduce_writes_a_report_with_verdicts_on_a_tiny_plan(tiny_two_tasks, 
     # everything cached: the second run reuses every record and writes the same verdicts
     second = reproduce.run(plan, tiny_two_tasks, out=out, device="cpu")
     assert second.lines == first.lines
+    # a fresh output folder on the warm cache (probes from the probe cache), then its rerun: the records come
+    # in the same order both times, so the report's tables and charts get the same render keys
+    again = reproduce.run(plan, tiny_two_tasks, out=tmp_path / "again", device="cpu")
+    rerun = reproduce.run(plan, tiny_two_tasks, out=tmp_path / "again", device="cpu")
+    order = [[(r["variant"], r["condition"], r["seed"]) for r in o.records] for o in (first, second, again, rerun)]
+    assert order[0] == order[1] == order[2] == order[3]
+    assert [c for _, c, _ in order[2][:3]] == ["clean", "reversal@1", "bitcrush@6"]
     assert all("_file" in r for r in second.records)
 
 

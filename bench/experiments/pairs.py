@@ -164,6 +164,10 @@ def evaluate_pair(prep: PreparedEncoder, task: Task, config: RunConfig, conditio
         res = ev.selected.result
         recs = make_records(prep, data, embs, status, ev, config, conditions=corrupted,
                             seconds=time.perf_counter() - t_start)
+        # clean first, then the conditions in their order: the order reusable_records gives back, so a fresh
+        # run and its warm rerun hand the leaderboard the same rows in the same order (the same render key)
+        rank = {cid: i for i, cid in enumerate(tokens)}
+        recs.sort(key=lambda r: rank.get(r["condition"], len(rank)))
         for rec in recs:
             cid = rec["condition"]
             if cid != CLEAN:
