@@ -128,14 +128,10 @@ def bootstrap(
     if values is None:
         t0 = time.perf_counter()
         out: list[float] = []
-        for idx, _ in resample_blocks(n, n_boot, seed):
-            for row in idx:
-                out.append(float(score_fn(y[row], s[row])[metric]))
-                if time.perf_counter() - t0 > time_budget_s and len(out) >= 100:
-                    break
-            else:
-                continue
-            break
+        for row in (row for idx, _ in resample_blocks(n, n_boot, seed) for row in idx):
+            out.append(float(score_fn(y[row], s[row])[metric]))
+            if time.perf_counter() - t0 > time_budget_s and len(out) >= 100:
+                break
         values, strategy = np.asarray(out), "task scorer on each resample"
 
     values = np.asarray(values, dtype=np.float64)

@@ -188,8 +188,7 @@ def extract(
                 pending = 0
         flush()
     bar.close()
-    X = X[: len(kept)] if len(kept) < len(items) else X
-    out = Embeddings(kept, X, skipped, n_windows, time.perf_counter() - t0, warned)
+    out = Embeddings(kept, X[: len(kept)], skipped, n_windows, time.perf_counter() - t0, warned)
     if keep_windows:
         rows = [r for i in range(len(kept)) for r in per_window[i]]
         out.window_X = np.stack(rows).astype(np.float32) if rows else np.zeros((0, encoder.dim), np.float32)

@@ -180,10 +180,8 @@ def _init(threads: int, extra: list[tuple[str, object]]) -> None:
     allocator.tune()
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["BENCH_THREADS"] = str(threads)
-    if "torch" in sys.modules:  # a plugin unpickled above may have imported it already
-        sys.modules["torch"].set_num_threads(threads)
     plugins.register_all(extra)
-    if "torch" in sys.modules:
+    if "torch" in sys.modules:  # the parent's plugins, unpickled, may have imported it already
         sys.modules["torch"].set_num_threads(threads)
 
 

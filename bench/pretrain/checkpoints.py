@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench.config import DataRoots
 from bench.encoder import Encoder, Recipe, TrainableEncoder
+from bench.filelock import exclusive
 from bench.pretrain.loop import PretrainResult, pretrain
 from bench.pretrain.pools import PoolPlan, plan_pools
 from bench.weights import load_checkpoint, save_checkpoint
@@ -70,7 +68,9 @@ def ensure_pretrained(encoder: Encoder, *, data_roots: DataRoots, cache_dir: str
             print(f"Using cached pretrained checkpoint {path}", file=sys.stderr)
         return path, load_checkpoint(encoder, path)
     run_dir = path.with_suffix(".run")
-    with _exclusive(path.with_suffix(".lock"), encoder.name, quiet):
+    waiting = "" if quiet else (f"Waiting for another process that is pretraining {encoder.name} "
+                                f"(lock file {path.with_suffix('.lock')})")
+    with exclusive(path.with_suffix(".lock"), waiting):
         if path.is_file():  # another process finished it while this one waited
             if not quiet:
                 print(f"Using the checkpoint another process just trained: {path}", file=sys.stderr)
@@ -81,36 +81,6 @@ def ensure_pretrained(encoder: Encoder, *, data_roots: DataRoots, cache_dir: str
                           quiet=quiet, recipe=recipe, progress=progress)
         save_final(encoder, path, result)
     return path, load_checkpoint(encoder, path)
-
-
-@contextmanager
-def _exclusive(lock_path: Path, what: str, quiet: bool) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path`` (two ``bench run`` sharing a cache train once).
-
-    POSIX ``flock``; where it is missing (Windows), and inside a multi-process
-    launch (whose ranks must all enter the training loop together), no lock.
-    """
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        yield
-        return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not quiet:
-                print(f"Waiting for another process that is pretraining {what} (lock file {lock_path})",
-                      file=sys.stderr)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def save_final(encoder: TrainableEncoder, path: Path, result: PretrainResult) -> None:

@@ -19,13 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from bench.errors import BenchError, DataError
+from bench.filelock import exclusive
 from bench.pretrain.pools import Pools, Track
 
 
@@ -51,7 +50,7 @@ class AudioStore:
         if not index_file.is_file():
             # two processes that need the same pool (the jobs of `bench reproduce --jobs 2`, two `bench run`
             # on one cache) decode it once: the second waits for the first and reads what it wrote
-            with _build_lock(folder):
+            with exclusive(folder.parent / f"{folder.name}.lock"):
                 if not index_file.is_file():
                     self._build(keys, sample_rate, folder, quiet)
         index = json.loads(index_file.read_text())
@@ -111,23 +110,6 @@ class AudioStore:
     def get(self, t: Track) -> np.ndarray:
         o, n = self.spans[(t.path, t.start, t.end)]
         return self.data[o : o + n]
-
-
-@contextmanager
-def _build_lock(folder: Path) -> Iterator[None]:
-    """An exclusive POSIX ``flock`` beside ``folder`` while it is built (no lock where ``fcntl`` is missing)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f"{folder.name}.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def crop_views(audio: np.ndarray, n_views: int, window: int, u: np.ndarray) -> np.ndarray:
