@@ -29,7 +29,7 @@ _WHERE = {
     "checkpoint_key": "checkpoints", "default_checkpoint": "checkpoints", "ensure_pretrained": "checkpoints",
     "save_final": "checkpoints", "PretrainResult": "loop", "load_train_state": "loop", "pretrain": "loop",
     "PoolPlan": "pools", "Pools": "pools", "Track": "pools", "build_pools": "pools", "held_out_tracks": "pools",
-    "plan_pools": "pools", "AudioStore": "sampling", "BatchSampler": "sampling", "crop_views": "sampling",
+    "plan_pools": "pools", "AudioStore": "audio_store", "BatchSampler": "sampling", "crop_views": "sampling",
 }
 
 __all__ = sorted(_WHERE)
