@@ -42,12 +42,12 @@ def _versions() -> dict[str, str]:
 
 
 def data_fingerprint(splits: dict[str, Iterable[Any]], data_root: Path) -> str:
-    """The data fingerprint of a record: :func:`bench.fingerprint.data_fingerprint` over all splits.
+    """The data fingerprint of a record: :func:`bench.keys.data_fingerprint` over all splits.
 
     It hashes every file's bytes (memoised by stat, so a warm run rereads
     nothing), the same definition the embedding cache keys use.
     """
-    from bench.fingerprint import data_fingerprint as content_fingerprint
+    from bench.keys import data_fingerprint as content_fingerprint
 
     return content_fingerprint(splits, data_root)
 
