@@ -3,7 +3,9 @@
 ``<cache>/checkpoints/<name>-<key>.safetensors`` holds the weights and, in
 its metadata, the encoder config and what the training used (steps, final
 loss, recipe, pools); ``<name>-<key>.run/`` beside it holds the training
-state, the metrics log and the run record, so an interrupted run resumes.
+state, the metrics log and the run record, so an interrupted run resumes. A cached checkpoint is used only
+when it matches the checksum sealed with it (:func:`checkpoint_ok`); a bad one is said once, removed and
+trained again (resuming from its ``.run/`` state).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from bench.encoder import Encoder, Recipe, TrainableEncoder
 from bench.filelock import exclusive
 from bench.pretrain.loop import PretrainResult, pretrain
 from bench.pretrain.pools import PoolPlan, plan_pools
+from bench.store import log, remove, verify
 from bench.weights import load_checkpoint, save_checkpoint
 
 
@@ -35,6 +38,19 @@ def checkpoint_key(encoder: TrainableEncoder, recipe: Recipe, plan: PoolPlan, da
         payload["demo"] = [data_roots.demo_size, data_roots.demo_seed]
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{encoder.name}-{digest}"
+
+
+def checkpoint_ok(path: Path) -> bool:
+    """Whether the cached checkpoint ``path`` exists and matches its sealed checksum; a bad one is removed."""
+    if not path.is_file():
+        return False
+    ok = verify(path)
+    if not ok:
+        log(f"warning: cached checkpoint {path} " + ("has no recorded checksum" if ok is None else
+            "does not match its recorded checksum (changed or damaged)") + "; removing it and training it again.")
+        remove(path)
+        remove(Path(f"{path}.sha256"))
+    return bool(ok)
 
 
 def default_checkpoint(encoder: TrainableEncoder, recipe: Recipe, data_roots: DataRoots,
@@ -58,12 +74,12 @@ def ensure_pretrained(encoder: Encoder, *, data_roots: DataRoots, cache_dir: str
     if not isinstance(encoder, TrainableEncoder):
         digest = hashlib.sha256(json.dumps(encoder.config(), sort_keys=True).encode()).hexdigest()[:16]
         path = folder / f"{encoder.name}-{digest}.safetensors"
-        if not path.is_file():
+        if not checkpoint_ok(path):
             save_checkpoint(encoder, path, extra={"trained": False, "note": "seeded initial weights, never trained"})
         return path, load_checkpoint(encoder, path)
     recipe = recipe or encoder.recipe()
     path, plan = default_checkpoint(encoder, recipe, data_roots, Path(cache_dir))
-    if path.is_file():
+    if checkpoint_ok(path):
         if not quiet:
             print(f"Using cached pretrained checkpoint {path}", file=sys.stderr)
         return path, load_checkpoint(encoder, path)
@@ -71,7 +87,7 @@ def ensure_pretrained(encoder: Encoder, *, data_roots: DataRoots, cache_dir: str
     waiting = "" if quiet else (f"Waiting for another process that is pretraining {encoder.name} "
                                 f"(lock file {path.with_suffix('.lock')})")
     with exclusive(path.with_suffix(".lock"), waiting):
-        if path.is_file():  # another process finished it while this one waited
+        if checkpoint_ok(path):  # another process finished it while this one waited
             if not quiet:
                 print(f"Using the checkpoint another process just trained: {path}", file=sys.stderr)
             return path, load_checkpoint(encoder, path)
