@@ -1,6 +1,11 @@
 """The pretraining audio store: every pool track decoded once at the encoder's sample rate into a
-memory-mapped float32 file under ``<cache>/pretrain-audio`` (shared by runs and by the processes of a DDP
-run); views are cropped from it (:mod:`bench.pretrain.sampling`).
+memory-mapped float32 file, a :mod:`bench.store` entry of kind ``pretrain-audio`` (shared by runs and by the
+processes of a DDP run); views are cropped from it (:mod:`bench.pretrain.sampling`).
+
+Keyed by the content of the tracks (each file's SHA-256 through the one file-identity memo, and its span) and
+the sample rate: audio changed in place, even with its size and mtime kept, is decoded again. ``audio.npy`` and
+``index.json`` are checked against their checksums whenever the store is opened; a flipped or truncated store
+is said once, removed and decoded again.
 """
 
 from __future__ import annotations
@@ -12,40 +17,53 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.errors import DataError
 from bench.filelock import exclusive
 from bench.pretrain.pools import Track
+from bench.store import EntryError, Store, file_digests
 
 
 class AudioStore:
-    """Every pool track decoded once at one sample rate, as one memory-mapped float32 array.
-
-    The cache is keyed by the tracks (path, size, mtime, span) and the sample
-    rate, so later runs and the other processes of a DDP run reuse it. Files
-    that cannot be decoded are skipped and listed in ``failed``.
-    """
+    """Every pool track decoded once at one sample rate, as one memory-mapped float32 array; files that cannot
+    be decoded are skipped and listed in ``failed``."""
 
     def __init__(self, tracks: list[Track], sample_rate: int, cache_dir: Path, quiet: bool = True) -> None:
-        keys = sorted({(t.path, t.start, t.end) for t in tracks}, key=lambda k: (k[0], k[1] or 0.0, k[2] or 0.0))
+        from bench import keys
+
+        spans = sorted({(t.path, t.start, t.end) for t in tracks}, key=lambda k: (k[0], k[1] or 0.0, k[2] or 0.0))
         h = hashlib.sha256(f"sr={sample_rate}".encode())
-        for path, start, end in keys:
-            try:
-                st = os.stat(path)
-                h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}|{start}|{end}\n".encode())
-            except OSError:
-                h.update(f"{path}|missing|{start}|{end}\n".encode())
-        folder = Path(cache_dir) / "pretrain-audio" / h.hexdigest()[:20]
-        index_file = folder / "index.json"
-        if not index_file.is_file():
+        for (path, start, end), digest in zip(spans, file_digests().digests([k[0] for k in spans])):
+            h.update(f"{path}|{digest}|{start}|{end}\n".encode())
+        key = keys.make({"sample_rate": sample_rate, "tracks": len(spans), "content": h.hexdigest()}, "pool")
+        store = Store.open("pretrain-audio", Path(cache_dir) / "pretrain-audio")
+        if not store.enabled:
+            raise DataError(f"no writable folder for the pretraining audio under {cache_dir}: set BENCH_CACHE_DIR")
+        found, _ = store.get(key.name, key.fields, key.digest, self._open)
+        if found is None:
             # two processes that need the same pool (the jobs of `bench reproduce --jobs 2`, two `bench run`
             # on one cache) decode it once: the second waits for the first and reads what it wrote
-            with exclusive(folder.parent / f"{folder.name}.lock"):
-                if not index_file.is_file():
-                    self._build(keys, sample_rate, folder, quiet)
-        index = json.loads(index_file.read_text())
-        self.folder = folder
-        self.failed: list[str] = index["failed"]
-        self.data = np.load(folder / "audio.npy", mmap_mode="r")
-        self.spans = {(p, s, e): (o, n) for p, s, e, o, n in index["spans"]}
+            with exclusive(store.root / f".{key.name}.lock"):
+                found, _ = store.get(key.name, key.fields, key.digest, self._open)
+                if found is None:
+                    store.put(key.name, key.fields, key.digest,
+                              lambda folder: self._build(spans, sample_rate, folder, quiet),
+                              {"split": f"{len(spans)} tracks", "task": f"{sample_rate} Hz"})
+                    found, _ = store.get(key.name, key.fields, key.digest, self._open)
+        if found is None:
+            raise DataError(f"the pretraining audio could not be stored under {store.root} (see the warning above)")
+        self.folder = store.path(key.name)
+
+    def _open(self, folder: Path, manifest: dict) -> bool:
+        try:
+            index = json.loads((folder / "index.json").read_text())
+            self.data = np.load(folder / "audio.npy", mmap_mode="r")
+            self.failed: list[str] = index["failed"]
+            self.spans = {(p, s, e): (o, n) for p, s, e, o, n in index["spans"]}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EntryError(f"unreadable ({type(exc).__name__}: {exc})") from None
+        if any(o < 0 or o + n > len(self.data) for o, n in self.spans.values()):
+            raise EntryError("its index points past the end of its audio")
+        return True
 
     @staticmethod
     def _build(keys: list[tuple], sample_rate: int, folder: Path, quiet: bool) -> None:
@@ -70,8 +88,6 @@ class AudioStore:
                     warned.append(f"{key[0]}: {note}")
             return audio, err
 
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"audio.npy.tmp-{os.getpid()}"
         spans, failed, offset, chunks, warned = [], [], 0, [], []
         with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
             results = pool.map(decode, keys)
@@ -83,14 +99,10 @@ class AudioStore:
                 spans.append([key[0], key[1], key[2], offset, len(audio)])
                 chunks.append(audio)
                 offset += len(audio)
-        np.save(tmp, np.concatenate(chunks) if chunks else np.zeros(0, np.float32), allow_pickle=False)
-        # np.save appends .npy when the name lacks it
-        written = tmp if tmp.exists() else Path(str(tmp) + ".npy")
-        os.replace(written, folder / "audio.npy")
-        itmp = folder / f"index.json.tmp-{os.getpid()}"
-        itmp.write_text(json.dumps({"sample_rate": sample_rate, "spans": spans, "failed": failed,
-                                     "decoder_warnings": warned}))
-        os.replace(itmp, folder / "index.json")
+        np.save(folder / "audio.npy", np.concatenate(chunks) if chunks else np.zeros(0, np.float32),
+                allow_pickle=False)
+        (folder / "index.json").write_text(json.dumps({"sample_rate": sample_rate, "spans": spans, "failed": failed,
+                                                       "decoder_warnings": warned}))
 
     def has(self, t: Track) -> bool:
         return (t.path, t.start, t.end) in self.spans
