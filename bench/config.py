@@ -134,22 +134,11 @@ def demo_soundfont() -> Path | None:
     return path
 
 
-_SF_DIGESTS: dict[tuple, str] = {}
-
-
 def soundfont_digest(path: Path) -> str:
-    """SHA-256 of a SoundFont file (cached per path, size and mtime: demo_root is called often)."""
-    import hashlib
+    """SHA-256 of a SoundFont file (through the one file-identity memo: demo_root is called often)."""
+    from bench.store import file_digests
 
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SF_DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _SF_DIGESTS[key] = h.hexdigest()
-    return _SF_DIGESTS[key]
+    return file_digests().digest(path)
 
 
 def check_demo_size(size: str) -> str:
