@@ -237,8 +237,7 @@ def write_baseline(source: Path, out: Path) -> dict[str, Any]:
     doc.pop("_source", None)
     for k in ("title", "notes", "rows", "summary"):  # a leaderboard.json source: keep the baseline part
         doc.pop(k, None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(out)
+    from bench.store import atomic_write
+
+    atomic_write(out, json.dumps(doc, indent=2) + "\n")
     return doc

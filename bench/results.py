@@ -92,11 +92,10 @@ def record_name(rec: dict[str, Any]) -> str:
 
 
 def write_record(rec: dict[str, Any], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+    from bench.store import atomic_write
+
     path = folder / record_name(rec)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rec, indent=2, sort_keys=True, default=_json_default))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(rec, indent=2, sort_keys=True, default=_json_default))
     return path
 
 

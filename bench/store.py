@@ -1,22 +1,16 @@
 """The one store of everything bench keeps in its cache folder: entries written atomically with a checksum of
 what they serve, verified on every read, listed and cleared by kind.
 
-An entry is a folder ``<cache>/<kind>/<name>/`` of payload files and ``manifest.json``: the key's fields and
-digest, the SHA-256 of every payload file, a label for listing, when it was made. :meth:`Store.get` serves an
-entry only when its key is the asked-for key and every payload file's digest is the recorded one; a failed check
-is said once on stderr, the entry is removed and the caller recomputes (never a crash, never a served value).
-A single file kept outside this layout (a pretrained checkpoint) is sealed with a ``.sha256`` file beside it
-(:func:`seal`, :func:`verify`).
+An entry is a folder ``<cache>/<kind>/<name>/``, built in ``.tmp/`` and renamed into place, of payload files and
+``manifest.json`` (the key's fields and digest, each payload file's SHA-256, a label for listing). :meth:`Store.get`
+serves an entry only when it holds the asked-for key and every file has its recorded digest; else it says so once
+on stderr and removes it, and the caller recomputes: never a crash, never a served value. A single file (a
+checkpoint) is sealed by a ``.sha256`` beside it (:func:`seal`, :func:`verify`).
 
-One rule for "is this file unchanged" (:class:`FileDigests`): a file's SHA-256, memoised by (resolved path, size,
-mtime_ns, ctime_ns, inode), persisted in ``file-digests.sqlite`` of the trusted cache folder; a warm read of an
-entry costs a stat per file, a changed file is read again. Data fingerprints (:mod:`bench.keys`) and entry checks
-use it alike.
-
-A cache folder that cannot be written falls back, with a warning, to ``$TMPDIR/bench-cache-<uid>/<kind>``, used
-only when that folder is a real folder of this user with mode 0700 (another local user could otherwise plant
-entries there); failing that, no cache. Writes go through :func:`atomic_write` (files) or a folder built in
-``.tmp/`` and renamed (entries).
+One rule for "is this file unchanged" (:class:`FileDigests`): its SHA-256, memoised by (resolved path, size,
+mtime_ns, ctime_ns, inode) in ``file-digests.sqlite`` of the trusted cache folder, so a warm read costs a stat.
+A cache folder that cannot be written falls back to ``$TMPDIR/bench-cache-<uid>``, used only when it is a real
+folder of this user with mode 0700 (another user could plant entries there); failing that, no cache.
 
 Long because: one module owns the whole trust story (writes, checks, file identity, the fallback folder, the
 listing and clearing of every kind), which nine caches used to copy each in their own way.
@@ -42,9 +36,7 @@ from typing import Any, Callable, Iterable, Sequence
 #: every kind in the cache folder, and what ``bench cache clear`` removes without ``--kind``
 KINDS = ("demo", "pretrain-audio", "checkpoints", "embeddings", "probes", "results", "renders")
 CLEAR_DEFAULT = ("pretrain-audio", "embeddings", "probes", "results", "renders")
-MANIFEST = "manifest.json"
-FORMAT = 1
-MEMO_NAME = "file-digests.sqlite"
+MANIFEST, FORMAT, MEMO_NAME = "manifest.json", 1, "file-digests.sqlite"
 #: a file modified this recently (before it was hashed) is not memoised (coarse timestamps)
 RACY_NS = 2_000_000_000
 MISSING, UNREADABLE = "missing", "unreadable"
@@ -60,30 +52,24 @@ def safe(text: Any) -> str:
     return "".join(c if c.isalnum() or c in "_.-" else "-" for c in str(text))[:60] or "x"
 
 
-def human_size(n: int) -> str:
-    size = float(n)
+def human_size(n: float) -> str:
     for unit in ("B", "KB", "MB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
 
 
 def size_of(path: Path) -> int:
     try:
-        if not path.is_dir():
-            return path.stat().st_size
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
     except OSError:
         return 0
 
 
 def remove(path: Path) -> None:
     try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     except FileNotFoundError:
         pass
     except OSError as exc:
@@ -91,11 +77,10 @@ def remove(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one (OSError on failure)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    """Write ``data`` to ``path``: a reader sees the old file or the whole new one; no temporary file is left."""
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
     finally:
@@ -135,36 +120,22 @@ class FileDigests:
         self.store = Path(store) if store is not None else None
         self._mem: dict[str, tuple[Stat, str]] = {}
         self._db: sqlite3.Connection | None = None
-        self._broken = False
         self.hashed = 0  # files read by this object (tests, benchmarks)
 
-    def _conn(self) -> sqlite3.Connection | None:
-        if self.store is not None and not self._broken and self._db is None:
-            try:
-                db = sqlite3.connect(str(self.store), timeout=30)
-                db.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER, "
-                           "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, sha256 TEXT)")
-                db.commit()
-                self._db = db
-            except sqlite3.Error as exc:
-                self._give_up(exc)
-        return self._db
-
-    def _give_up(self, exc: Exception) -> None:
-        log(f"warning: the file digest memo {self.store} cannot be used ({exc}); files are hashed without it. "
-            "Delete the file to start a fresh memo.")
-        self._broken = True
-        self.close()
-
     def _sql(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        db = self._conn()
-        if db is None:
-            return None
         try:
-            with db:
-                return fn(db)
+            if self._db is None and self.store is not None:
+                self._db = sqlite3.connect(str(self.store), timeout=30)
+                self._db.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER, "
+                                 "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, sha256 TEXT)")
+            if self._db is not None:
+                with self._db:
+                    return fn(self._db)
         except sqlite3.Error as exc:
-            self._give_up(exc)
+            log(f"warning: the file digest memo {self.store} cannot be used ({exc}); files are hashed without "
+                "it. Delete the file to start a fresh memo.")
+            self.close()
+            self.store = None
         return None
 
     def digests(self, paths: Iterable[str | Path]) -> list[str]:
@@ -177,28 +148,23 @@ class FileDigests:
                 f"SELECT * FROM digests WHERE path IN ({','.join('?' * len(part))})", part).fetchall()) or []
             self._mem.update({r[0]: (tuple(r[1:5]), r[5]) for r in rows})
         out: dict[str, str] = {}
-        todo: list[tuple[str, Stat]] = []
+        todo = []
         for p in dict.fromkeys(real):
-            st = _stat(p)
-            known = self._mem.get(p)
-            if st is None:
-                out[p] = MISSING
-            elif known is not None and known[0] == st:
-                out[p] = known[1]
+            st, known = _stat(p), self._mem.get(p)
+            if st is None or (known is not None and known[0] == st):
+                out[p] = MISSING if st is None else known[1]
             else:
                 todo.append((p, st))
-        fresh = []
-        started = time.time_ns()
+        fresh, started = [], time.time_ns()
         with ThreadPoolExecutor(max(1, min(HASH_THREADS, len(todo)))) as pool:
             for (p, st), digest in zip(todo, pool.map(lambda t: _hash_or_none(t[0]), todo)):
                 self.hashed += 1
                 out[p] = digest or UNREADABLE
+                self._mem.pop(p, None)
                 # memoised only when stable while read and not racily recent (a second write in the same tick)
                 if digest and _stat(p) == st and max(st[1], st[2]) < started - RACY_NS:
                     self._mem[p] = (st, digest)
                     fresh.append((p, *st, digest))
-                else:
-                    self._mem.pop(p, None)
         if fresh:
             self._sql(lambda db: db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?)", fresh))
         return [out[p] for p in real]
@@ -208,10 +174,7 @@ class FileDigests:
 
     def close(self) -> None:
         if self._db is not None:
-            try:
-                self._db.close()
-            except sqlite3.Error:
-                pass
+            self._db.close()
             self._db = None
 
 
@@ -224,31 +187,28 @@ def file_digests() -> FileDigests:
 
 
 def persist_digests(folder: Path | None) -> FileDigests:
-    """Keep the process memo in ``folder/file-digests.sqlite`` (None: in memory only). Only a folder this user
-    alone can write is named here: a memo another user can write would let them vouch for changed files."""
+    """Keep the process memo in ``folder/file-digests.sqlite`` (None: in memory only); only a folder this user
+    alone can write is named here (a memo another user can write would vouch for changed files)."""
     global _digests
     target = Path(folder) / MEMO_NAME if folder is not None else None
     if target != _digests.store:
         old, _digests = _digests, FileDigests(target)
-        _digests._mem.update(old._mem)
-        _digests.hashed = old.hashed
+        _digests._mem, _digests.hashed = old._mem, old.hashed
         old.close()
     return _digests
 
 
 def seal(path: Path, digest: str | None = None) -> None:
-    """Record the SHA-256 of a single-file entry (a checkpoint; ``digest``: of the file about to become it)
-    in ``<path>.sha256`` beside it."""
+    """Record the SHA-256 of a single-file entry (``digest``: of the file about to become it) beside it."""
     atomic_write(Path(f"{path}.sha256"), (digest or file_digests().digest(path)) + "\n")
 
 
 def verify(path: Path) -> bool | None:
     """Whether ``path`` still has the digest :func:`seal` recorded; None when it was never sealed."""
     try:
-        recorded = Path(f"{path}.sha256").read_text().strip()
+        return Path(f"{path}.sha256").read_text().strip() == file_digests().digest(path)
     except OSError:
         return None
-    return recorded == file_digests().digest(path)
 
 
 # -- where entries live ----------------------------------------------------------------------------
@@ -323,10 +283,12 @@ class Store:
             log(f"warning: the {kind} cache folder {root} is not writable ({why}); using {fallback} for now. "
                 "Set BENCH_CACHE_DIR to a writable folder to keep it between runs.")
             root = fallback
-        store = cls(kind, root)
-        store._clean_stale()
+        for build in (root / ".tmp").iterdir() if (root / ".tmp").is_dir() else []:  # left by killed processes
+            pid = build.name.split(".")[-2]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                shutil.rmtree(build, ignore_errors=True)
         persist_digests(root.parent)
-        return store
+        return cls(kind, root)
 
     @property
     def enabled(self) -> bool:
@@ -336,16 +298,8 @@ class Store:
         assert self.root is not None
         return self.root / name
 
-    def _clean_stale(self) -> None:
-        """Delete ``.tmp`` builds left by processes that no longer run (killed mid-write)."""
-        tmp = self.root / ".tmp" if self.root is not None else None
-        for build in tmp.iterdir() if tmp is not None and tmp.is_dir() else []:
-            pid = build.name.split(".")[-2]
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-                shutil.rmtree(build, ignore_errors=True)
-
     def check(self, folder: Path, key_fields: Any, digest: str) -> dict[str, Any]:
-        """The manifest of ``folder`` when it holds ``key`` and every payload file is as written; else EntryError."""
+        """The manifest of ``folder`` when it holds this key and every payload file is as written; else EntryError."""
         try:
             man = json.loads((folder / MANIFEST).read_text())
             files = dict(man["files"])
@@ -353,20 +307,18 @@ class Store:
             raise EntryError(f"{MANIFEST} unreadable: {exc}") from None
         if man.get("format") != FORMAT or man.get("digest") != digest or man.get("key") != key_fields:
             raise EntryError("its key does not match the key asked for")
-        found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                       if p.is_file() and p.name != MANIFEST)
-        if found != sorted(files):
+        found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        if found != sorted([*files, MANIFEST]):
             raise EntryError(f"it holds files {found}, its manifest lists {sorted(files)}")
-        names = sorted(files)
-        for name, got in zip(names, file_digests().digests([folder / n for n in names])):
+        for name, got in zip(files, file_digests().digests([folder / n for n in files])):
             if got != files[name]:
                 raise EntryError(f"{name} does not match the checksum written with it (changed or truncated)")
         return man
 
     def get(self, name: str, key_fields: Any, digest: str,
             load: Callable[[Path, dict[str, Any]], Any] = lambda folder, man: folder) -> tuple[Any, str]:
-        """``(load(folder, manifest), "hit")`` for a verified entry; ``(None, "miss")`` when there is none, and
-        ``(None, "rebuilt")`` when there was a bad one (said once, removed). ``load`` may raise EntryError too."""
+        """``(load(folder, manifest), "hit")`` for a verified entry (``load`` may raise EntryError too);
+        ``(None, "miss")`` when there is none; ``(None, "rebuilt")`` when a bad one was said and removed."""
         if not self.enabled or not (folder := self.path(name)).exists():
             return None, "miss"
         try:
@@ -376,23 +328,20 @@ class Store:
             remove(folder)
             return None, "rebuilt"
 
-    def put(self, name: str, key_fields: Any, digest: str, write: Callable[[Path], None],
+    def put(self, name: str, key_fields: Any, digest: str, write: Callable[[Path], Any],
             label: dict[str, Any] | None = None) -> bool:
-        """Build an entry with ``write(folder)`` in ``.tmp/``, record its files' digests and rename it into place.
+        """Build an entry with ``write(folder)`` in ``.tmp/``, record its files' digests, rename it into place.
         A disk that refuses is a warning and False; an entry another process finished first is kept."""
         if not self.enabled:
             return False
-        dest = self.path(name)
-        tmp = self.root / ".tmp" / f"{safe(name)}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        dest, tmp = self.path(name), self.path(".tmp") / f"{safe(name)}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         try:
             tmp.mkdir(parents=True)
             write(tmp)
             names = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
-            files = dict(zip(names, (hash_file(tmp / n) for n in names)))
-            man = {"format": FORMAT, "kind": self.kind, "digest": digest, "key": key_fields, "files": files,
-                   "label": label or {}, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            man = {"format": FORMAT, "kind": self.kind, "digest": digest, "key": key_fields, "label": label or {},
+                   "files": {n: hash_file(tmp / n) for n in names}, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             (tmp / MANIFEST).write_text(json.dumps(man, sort_keys=True, default=str))
-            dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.rename(tmp, dest)
             except OSError:
@@ -406,7 +355,7 @@ class Store:
         return True
 
     def entries(self) -> list[dict[str, Any]]:
-        """One row per entry for ``bench cache list``, and per interrupted build under ``.partial/`` (a folder of
+        """A row per entry for ``bench cache list``, and per interrupted build under ``.partial/`` (a folder of
         entries: the chunks of an embedding extraction)."""
         if not self.enabled or not self.root.is_dir():
             return []
@@ -414,9 +363,9 @@ class Store:
         partial = self.root / ".partial"
         for folder in sorted(partial.iterdir() if partial.is_dir() else []):
             parts = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-            first = self.describe(parts[0]) if parts else row(self.kind, folder)
-            out.append({**first, "status": f"incomplete ({len(parts)} chunk(s))", "path": str(folder),
-                        "paths": [str(folder)], "size": size_of(folder)})
+            first = self.describe(parts[0]) if parts else {}
+            out.append(row(self.kind, folder, **{k: first[k] for k in ("encoder", "task", "split") if k in first},
+                           status=f"incomplete ({len(parts)} chunk(s))"))
         return out
 
     def describe(self, folder: Path, status: str = "complete") -> dict[str, Any]:
@@ -429,7 +378,7 @@ class Store:
 
     def clear(self, encoder: str | None = None, task: str | None = None) -> list[dict[str, Any]]:
         """Remove the entries matching the filters; return their rows."""
-        gone = [r for r in self.entries() if (not encoder or r["encoder"] == encoder) and (not task or r["task"] == task)]
+        gone = [r for r in self.entries() if encoder in (None, r["encoder"]) and task in (None, r["task"])]
         for r in gone:
             remove(Path(r["path"]))
         return gone
@@ -438,10 +387,8 @@ class Store:
 def row(kind: str, path: Path, **fields: Any) -> dict[str, Any]:
     """A listing row: kind, encoder, task, split, rows, skipped, created, status, path(s), size."""
     out = {"kind": kind, "encoder": "-", "task": "-", "split": "-", "rows": None, "skipped": 0,
-           "created": _mtime(path), "status": "complete", "path": str(path), "paths": [str(path)]}
-    out.update(fields)
-    out["size"] = sum(size_of(Path(p)) for p in out["paths"])
-    return out
+           "created": _mtime(path), "status": "complete", "path": str(path), "paths": [str(path)], **fields}
+    return {**out, "size": sum(size_of(Path(p)) for p in out["paths"])}
 
 
 def _mtime(path: Path) -> str:
@@ -457,7 +404,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:  # exists but belongs to someone else
-        return True
+        pass
     return True
 
 
@@ -468,11 +415,9 @@ def parse_kinds(text: str | None, default: Sequence[str] = KINDS) -> tuple[str, 
     """``"embeddings,probes"`` / ``"all"`` / None -> kinds; an unknown kind is a usage error naming the known ones."""
     from bench.errors import BenchError
 
-    if not text:
-        return tuple(default)
-    names = [k.strip().lower() for k in text.split(",") if k.strip()]
-    if "all" in names:
-        return KINDS
+    names = [k.strip().lower() for k in (text or "").split(",") if k.strip()]
+    if not text or "all" in names:
+        return tuple(default) if not text else KINDS
     bad = [k for k in names if k not in KINDS]
     if bad or not names:
         raise BenchError(f"--kind {text!r}: unknown kind {bad[0] if bad else ''!r}; use {', '.join(KINDS)} or all "
@@ -484,18 +429,18 @@ def entries(kinds: Sequence[str] = KINDS) -> list[dict[str, Any]]:
     """One row per entry of the given kinds (see :func:`row`)."""
     out: list[dict[str, Any]] = []
     for kind in kinds:
+        folder = kind_root(kind)
+        found = sorted(folder.iterdir()) if folder.is_dir() else []
         if kind == "checkpoints":
-            out.extend(checkpoint_entries(kind_root(kind)))
+            out.extend(checkpoint_entries(folder))
         elif kind == "results":  # finished pairs' records, one JSON file each (bench.run_memo)
-            folder = kind_root(kind)
             out.extend(row(kind, p, encoder=p.stem.split("__")[0], task=(p.stem.split("__") + ["-"])[1])
-                       for p in sorted(folder.glob("*.json") if folder.is_dir() else []))
+                       for p in found if p.suffix == ".json")
         elif kind == "demo":
-            folder = kind_root(kind)
             out.extend(row(kind, p, task=",".join(sorted(m.name[1:-5] for m in p.glob(".*.done"))) or "-",
-                           split=p.name) for p in sorted(folder.iterdir() if folder.is_dir() else []) if p.is_dir())
+                           split=p.name) for p in found if p.is_dir())
         else:
-            out.extend(Store(kind, kind_root(kind)).entries())
+            out.extend(Store(kind, folder).entries())
     if "probes" in kinds:  # a probe's key holds its embeddings' digests; their entries name the encoder
         encoders = {Path(r["path"]).name.rsplit("__", 1)[-1]: r["encoder"] for r in entries(("embeddings",))}
         for r in out:
@@ -506,24 +451,19 @@ def entries(kinds: Sequence[str] = KINDS) -> list[dict[str, Any]]:
 
 def clear(kinds: Sequence[str] = CLEAR_DEFAULT, encoder: str | None = None,
           task: str | None = None) -> list[dict[str, Any]]:
-    """Delete the entries of ``kinds`` matching the filters; return what was deleted. Clearing embeddings or
-    probes clears results too (the records made from them would make the next run a warm one)."""
+    """Delete the entries of ``kinds`` matching the filters; return their rows. Clearing embeddings or probes
+    clears results too (the records made from them would make the next run a warm one)."""
     if {"embeddings", "probes"} & set(kinds) and "results" not in kinds:
         kinds = (*kinds, "results")
-    removed = []
-    for info in entries(kinds):
-        if (encoder and info["encoder"] != encoder) or (task and info["task"] != task):
-            continue
-        for path in info["paths"]:
+    removed = [r for r in entries(kinds) if encoder in (None, r["encoder"]) and task in (None, r["task"])]
+    for r in removed:
+        for path in r["paths"]:
             remove(Path(path))
-        removed.append(info)
     if not encoder and not task:
         for kind in kinds:
             remove(kind_root(kind) / ".tmp")
         if "embeddings" in kinds:  # clearing everything forgets file digests too
-            from bench.config import cache_dir
-
-            remove(cache_dir() / MEMO_NAME)
+            remove(kind_root(MEMO_NAME))
     return removed
 
 
@@ -541,8 +481,9 @@ def checkpoint_entries(folder: Path) -> list[dict[str, Any]]:
             status = "trained" if extra.get("trained") else "initial weights"
         except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error, MemoryError):
             meta, extra, status = {}, {}, "incomplete (training state)" if path.suffix == ".run" else "unreadable"
-        paths = dict.fromkeys(str(p) for p in (path, Path(f"{path}.sha256"), path.with_suffix(".run"),
-                                               path.with_suffix(".lock")) if p.exists())
+        paths = [p for p in (path, Path(f"{path}.sha256"), path.with_suffix(".run"), path.with_suffix(".lock"))
+                 if p.exists()]
         out.append(row("checkpoints", path, encoder=meta.get("encoder") or path.stem.rsplit("-", 1)[0],
-                       split=f"{extra['steps']} steps" if extra.get("steps") else "-", status=status, paths=list(paths)))
+                       split=f"{extra['steps']} steps" if extra.get("steps") else "-", status=status,
+                       paths=list(dict.fromkeys(map(str, paths)))))
     return out
