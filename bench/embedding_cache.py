@@ -1,19 +1,12 @@
-"""Embedding cache: track embeddings on disk, so a second run decodes no audio.
+"""Embedding cache: track embeddings on disk, so a second run decodes no audio (extraction is a run's slow stage).
 
-Why: extraction (decode, resample, run the encoder over every window) is the slow stage of a run; probes, seeds
-and leaderboards are cheap. It must never hand back embeddings that differ from what a fresh extraction gives.
-
-An entry (one per encoder, task, split and key: :func:`bench.keys.embeddings_key`) is a :mod:`bench.store`
-entry: ``data/`` a Hugging Face ``datasets`` Arrow table (``track_id`` string, ``embedding`` fixed-size list of
-float32, read memory-mapped), ``windows/`` the same for every window's embedding when the key says
-``per_window``, and ``meta.json`` (rows, skipped files, decoder warnings, window counts). The store checks every
-file's checksum on read; this module checks that the rows are the split's tracks, finite and of the encoder's
-size. A bad entry is said once, removed and extracted again.
-
-Extraction is done in chunks (:func:`chunk_size`); in a large split each chunk is kept as a shard under
-``.partial/<entry>/shard-NNNNN`` (a store of its own), so an interrupted extraction resumes, and the entry
-appears only when every chunk is done. Batch size and device are not in the key (they change float rounding
-only).
+An entry per (encoder, task, split) and key (:func:`bench.keys.embeddings_key`) is a :mod:`bench.store` entry:
+``data/`` a Hugging Face ``datasets`` Arrow table (``track_id``, ``embedding`` float32, memory-mapped),
+``windows/`` the same per window when the key says ``per_window``, and ``meta.json`` (rows, skipped files,
+decoder warnings, window counts). The store checks every file's checksum; this module checks that the rows are
+the split's tracks, finite and of the encoder's size. Extraction goes in chunks (:func:`chunk_size`); in a large
+split each is kept as a shard under ``.partial/<entry>/`` (a store of its own), so an interrupted extraction
+resumes. Batch size and device are not in the key (they change float rounding only).
 """
 
 from __future__ import annotations
@@ -31,7 +24,6 @@ CHUNK_TRACKS = 512
 #: a split is cut into at least this many chunks (of at least MIN_CHUNK_TRACKS), so that several processes share it
 MIN_CHUNKS, MIN_CHUNK_TRACKS = 16, 16
 META, DATA, WINDOWS = "meta.json", "data", "windows"
-EXTRACT_VERSION = keys.EXTRACT_VERSION
 
 
 def key_for(encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str, items: Sequence[Any],
@@ -47,12 +39,8 @@ def key_for(encoder_name: str, encoder: Any, weights_hash: str, task: Any, split
 def embed_split(cache: "EmbeddingCache", encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str,
                 items: Sequence[Any], data_root: Path, *, device: str = "cpu", batch_size: int = 32,
                 progress: bool = True, transform: Any = None, windows: bool = False) -> tuple[Any, dict[str, Any]]:
-    """Embeddings of one split through the cache; the run pipeline's only way to extract.
-
-    ``windows``: the entry also keeps every window's embedding (its own key). Returns the
-    :class:`bench.extract.Embeddings` and ``{"status", "key", "fingerprint"}`` for the record (status: hit, miss,
-    resumed, rebuilt, off).
-    """
+    """Embeddings of one split through the cache (``windows``: every window's too), and ``{"status", "key",
+    "fingerprint"}`` for the record (status: hit, miss, resumed, rebuilt, off)."""
     from bench import extract as ex
 
     key = key_for(encoder_name, encoder, weights_hash, task, split, items, data_root,
@@ -102,21 +90,22 @@ class EmbeddingCache:
     def partial_dir(self, key: keys.Key) -> Path:
         return self.store.path(".partial") / key.name
 
-    def partial(self, key: keys.Key) -> Store:
-        return Store("embeddings", self.partial_dir(key))
+    def _where(self, key: keys.Key, shard: int | None) -> tuple[Store, str]:
+        """The store and name of ``key``'s entry, or of its chunk ``shard`` (a store under ``.partial/``)."""
+        return (self.store, key.name) if shard is None else (Store("embeddings", self.partial_dir(key)),
+                                                             f"shard-{shard:05d}")
 
     def load(self, key: keys.Key, items: Sequence[Any], dim: int, shard: int | None = None) -> tuple[Any, str]:
-        """The verified entry (or chunk ``shard``) of ``key`` holding ``items``: ``(emb, "hit")``, else
-        ``(None, "miss" | "rebuilt")``."""
-        store, name = (self.store, key.name) if shard is None else (self.partial(key), f"shard-{shard:05d}")
+        """The verified entry (or chunk) of ``key`` holding ``items``: ``(emb, "hit")``, else ``(None, "miss" |
+        "rebuilt")``."""
+        store, name = self._where(key, shard)
         return store.get(name, key.fields, key.digest, lambda folder, man: _load(folder, key, items, dim))
 
     def write(self, key: keys.Key, emb: Any, shard: int | None = None) -> bool:
-        store, name = (self.store, key.name) if shard is None else (self.partial(key), f"shard-{shard:05d}")
-        f = key.fields
-        return store.put(name, key.fields, key.digest, lambda folder: _write(folder, emb),
-                         {"encoder": f["encoder"], "task": f["task"], "split": f["split"], "rows": len(emb.items),
-                          "skipped": len(emb.skipped)})
+        (store, name), f = self._where(key, shard), key.fields
+        return store.put(name, f, key.digest, lambda folder: _write(folder, emb), {
+            "encoder": f["encoder"], "task": f["task"], "split": f["split"], "rows": len(emb.items),
+            "skipped": len(emb.skipped)})
 
     def drop_partial(self, key: keys.Key) -> None:
         remove(self.partial_dir(key))
@@ -233,8 +222,8 @@ def _load(folder: Path, key: keys.Key, items: Sequence[Any], dim: int) -> Any:
 
 
 def write_table(folder: Path, ids: list[str], X: Any, dim: int) -> None:
-    """Save ``ids`` and the ``[N, dim]`` float32 matrix as a ``datasets`` table (Arrow) in ``folder``, built from
-    the matrix's buffer directly (``Dataset.from_dict`` goes through a Python list per row: 18x slower)."""
+    """Save ``ids`` and the ``[N, dim]`` float32 matrix as a ``datasets`` table in ``folder`` (columns built from
+    the matrix's buffer: ``Dataset.from_dict`` goes through a Python list per row, 18x slower; same files)."""
     import numpy as np
     import pyarrow as pa
 
@@ -251,9 +240,8 @@ def write_table(folder: Path, ids: list[str], X: Any, dim: int) -> None:
 
 
 def read_table(folder: Path) -> tuple[list[str], Any]:
-    """Track ids and the ``[N, D]`` float32 matrix of a table saved by :func:`write_table`: the Arrow files that
-    ``state.json`` lists, memory-mapped with pyarrow directly (importing ``datasets`` costs about a second, and
-    ``to_numpy`` imports pandas); EntryError when they cannot be read."""
+    """Ids and ``[N, D]`` matrix of a :func:`write_table` table: the Arrow files ``state.json`` lists, mapped with
+    pyarrow directly (importing ``datasets`` costs a second, ``to_numpy`` imports pandas); EntryError if unreadable."""
     import numpy as np
     import pyarrow as pa
 

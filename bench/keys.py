@@ -1,20 +1,13 @@
-"""The key chain, computed without torch; each key is made from the one before it::
-
-    data key        content fingerprint of a split's files, labels and spans       (data_fingerprint)
-      -> weights key    the checkpoint key, or the digest of a given checkpoint file  (weights_key)
-        -> embeddings key  weights key, encoder config, the plugin's distribution,
-                           version and code digest, task settings, data key,
-                           extraction settings                                       (embeddings_key)
-          -> probe key       the embeddings keys, probe settings and grid, seed,
-                             protocol, the probe code's digest, torch/numpy versions  (probe_key)
-
-A key holds every cause of its value, so a changed cause is a miss, never a stale hit. File contents go through
-the one file-identity rule of :mod:`bench.store` (a SHA-256 memoised by stat), so a warm rerun reads no data file
-again. :func:`code_digest` is the one digest of source code (a module's file, or a plugin's package folder).
+"""The key chain, computed without torch, each key made from the one before (docs/architecture.md draws it):
+data key (:func:`data_fingerprint`) -> weights key (:func:`weights_key`) -> embeddings key
+(:func:`embeddings_key`) -> probe key (:func:`probe_key`). A key holds every cause of its value. File contents
+go through the one file-identity memo of :mod:`bench.store`, so a warm rerun reads no data file again;
+:func:`code_digest` is the one digest of source code.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -82,8 +75,7 @@ def plugin_identity(kind: str, name: str) -> dict[str, str]:
     from bench import plugins
 
     entry = (plugins.encoders() if kind == "encoder" else plugins.tasks()).get(name)
-    target = entry.target
-    module = target.partition(":")[0] if isinstance(target, str) else getattr(target, "__module__", "")
+    module = entry.target.partition(":")[0] if isinstance(entry.target, str) else entry.target.__module__
     return {"distribution": entry.plugin.distribution, "version": entry.plugin.version,
             "code": code_digest(module, package=True)}
 
@@ -152,18 +144,19 @@ def probe_key(*, task: Any, classes: list[str], embedding_keys: dict[str, str], 
         "embeddings": dict(embedding_keys), "conditions": dict(condition_keys), "probe": dict(probe),
         "grid": [[float(lr), float(wd)] for lr, wd in grid], "seed": int(seed),
         "code": code_digest(*PROBE_MODULES, type(task).__module__),
-        "versions": _versions("torch", "numpy"),
+        "versions": dict(_versions("torch", "numpy")),
     }
     return make(fields, task.name, f"seed{int(seed)}")
 
 
+@functools.lru_cache(maxsize=4)
 def _versions(*dists: str) -> dict[str, str | None]:
     import importlib.metadata as md
 
-    out: dict[str, str | None] = {}
-    for dist in dists:
+    def version(dist: str) -> str | None:
         try:
-            out[dist] = md.version(dist)
+            return md.version(dist)
         except md.PackageNotFoundError:
-            out[dist] = None
-    return out
+            return None
+
+    return {d: version(d) for d in dists}

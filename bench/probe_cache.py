@@ -1,14 +1,7 @@
-"""Probe cache: a fitted probe's outputs on disk, so a warm rerun trains no probe.
-
-Why: once the embeddings are cached, probe training is most of a run. A probe's result is a pure function of
-its key (:func:`bench.keys.probe_key`: the embeddings keys of every split and test condition, the task, the
-probe settings and grid, the seed, the protocol, the probe code's digest and the torch/numpy versions), so a
-second run with the same inputs reads it instead of training again.
-
-An entry is a :mod:`bench.store` entry: ``result.json`` (the chosen probe: lr, weight decay, every grid point's
-validation figures, epochs, loss, seconds; the metrics and bootstrap intervals of each test set) and
-``scores.npz`` (the score arrays). Both are checked against their recorded checksums on read; a bad entry is
-said once, removed and trained again.
+"""Probe cache: a fitted probe's outputs on disk, so a warm rerun trains no probe (most of a run once the
+embeddings are cached). A :mod:`bench.store` entry per :func:`bench.keys.probe_key`: ``result.json`` (chosen lr
+and weight decay, every grid point's validation figures, epochs, loss; the metrics and intervals of each test
+set) and ``scores.npz`` (the score arrays), both checked on every read.
 """
 
 from __future__ import annotations
@@ -28,12 +21,8 @@ make_key = keys.probe_key
 def cached(compute: Callable[[], tuple[Any, dict, dict]], *, task: Any, classes: list[str], embeddings: dict[str, Any],
            conditions: dict[str, Any], probe: dict[str, Any], grid: list[tuple[float, float]], seed: int,
            protocol: str = "bench", enabled: bool = True) -> tuple[tuple[Any, dict, dict], str]:
-    """``compute()`` (the run's evaluate step: the chosen probe, metrics, intervals) through the cache.
-
-    ``embeddings``: split -> :class:`bench.extract.Embeddings`, ``conditions``: name -> further test sets; their
-    ``key`` (embeddings key digest) goes into the probe's key. Embeddings without a key are never cached.
-    Returns the triple and the status (hit, miss, rebuilt, off).
-    """
+    """``compute()`` (the chosen probe, metrics, intervals) through the cache, and the status (hit, miss, rebuilt,
+    off). The ``key`` of every split's and condition's embeddings goes into the probe key; without keys, no cache."""
     keyed = all(e.key for e in [*embeddings.values(), *conditions.values()])
     store = ProbeCache.open(enabled=enabled and keyed)
     if not store.enabled:

@@ -1,11 +1,7 @@
-"""The pretraining audio store: every pool track decoded once at the encoder's sample rate into a
-memory-mapped float32 file, a :mod:`bench.store` entry of kind ``pretrain-audio`` (shared by runs and by the
-processes of a DDP run); views are cropped from it (:mod:`bench.pretrain.sampling`).
-
-Keyed by the content of the tracks (each file's SHA-256 through the one file-identity memo, and its span) and
-the sample rate: audio changed in place, even with its size and mtime kept, is decoded again. ``audio.npy`` and
-``index.json`` are checked against their checksums whenever the store is opened; a flipped or truncated store
-is said once, removed and decoded again.
+"""The pretraining audio store: every pool track decoded once at the encoder's sample rate into one
+memory-mapped float32 file, a :mod:`bench.store` entry (kind ``pretrain-audio``) shared by runs and by the
+processes of a DDP run. Keyed by each track's content SHA-256 and span and the sample rate (audio changed in
+place, size and mtime kept, is decoded again); a flipped or truncated store fails its check and is rebuilt.
 """
 
 from __future__ import annotations
@@ -24,8 +20,7 @@ from bench.store import EntryError, Store, file_digests
 
 
 class AudioStore:
-    """Every pool track decoded once at one sample rate, as one memory-mapped float32 array; files that cannot
-    be decoded are skipped and listed in ``failed``."""
+    """Every pool track decoded once, as one memory-mapped float32 array; undecodable files listed in ``failed``."""
 
     def __init__(self, tracks: list[Track], sample_rate: int, cache_dir: Path, quiet: bool = True) -> None:
         from bench import keys
