@@ -7,7 +7,7 @@ environment (``BENCH_DATA_ROOT``), then ``data_root`` in the config file
 of those the built-in demo data, generated once into the cache folder.
 
 The cache folder is ``BENCH_CACHE_DIR`` or the user's cache directory
-(``~/.cache/bench`` on Linux).
+(``~/.cache/bench`` on Linux): :func:`bench.store.cache_dir`, also named here.
 
 The demo audio is rendered with a SoundFont: the General MIDI TimGM6mb that
 the ``pretty_midi`` wheel ships, or the ``.sf2`` file named by
@@ -26,20 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.store import cache_dir, file_digests  # noqa: F401 - cache_dir: bench.config's public name for it
 
 #: bump when the demo generators change what they write (old demo folders are then not reused)
 DEMO_VERSION = "3"
 #: the demo sizes, smallest first: tiny (tests), small (the main job), medium (``bench reproduce --scale demo``)
 DEMO_SIZES = ("tiny", "small", "medium")
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("BENCH_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("bench", appauthor=False))
 
 
 def config_file() -> Path:
@@ -136,8 +128,6 @@ def demo_soundfont() -> Path | None:
 
 def soundfont_digest(path: Path) -> str:
     """SHA-256 of a SoundFont file (through the one file-identity memo: demo_root is called often)."""
-    from bench.store import file_digests
-
     return file_digests().digest(path)
 
 

@@ -27,6 +27,7 @@ import stat
 import struct
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -120,12 +121,17 @@ class FileDigests:
         self.store = Path(store) if store is not None else None
         self._mem: dict[str, tuple[Stat, str]] = {}
         self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one connection, used by whichever thread asks (one at a time)
         self.hashed = 0  # files read by this object (tests, benchmarks)
 
     def _sql(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        with self._lock:
+            return self._sql_locked(fn)
+
+    def _sql_locked(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         try:
             if self._db is None and self.store is not None:
-                self._db = sqlite3.connect(str(self.store), timeout=30)
+                self._db = sqlite3.connect(str(self.store), timeout=30, check_same_thread=False)
                 self._db.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER, "
                                  "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, sha256 TEXT)")
             if self._db is not None:
@@ -174,7 +180,10 @@ class FileDigests:
 
     def close(self) -> None:
         if self._db is not None:
-            self._db.close()
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
             self._db = None
 
 
@@ -248,9 +257,17 @@ def private(folder: Path) -> str:
     return ""
 
 
-def kind_root(kind: str) -> Path:
-    from bench.config import cache_dir
+def cache_dir() -> Path:
+    """The cache folder: ``BENCH_CACHE_DIR``, else the user's cache folder (``~/.cache/bench`` on Linux)."""
+    env = os.environ.get("BENCH_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
 
+    return Path(user_cache_dir("bench", appauthor=False))
+
+
+def kind_root(kind: str) -> Path:
     return cache_dir() / kind
 
 

@@ -292,3 +292,17 @@ def test_the_key_chain_and_listing_import_no_torch():
             "store.entries()\nprint('torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_digest_memo_serves_a_thread_other_than_the_one_that_opened_it(tmp_path, capsys):
+    """ensure_pretrained may run in a thread (tests, a caller's pool) after the main thread opened the memo."""
+    import threading
+
+    (tmp_path / "a").write_bytes(b"a" * 10)
+    memo = store.FileDigests(tmp_path / "memo.sqlite")
+    first = memo.digest(tmp_path / "a")
+    got = []
+    t = threading.Thread(target=lambda: got.append(memo.digest(tmp_path / "a")))
+    t.start()
+    t.join(30)
+    assert got == [first] and "cannot be used" not in capsys.readouterr().err
