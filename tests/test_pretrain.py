@@ -240,6 +240,11 @@ def test_cli_help_and_run(tiny_task, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "checkpoint:" in out and (tmp_path / "s.safetensors").is_file()
     assert main(["pretrain", "--encoder", "random", "--preset", "tiny"]) == 2
+    # the SampleCNN objective flags are -O options now, and the old flags say so
+    for flag, hint in ((["--tau", "0.2"], "-O tau=0.2"), (["--weighted"], "-O weighted=true"),
+                       (["--threshold", "2"], "-O threshold=2")):
+        assert main(["pretrain", "--encoder", "semisupcon", "--preset", "tiny", *flag]) == 2
+        assert hint in capsys.readouterr().err
 
 
 def test_several_labeled_tasks_share_one_label_space_with_unknowns(tiny_two_tasks, tmp_path):

@@ -119,7 +119,7 @@ def train(ts: TrainingState, stop_after: int | None = None) -> PretrainResult:
                disable=ts.quiet or not ts.progress)
     with bar, _sigint_flag() as interrupted:
         while step < steps and not (ts.stopper is not None and ts.stopper.stopped):
-            loss, stop_now = train_step(ts, step, interrupted.is_set())
+            loss, stop_now = train_step(ts, step, interrupted)
             meter.add(ts.sampler.label_positive_pairs(step), recipe.batch_size)
             step += 1
             bar.update(1)
@@ -139,8 +139,9 @@ def train(ts: TrainingState, stop_after: int | None = None) -> PretrainResult:
     return finish(ts, step, loss)
 
 
-def train_step(ts: TrainingState, step: int, interrupted: bool) -> tuple[float, bool]:
-    """One optimisation step on the batch of ``step``; (mean loss over processes, Ctrl-C seen by any process)."""
+def train_step(ts: TrainingState, step: int, interrupted: threading.Event) -> tuple[float, bool]:
+    """One optimisation step on the batch of ``step``; (mean loss over processes, Ctrl-C seen by any process
+    up to this step's exchange)."""
     import torch
 
     device = ts.accelerator.device
@@ -158,7 +159,7 @@ def train_step(ts: TrainingState, step: int, interrupted: bool) -> tuple[float, 
     with ts.accelerator.autocast():
         loss = ts.encoder.pretrain_loss(views, labels, labeled, ts.model)
     # one exchange a step: every process's loss and whether it saw Ctrl-C, so all stop after the same step
-    flag = torch.tensor([float(interrupted)], device=device)
+    flag = torch.tensor([float(interrupted.is_set())], device=device)
     gathered = ts.accelerator.gather(torch.cat([loss.detach().float().reshape(1), flag]).reshape(1, 2))
     losses = gathered[:, 0]
     if not bool(torch.isfinite(losses).all()):
