@@ -30,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "the checkpoint goes to the cache (<cache>/checkpoints/<encoder>-<hash>.safetensors), where `bench run` "
             "finds it. Several processes: `accelerate launch --num_processes N -m bench.cli pretrain ...` (add "
             "--cpu for CPU/gloo). A run folder keeps train-state.pt, metrics.jsonl and run.json; rerunning the "
-            "same command resumes."
+            "same command resumes (Ctrl-C saves the training state first), and a finished checkpoint in the cache is "
+            "reused, as `bench run` does (the same lock, so the two never train one run folder at once). "
+            "SampleCNN objective options: -O tau=0.1, -O threshold=1, -O weighted=true."
         ),
     )
     p.add_argument("--encoder", "-e", required=True, help="a trainable encoder (see `bench list`)")
@@ -79,7 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_data_root(o)
     o.add_argument("--out", default=None, help="final checkpoint path (.safetensors); default: in the cache")
     o.add_argument("--run-dir", default=None, help="run folder (training state, metrics log); default: beside --out")
-    o.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
+    o.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a training state or the cache a "
+                   "finished checkpoint")
     add_device(o)
     o.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU only)")
     o.add_argument("--compile", action="store_true", help="torch.compile the network (GPU only)")
