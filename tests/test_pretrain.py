@@ -406,3 +406,20 @@ def test_bench_pretrain_takes_the_lock_of_bench_run_and_reuses_its_checkpoint(ti
     err = capsys.readouterr().err
     assert "Waiting for another process" in err and "another process just trained" in err
     assert main(args) == 0 and "Using cached pretrained checkpoint" in capsys.readouterr().err
+
+
+def test_a_cold_pretraining_plans_its_pools_once(tiny_task, tmp_path, monkeypatch):
+    from bench.pretrain import checkpoints, pools, state
+
+    calls = []
+    real = pools.plan_pools
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    for module in (checkpoints, state):
+        monkeypatch.setattr(module, "plan_pools", counted)
+    enc, recipe = semisupcon(steps=1)
+    checkpoints.ensure_pretrained(enc, recipe=recipe, data_roots=tiny_task, cache_dir=tmp_path / "c", quiet=True)
+    assert len(calls) == 1  # the checkpoint key and the trainer share one plan
