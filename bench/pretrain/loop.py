@@ -128,7 +128,7 @@ def train(ts: TrainingState, stop_after: int | None = None) -> PretrainResult:
                 bar.set_postfix(loss=f"{loss:.4f}")
             if stop_after is not None and step >= stop_after and step < steps:
                 return PretrainResult(step, loss, ts.run_dir, ts.record, stopped_early=True)
-            if stop_now:
+            if stop_now and step < steps:  # on the last step the run simply ends
                 save(ts, step)
                 raise PretrainingInterrupted(_interrupted(ts, step))
             if ts.stopper is not None and ts.stopper.due(step, steps) and early_stop_check(ts, step):
