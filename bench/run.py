@@ -185,15 +185,18 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
         log(f"[{name}] loaded checkpoint {config.checkpoint}")
     elif isinstance(encoder, TrainableEncoder):
         from bench.pretrain import ensure_pretrained
+        from bench.pretrain.pools import plan_pools
 
         recipe = encoder.recipe().replace(**recipe_options)
+        # planned once: the run memo's witness, the checkpoint key and the trainer all use this plan
+        plan = plan_pools(encoder.label_spec(), recipe, config.data_roots)
         if _memo_on(config):
             from bench import run_memo
 
-            pools = run_memo.pools_of(encoder.label_spec(), recipe, config)
+            pools = run_memo.pools_of(encoder.label_spec(), recipe, config, sources=plan.data_sources())
         path, extra = ensure_pretrained(encoder, data_roots=config.data_roots,
                                         cache_dir=cache_dir or default_cache_dir(), device=config.device,
-                                        recipe=recipe, progress=config.progress)
+                                        recipe=recipe, progress=config.progress, plan=plan)
         weights = {"checkpoint": str(path), **extra}
         log(f"[{name}] using pretrained weights {path}")
     encoder.to(config.device).eval()
