@@ -1,0 +1,131 @@
+"""Hostile-user cases of the second review (issue 22, the parts outside the caches): each fails on the code
+the review found and passes after.
+
+Sections:
+  1. boolean options: one strict rule (``bool("no")`` is True)
+  2. installing: the packages a wheel holds, the Python it asks for
+  3. demo data reached through --data-root
+  4. processes: --threads, WORLD_SIZE without a launcher, a full disk under the error boundary
+  5. input: huge lines, lying WAV headers, a diverging probe grid, repeated names, paths of the wrong kind
+  6. metrics: non-finite scores refused; ties, n=2 and one class pinned against scikit-learn
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cli import main
+from bench.errors import BenchError, PluginError
+
+
+def bench(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err, out.err
+    return code, out.out, out.err
+
+
+# == 1. boolean options ====================================================================================
+
+
+def test_parse_bool_accepts_only_the_strict_words():
+    from bench.options import parse_bool
+
+    for word in ("true", "YES", " on ", "1", 1, True):
+        assert parse_bool(word, "x", "encoder 'e'") is True
+    for word in ("false", "No", "OFF", "0", 0, False):
+        assert parse_bool(word, "x", "encoder 'e'") is False
+    for junk in ("maybe", "", "2", 2, 0.5, None, "nope", "y"):
+        with pytest.raises(PluginError, match=r"encoder 'e': option x=.* must be true or false"):
+            parse_bool(junk, "x", "encoder 'e'")
+
+
+@pytest.fixture(scope="module")
+def remote_model(tmp_path_factory):
+    """A model folder with its own code that leaves a marker file when that code runs."""
+    pytest.importorskip("transformers")
+    from hf_tiny import make_model
+
+    folder = make_model("remote", tmp_path_factory.mktemp("hf") / "remote")
+    marker = folder.parent / "REMOTE_CODE_RAN"
+    path = folder / "configuration_tinymert.py"
+    path.write_text(path.read_text() + f"\nopen({str(marker)!r}, 'w').close()\n")
+    return folder, marker
+
+
+@pytest.mark.parametrize("word", ["no", "off", "false", "0", "No"])
+def test_trust_remote_code_no_runs_no_remote_code(remote_model, word):
+    from bench_plugins.hf import HFEncoder
+
+    folder, marker = remote_model
+    with pytest.raises(PluginError, match="trust_remote_code=true"):
+        HFEncoder(model=str(folder), seconds=1, trust_remote_code=word)
+    assert not marker.exists(), f"-O trust_remote_code={word} ran the model folder's own code"
+
+
+def test_trust_remote_code_no_at_the_command_line(remote_model, capsys, nsynth_tiny, tmp_path):
+    folder, marker = remote_model
+    code, _, err = bench(capsys, "run", "-e", "hf", "-t", "nsynth_pitch", "-O", f"model={folder}", "-O",
+                         "trust_remote_code=no", "--data-root", str(nsynth_tiny), "--out", str(tmp_path / "o"))
+    assert code == 2 and "trust_remote_code=true" in err and not marker.exists()
+
+
+def test_hf_boolean_options_refuse_junk_naming_the_option():
+    pytest.importorskip("transformers")
+    from bench_plugins.hf import HFEncoder
+
+    for option in ("trust_remote_code", "download"):
+        with pytest.raises(PluginError, match=rf"encoder 'hf': option {option}='maybe' must be true or false"):
+            HFEncoder(model="x", **{option: "maybe"})
+
+
+def test_hf_download_no_does_not_download(monkeypatch):
+    """``-O download=no`` must look in the local cache only (``local_files_only=True``)."""
+    pytest.importorskip("transformers")
+    import huggingface_hub
+
+    from bench_plugins.hf import HFEncoder
+
+    seen = {}
+
+    def fake_snapshot_download(model, revision=None, local_files_only=None, **kw):
+        seen["local_files_only"] = local_files_only
+        raise huggingface_hub.errors.LocalEntryNotFoundError("not here")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    with pytest.raises(PluginError):
+        HFEncoder(model="tiny-org/not-cached", seconds=1, download="no")
+    assert seen == {"local_files_only": True}
+
+
+@pytest.mark.parametrize("encoder,option", [("semisupcon", "weighted"), ("semisupcon", "gather"),
+                                            ("semisupcon", "label_aware_augment"), ("simclr", "gather"),
+                                            ("supervised", "label_aware_augment")])
+def test_samplecnn_boolean_options_follow_the_strict_rule(encoder, option):
+    from bench import plugins
+
+    cls = plugins.encoders().get(encoder).load()
+    for word, value in (("no", False), ("off", False), ("0", False), ("yes", True), ("on", True), (1, True)):
+        enc = cls(**{option: word})
+        got = enc.objective.get(option, False)
+        assert got is value, (option, word, got)
+    if option == "label_aware_augment":
+        assert cls(**{option: "no"}).label_spec().label_aware_augment is False
+        assert cls(**{option: "on"}).label_spec().label_aware_augment is True
+    with pytest.raises(PluginError, match=rf"encoder '{encoder}': option {option}='perhaps' must be true or false"):
+        cls(**{option: "perhaps"})
+
+
+def test_recipe_augment_follows_the_strict_rule():
+    from bench.encoder import Recipe
+
+    r = Recipe(steps=1, batch_size=2, lr=1e-3)
+    assert r.replace(augment="off").augment is False and r.replace(augment="on").augment is True
+    with pytest.raises(BenchError, match=r"recipe: option augment='sometimes' must be true or false"):
+        r.replace(augment="sometimes")
+
+
+def test_a_junk_boolean_at_the_command_line_exits_2(capsys, nsynth_tiny, tmp_path):
+    code, _, err = bench(capsys, "run", "-e", "semisupcon", "-t", "nsynth_pitch", "-O", "label_aware_augment=nah",
+                         "--data-root", str(nsynth_tiny), "--out", str(tmp_path / "o"))
+    assert code == 2 and "label_aware_augment='nah' must be true or false" in err and "semisupcon" in err
