@@ -100,3 +100,16 @@ def test_long_core_modules_say_why():
         if n > MAX_LINES and "Long because" not in doc:
             long.append(f"{path.relative_to(REPO)} ({n} lines)")
     assert not long, f"modules over {MAX_LINES} lines without a 'Long because' note at the top: {long}"
+
+
+def test_the_wheel_lists_every_package():
+    """``pip install .`` installs exactly the packages pyproject.toml names: a subpackage left out of the
+    list (bench.commands was) makes ``bench --help`` end in ModuleNotFoundError outside an editable install."""
+    import tomllib
+
+    cfg = tomllib.loads((REPO / "pyproject.toml").read_text())
+    listed = set(cfg["tool"]["setuptools"]["packages"])
+    on_disk = {name for name, path in _modules().items() if path.name == "__init__.py"}
+    assert listed == on_disk, f"missing from pyproject: {sorted(on_disk - listed)}; not a package: " \
+                              f"{sorted(listed - on_disk)}"
+    assert cfg["project"]["requires-python"] == ">=3.11"  # tomllib and hashlib.file_digest
