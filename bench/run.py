@@ -220,7 +220,7 @@ def index_task(task: Task, data_roots: DataRoots) -> TaskData:
         if len(splits[s]) == 0:
             raise BenchError(f"task {task.name}: the {s} split is empty under {root}. {task.data_help()}")
     fingerprint = results.data_fingerprint({s: splits[s].items for s in SPLITS}, root)
-    return TaskData(task, root, data_roots.is_demo(task.name), splits, list(task.classes(root)), problems,
+    return TaskData(task, root, data_roots.demo_data(task, root), splits, list(task.classes(root)), problems,
                     fingerprint)
 
 

@@ -129,3 +129,37 @@ def test_a_junk_boolean_at_the_command_line_exits_2(capsys, nsynth_tiny, tmp_pat
     code, _, err = bench(capsys, "run", "-e", "semisupcon", "-t", "nsynth_pitch", "-O", "label_aware_augment=nah",
                          "--data-root", str(nsynth_tiny), "--out", str(tmp_path / "o"))
     assert code == 2 and "label_aware_augment='nah' must be true or false" in err and "semisupcon" in err
+
+
+# == 3. demo data reached through --data-root ==============================================================
+
+
+def test_demo_data_given_as_a_data_root_is_still_demo_data(capsys, nsynth_tiny, tmp_path):
+    """`bench data demo` suggests --data-root DIR; the demo_metadata.json there makes everything say demo."""
+    import json
+
+    assert (nsynth_tiny / "nsynth" / "demo_metadata.json").is_file()
+    out = tmp_path / "o"
+    code, stdout, err = bench(capsys, "run", "-e", "logmel", "-t", "nsynth_pitch", "--protocol", "marble",
+                              "--seeds", "0", "--data-root", str(nsynth_tiny), "--no-progress", "--out", str(out))
+    assert code == 0, err
+    assert "DEMO DATA" in stdout + err
+    records = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
+    assert records and all(r["demo_data"] is True for r in records)
+    code, stdout, err = bench(capsys, "compare", str(out), str(out))
+    assert code == 0 and "DEMO DATA" in stdout and "real data" not in stdout + err
+    code, stdout, err = bench(capsys, "leaderboard", str(out), "--reference", "marble")
+    assert code == 0 and "MERT-v1-95M" not in stdout and "demo data" in err
+
+
+def test_a_real_looking_root_is_not_taken_for_demo_data(tmp_path):
+    from bench.config import DataRoots, has_demo_metadata
+    from bench_tasks.nsynth import NSynthPitch
+
+    task = NSynthPitch()
+    (tmp_path / "nsynth").mkdir()
+    roots = DataRoots(general=str(tmp_path))
+    assert not has_demo_metadata(task, tmp_path) and not roots.demo_data(task, tmp_path)
+    (tmp_path / "nsynth" / "demo_metadata.json").write_text("{}")
+    assert roots.demo_data(task, tmp_path)
+    assert DataRoots().demo_data(task, tmp_path / "elsewhere")  # no root configured: generated demo data
