@@ -92,11 +92,22 @@ def record_name(rec: dict[str, Any]) -> str:
 
 
 def write_record(rec: dict[str, Any], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``rec`` atomically into ``folder``; on a full or read-only disk a BenchError naming the file, and
+    no temporary file left behind."""
     path = folder / record_name(rec)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rec, indent=2, sort_keys=True, default=_json_default))
-    tmp.replace(path)
+    text = json.dumps(rec, indent=2, sort_keys=True, default=_json_default)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise BenchError(f"cannot write the record {path}: {exc.strerror or exc} (is the disk of --out full?)"
+                         ) from None
     return path
 
 

@@ -163,3 +163,83 @@ def test_a_real_looking_root_is_not_taken_for_demo_data(tmp_path):
     (tmp_path / "nsynth" / "demo_metadata.json").write_text("{}")
     assert roots.demo_data(task, tmp_path)
     assert DataRoots().demo_data(task, tmp_path / "elsewhere")  # no root configured: generated demo data
+
+
+# == 4. processes ==========================================================================================
+
+
+def test_threads_beyond_the_cores_are_clamped_with_a_note(capsys, monkeypatch):
+    import torch
+
+    from bench.commands.common import apply_threads
+    from bench.limits import usable_cores
+
+    before = torch.get_num_threads()
+    try:
+        assert apply_threads(100000) == usable_cores()
+        assert torch.get_num_threads() == usable_cores()
+        assert "more than the" in capsys.readouterr().err
+        monkeypatch.setenv("BENCH_THREADS", "99999")
+        assert apply_threads(None) == usable_cores()
+        assert apply_threads(1) == 1 and "note" not in capsys.readouterr().err.split("99999")[-1]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_world_size_without_a_launcher_is_a_message_not_a_traceback(capsys, monkeypatch, tmp_path):
+    from bench.limits import check_launcher
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for k in ("RANK", "LOCAL_RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    for verb in (["run", "-e", "logmel", "-t", "nsynth_pitch", "--out", str(tmp_path / "o")],
+                 ["pretrain", "-e", "simclr"]):
+        code, _, err = bench(capsys, *verb)
+        assert code == 2 and "no launcher started this one" in err and "accelerate launch" in err
+    check_launcher({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"})  # a launcher's process: fine
+    check_launcher({"WORLD_SIZE": "1"})
+    with pytest.raises(BenchError, match="not a whole number"):
+        check_launcher({"WORLD_SIZE": "two"})
+
+
+def _full(path):
+    """Make ``path`` a file on a full disk: a link to /dev/full (every write fails with ENOSPC)."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink("/dev/full", path)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
+def test_the_error_boundary_survives_a_full_disk_and_leaves_no_temporary_file(tmp_path):
+    from bench import results
+    from bench.run import guarded
+
+    out = tmp_path / "out"
+    _full(out / "errors.log")
+    failures = []
+
+    def plugin_bug():
+        raise RuntimeError("x" * 100_000)
+
+    assert guarded("enc x task", failures, out, plugin_bug) is None
+    assert len(failures) == 1 and "No space left on device" in failures[0] and len(failures[0]) < 1000
+    rec = {"encoder": "logmel", "task": "gtzan", "seed": 0}
+    _full(out / "records" / "logmel__gtzan__seed0.json.tmp")
+    with pytest.raises(BenchError, match="cannot write the record .*No space left"):
+        results.write_record(rec, out / "records")
+    assert list((out / "records").iterdir()) == []  # the temporary file is gone
+    _full(out / "records" / "logmel__gtzan__seed0.json.tmp")
+    assert guarded("write", failures, out, results.write_record, rec, out / "records") is None
+    assert "cannot write the record" in failures[-1]
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_run_on_a_full_disk_ends_with_a_message(capsys, nsynth_tiny, tmp_path):
+    out = tmp_path / "out"
+    _full(out / "records" / "logmel__nsynth_pitch__seed0.json.tmp")
+    _full(out / "leaderboard.md")
+    code, _, err = bench(capsys, "run", "-e", "logmel", "-t", "nsynth_pitch", "--data-root", str(nsynth_tiny),
+                         "--seeds", "0", "--probe-grid", "fast", "--no-progress", "--out", str(out))
+    assert code != 0 and "No space left on device" in err
+    assert not any(p.name.endswith(".tmp") for p in out.rglob("*"))
