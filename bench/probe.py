@@ -104,6 +104,10 @@ class SelectedProbe:
     selection_metric: str = ""
 
 
+#: the largest probe learning rate a grid may name (Adam steps of ~lr per weight: far above it, the probe diverges)
+MAX_PROBE_LR = 1.0
+
+
 def parse_grid(spec: str | None) -> list[tuple[float, float]]:
     """``fast``, ``default``, or ``lr=1e-3,3e-4;wd=1e-6,1e-4`` (every lr with every wd)."""
     spec = (spec or "default").strip()
@@ -125,13 +129,19 @@ def parse_grid(spec: str | None) -> list[tuple[float, float]]:
                 raise ValueError(name)
     except ValueError:
         lrs = []
-    if not lrs or any(v <= 0 or not math.isfinite(v) for v in lrs) or any(v < 0 for v in wds):
+    if not lrs or any(v <= 0 or not math.isfinite(v) for v in lrs) or any(v < 0 or not math.isfinite(v) for v in wds):
         from bench.errors import BenchError
 
         raise BenchError(
             f"--probe-grid {spec!r} is not a grid. Use 'fast' (one point: lr 3e-4, wd 1e-6), 'default' "
             "(lr 1e-3,3e-4 x wd 1e-6,1e-4) or 'lr=1e-3,3e-4;wd=1e-6,1e-4' (positive learning rates)."
         )
+    too_big = [v for v in lrs if v > MAX_PROBE_LR]
+    if too_big:
+        from bench.errors import BenchError
+
+        raise BenchError(f"--probe-grid {spec!r}: learning rate {too_big[0]:g} is above {MAX_PROBE_LR:g}; Adam on a "
+                         "linear probe diverges there (the loss becomes NaN). Use values such as 1e-3,3e-4.")
     return [(lr, wd) for lr in lrs for wd in (wds or [1e-6])]
 
 

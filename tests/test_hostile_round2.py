@@ -243,3 +243,108 @@ def test_a_run_on_a_full_disk_ends_with_a_message(capsys, nsynth_tiny, tmp_path)
                          "--seeds", "0", "--probe-grid", "fast", "--no-progress", "--out", str(out))
     assert code != 0 and "No space left on device" in err
     assert not any(p.name.endswith(".tmp") for p in out.rglob("*"))
+
+
+# == 5. input ==============================================================================================
+
+HUGE = 1_000_000  # a 200 MB line behaves the same, only slower
+
+
+def test_a_huge_line_in_a_gtzan_split_list_is_quoted_short(tmp_path, capsys):
+    from bench.config import DataRoots
+    from bench.run import index_task
+    from bench_tasks.gtzan import GTZANTask as GTZAN
+
+    from conftest import write_wav
+
+    root = tmp_path / "data"
+    g = root / "gtzan"
+    for i, genre in enumerate(("blues", "rock", "jazz")):
+        write_wav(g / "genres" / genre / f"{genre}.0000{i}.wav", seconds=0.2, sr=4000)
+    (g / "train_filtered.txt").write_text("blues/blues.00000.wav\n" + "x" * HUGE + "\n")
+    (g / "valid_filtered.txt").write_text("rock/rock.00001.wav\n")
+    (g / "test_filtered.txt").write_text("jazz/jazz.00002.wav\n")
+    task = GTZAN()
+    split = task.items("train", root)
+    assert len(split.items) == 1 and len(split.problems) == 1
+    assert len(str(split.problems[0])) < 1000 and "more characters" in str(split.problems[0])
+    data = index_task(task, DataRoots(general=str(root)))
+    assert sum(len(p) for ps in data.problems.values() for p in ps) < 2000  # what records and memo copy
+    assert len(capsys.readouterr().err) < 2000  # what the run echoes
+
+
+def test_a_huge_mtat_field_is_reported_as_too_long_not_as_broken_quoting(tmp_path):
+    from bench_tasks.mtat import parse_annotations
+
+    folder = tmp_path / "magnatagatune"
+    folder.mkdir()
+    rows = ["clip_id\tguitar\tmp3_path", "1\t1\t0/a.mp3", "2\t" + "1" * HUGE + "\t1/b.mp3", "3\t0\t2/c.mp3"]
+    (folder / "annotations_final.csv").write_text("\n".join(rows) + "\n")
+    index = parse_annotations(folder / "annotations_final.csv", folder)
+    msgs = [m for _, m, _ in index.problems]
+    assert len(msgs) == 1 and "characters" in msgs[0] and "quoting" not in msgs[0] and len(msgs[0]) < 300
+
+
+def _wav_bytes(frames: int, sr: int = 16000) -> bytes:
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, frames).astype(np.float32)
+    sf.write(buf, x, sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def test_lying_truncated_and_one_sample_wavs_are_skipped_with_a_reason(tmp_path):
+    import struct
+
+    from bench.audio import AudioError, load, load_windows
+
+    whole = _wav_bytes(16000 * 2)
+    i = whole.find(b"data")
+    n = struct.unpack("<I", whole[i + 4:i + 8])[0]
+    cases = {
+        "lies.wav": (whole[:i + 4] + struct.pack("<I", n * 1000) + whole[i + 8:], "truncated"),
+        "cut.wav": (whole[: len(whole) // 2], "truncated"),
+        "one.wav": (_wav_bytes(1), "too short"),
+    }
+    (tmp_path / "whole.wav").write_bytes(whole)
+    assert load(tmp_path / "whole.wav", 16000).shape == (32000,)
+    for name, (data, words) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        for read in (lambda p: load(p, 16000), lambda p: load_windows(p, 16000, 1000, 4)):
+            with pytest.raises(AudioError, match=words):
+                read(tmp_path / name)
+    streamed = whole[:i + 4] + struct.pack("<I", 0xFFFFFFFF) + whole[i + 8:]  # size unknown: not a lie
+    (tmp_path / "streamed.wav").write_bytes(streamed)
+    assert load(tmp_path / "streamed.wav", 16000).shape == (32000,)
+
+
+@pytest.mark.parametrize("grid", ["lr=1e9", "lr=1e-3;wd=inf"])
+def test_a_diverging_probe_grid_is_refused(capsys, tmp_path, grid):
+    code, _, err = bench(capsys, "run", "-e", "logmel", "-t", "nsynth_pitch", "--probe-grid", grid,
+                         "--out", str(tmp_path))
+    assert code == 2 and "--probe-grid" in err
+
+
+def test_tasks_all_twice_is_every_task_once():
+    from bench import plugins
+
+    names = plugins.tasks().names()
+    assert plugins.tasks().resolve("all,all") == names == plugins.tasks().resolve("all, gtzan")
+    assert plugins.tasks().resolve("gtzan,gtzan") == ["gtzan"]
+
+
+def test_a_checkpoint_that_is_a_directory_gets_a_clear_message(capsys, nsynth_tiny, tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    code, _, err = bench(capsys, "run", "-e", "semisupcon", "-t", "nsynth_pitch", "--checkpoint",
+                         str(tmp_path / "ckpt"), "--data-root", str(nsynth_tiny), "--out", str(tmp_path / "o"))
+    assert code == 2 and "is a directory; give the .safetensors file itself" in err
+
+
+def test_plugin_new_out_a_file_gets_a_clear_message(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    code, _, err = bench(capsys, "plugin", "new", "foo", "--out", str(tmp_path / "file"))
+    assert code == 2 and "is a file" in err
