@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bench.metrics import NonFiniteScores, check_finite
 from bench.probe_data import ProbeData
 
 #: named lr x weight-decay grids; "fast" is the paper's single point
@@ -249,7 +250,7 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
                 value = vloss
                 if by_metric:
                     vs = torch.sigmoid(vlogits) if kind == "multilabel" else vlogits
-                    value = float(score_fn(y_valid, vs.cpu().numpy()).get(config.monitor, float("nan")))
+                    value = _valid_score(score_fn, y_valid, vs.cpu().numpy(), config.monitor)
             if not math.isfinite(vloss):
                 break  # diverged (lr too high for this encoder): keep the best epoch so far
             if sched is not None and math.isfinite(value):
@@ -347,7 +348,7 @@ def select_probe(
                        y_valid=y_valid)
             vscore = float("nan")
             if score_fn is not None and metric:
-                vscore = float(score_fn(y_valid, res.valid_scores).get(metric, float("nan")))
+                vscore = _valid_score(score_fn, y_valid, res.valid_scores, metric)
             rows.append({"lr": lr, "weight_decay": wd, "valid_loss": _r(res.valid_loss), "valid_score": _r(vscore),
                          "best_epoch": res.best_epoch, "epochs": res.epochs, "seconds": round(res.seconds, 3)})
             rank = (vscore if math.isfinite(vscore) else -math.inf, -res.valid_loss)
@@ -355,7 +356,19 @@ def select_probe(
                 best = (rank, lr, wd, res)
     assert best is not None, "empty probe grid"
     _, lr, wd, res = best
+    check_finite(res.test_scores, "test scores")  # never scored, whatever the task's own scorer does with NaN
+    for name, extra in (res.extra_scores or {}).items():
+        check_finite(extra, f"scores on the test set under {name}")
     return SelectedProbe(res, lr, wd, rows, metric or "valid_loss")
+
+
+def _valid_score(score_fn: Callable[[np.ndarray, np.ndarray], dict[str, float]], y: np.ndarray,
+                 scores: np.ndarray, metric: str) -> float:
+    """The validation ``metric``; NaN (ranked last) when the scores are not finite (a diverged grid point)."""
+    try:
+        return float(score_fn(y, scores).get(metric, float("nan")))
+    except NonFiniteScores:
+        return float("nan")
 
 
 def _r(x: float) -> float | None:

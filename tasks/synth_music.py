@@ -33,18 +33,12 @@ GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "
 
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)  # natural minor; the dominant chord may raise its third
-MINOR_PENTA = (0, 3, 5, 7, 10)
 BLUES = (0, 3, 5, 6, 7, 10)
-MAJOR_PENTA = (0, 2, 4, 7, 9)
 
 # Krumhansl-Kessler key profiles (probe-tone ratings), used by the tests to check
 # that a rendered key clip's chroma points at its key.
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-
-
-def midi_hz(m: float) -> float:
-    return 440.0 * 2.0 ** ((m - 69) / 12.0)
 
 
 # --------------------------------------------------------------------------
@@ -72,7 +66,6 @@ PROGRAMS = {
     "female": (52, 53, 54),  # vocal-like programs (choir aahs, voice oohs, synth voice), high register
     "male": (52, 53, 54),  # the same programs, low register
 }
-VOCAL = ("female", "male")
 
 # GM drum kit notes (channel 10) for the pattern letters; each clip draws one of the alternatives
 DRUM_NOTES = {"K": (36, 35), "S": (38, 40, 39), "H": (42, 44), "R": (51, 59), "O": (46,)}
@@ -577,13 +570,6 @@ TAG_STYLES = {
 }
 TAG_STYLE_WEIGHTS = {"classical": 3, "rock": 2, "electronic": 2, "ambient": 1.2, "pop": 1.5, "indian": 0.7,
                      "opera": 0.8, "choir": 0.6, "country": 0.8, "metal": 0.7, "solo": 1.2, "newage": 0.8}
-
-INSTRUMENT_TAGS = {  # what an instrument in the mix makes true
-    "strings": ["strings", "violin", "cello"], "piano": ["piano"], "harpsichord": ["harpsichord"],
-    "harp": ["harp"], "guitar": ["guitar"], "dist_guitar": ["guitar", "heavy"], "twang": ["guitar"],
-    "synth": ["synth", "electronic"], "pad": ["synth"], "flute": ["flute"], "sitar": ["sitar"],
-    "organ": ["organ"],
-}
 
 
 def _assign_programs(rng: np.random.Generator, parts: list) -> None:

@@ -348,3 +348,92 @@ def test_plugin_new_out_a_file_gets_a_clear_message(capsys, tmp_path):
     (tmp_path / "file").write_text("x")
     code, _, err = bench(capsys, "plugin", "new", "foo", "--out", str(tmp_path / "file"))
     assert code == 2 and "is a file" in err
+
+
+# == 6. metrics ============================================================================================
+
+
+@pytest.mark.parametrize("name", ["accuracy", "roc_auc", "average_precision"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_metrics_refuse_non_finite_scores_as_scikit_learn_does(name, bad):
+    import numpy as np
+
+    from bench import metrics
+
+    rng = np.random.default_rng(0)
+    y = np.eye(3)[rng.integers(0, 3, 20)] if name != "accuracy" else rng.integers(0, 3, 20)
+    y = y if name == "accuracy" else np.maximum(y, np.eye(3)[np.arange(20) % 3] * (np.arange(20) < 3)[:, None])
+    s = rng.normal(size=(20, 3))
+    metrics.METRICS[name](y, s)  # finite: fine
+    s[4, 1] = bad
+    with pytest.raises(metrics.NonFiniteScores, match="1 NaN or infinite value"):
+        metrics.METRICS[name](y, s)
+    with pytest.raises(metrics.NonFiniteScores):
+        metrics.METRICS[name](y, np.full((20, 3), np.nan))
+
+
+def test_non_finite_scores_name_the_encoder_and_task_through_the_error_boundary(tmp_path):
+    import numpy as np
+
+    from bench import metrics
+    from bench.run import guarded
+
+    failures = []
+    guarded("logmel x gtzan", failures, tmp_path, metrics.accuracy, np.array([0, 1]), np.full((2, 2), np.nan))
+    assert failures == [failures[0]] and failures[0].startswith("logmel x gtzan: the probe's scores hold 4 NaN")
+    assert not (tmp_path / "errors.log").exists()  # a BenchError: a message, no traceback to keep
+
+
+def test_a_diverged_grid_point_ranks_last_and_the_chosen_probe_is_finite():
+    import numpy as np
+
+    from bench import probe
+
+    assert np.isnan(probe._valid_score(lambda y, s: {"accuracy": probe.check_finite(s) and 1.0},
+                                       np.zeros(2), np.full((2, 2), np.nan), "accuracy"))
+
+
+def _sk_cases():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    y_ties = (rng.random((30, 4)) < 0.4).astype(float)
+    y_ties[0], y_ties[1] = 1, 0  # every class has both
+    s_ties = rng.integers(0, 3, (30, 4)).astype(float)  # few distinct values: many ties
+    y_two = np.array([[1.0, 0.0], [0.0, 1.0]])
+    s_two = np.array([[0.2, 0.9], [0.7, 0.1]])
+    y_one = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])  # class 0: positives only
+    s_one = rng.normal(size=(4, 2))
+    return {"ties": (y_ties, s_ties), "n=2": (y_two, s_two), "one class": (y_one, s_one)}
+
+
+@pytest.mark.parametrize("case", ["ties", "n=2", "one class"])
+def test_multilabel_metrics_match_scikit_learn_on_ties_two_tracks_and_one_class(case):
+    import numpy as np
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from bench import metrics
+
+    y, s = _sk_cases()[case]
+    valid = [c for c in range(y.shape[1]) if 0 < y[:, c].sum() < len(y)]  # one-class columns are left out
+    assert metrics.roc_auc(y, s) == pytest.approx(np.mean([roc_auc_score(y[:, c], s[:, c]) for c in valid]))
+    assert metrics.average_precision(y, s) == pytest.approx(
+        np.mean([average_precision_score(y[:, c], s[:, c]) for c in valid]))
+    if case == "one class":
+        assert valid == [1]
+        with pytest.warns(Warning, match="one class"):  # scikit-learn: undefined (NaN); bench leaves it out
+            assert np.isnan(roc_auc_score(y[:, 0], s[:, 0]))
+        assert np.isnan(metrics.roc_auc(y[:, :1], s[:, :1]))  # nothing left: undefined here too
+
+
+def test_accuracy_matches_scikit_learn_on_ties_two_tracks_and_one_class():
+    import numpy as np
+    from sklearn.metrics import accuracy_score
+
+    from bench import metrics
+
+    for y, s in ((np.array([0, 1, 2, 1]), np.array([[1.0, 1, 0], [0, 1, 1], [2, 2, 2], [0, 0, 0]])),  # ties: first
+                 (np.array([1, 0]), np.array([[0.2, 0.8], [0.9, 0.1]])),
+                 (np.array([2, 2, 2]), np.array([[0.0, 0, 1], [1, 0, 0], [0, 0, 3]]))):
+        assert metrics.accuracy(y, s) == accuracy_score(y, s.argmax(axis=1))
+    assert metrics.roc_auc(np.ones((3, 2)), np.zeros((3, 2))) != metrics.roc_auc(np.ones((3, 2)), np.zeros((3, 2)))
