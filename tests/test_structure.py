@@ -11,8 +11,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = {"bench": REPO / "bench", "bench_plugins": REPO / "plugins", "bench_tasks": REPO / "tasks"}
-#: a module of bench/ longer than this says why at its top (a line starting with "Long because")
-MAX_LINES = 420
+#: a module of bench/, plugins/ or tasks/ longer than this says why at its top (a line starting with
+#: "Long because")
+MAX_LINES = 450
 
 
 def _modules() -> dict[str, Path]:
@@ -92,9 +93,10 @@ def test_help_and_list_import_neither_torch_nor_numpy(argv):
     assert "HEAVY=\n" in out, f"bench {' '.join(argv)} imported {out.split('HEAVY=')[-1].strip()}"
 
 
-def test_long_core_modules_say_why():
+def test_long_modules_say_why():
+    """Every package of the project: the core, the built-in plugins and the built-in tasks."""
     long = []
-    for path in sorted(PACKAGES["bench"].rglob("*.py")):
+    for path in sorted(p for folder in PACKAGES.values() for p in folder.rglob("*.py")):
         n = len(path.read_text().splitlines())
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         if n > MAX_LINES and "Long because" not in doc:
