@@ -131,6 +131,25 @@ def test_a_junk_boolean_at_the_command_line_exits_2(capsys, nsynth_tiny, tmp_pat
     assert code == 2 and "label_aware_augment='nah' must be true or false" in err and "semisupcon" in err
 
 
+# == 2. installing =========================================================================================
+
+
+def test_a_wheel_holds_the_subpackages_and_asks_for_python_3_11():
+    """`pip install .` left out bench.commands and six more: `bench --help` died with ModuleNotFoundError.
+    (tests/test_structure.py checks the list against every folder; CI installs a wheel and runs it.)"""
+    import tomllib
+
+    from conftest import REPO
+
+    cfg = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = set(cfg["tool"]["setuptools"]["packages"])
+    assert {"bench.commands", "bench.pretrain", "bench.experiments", "bench.augment", "bench.robustness",
+            "bench.corruptions", "bench.testing"} <= packages
+    assert cfg["project"]["requires-python"] == ">=3.11"
+    assert "data/**/*" in " ".join(cfg["tool"]["setuptools"]["package-data"]["bench_tasks"])
+    assert "pip wheel" in (REPO / ".ci" / "run").read_text()
+
+
 # == 3. demo data reached through --data-root ==============================================================
 
 
