@@ -115,3 +115,15 @@ def test_the_wheel_lists_every_package():
     assert listed == on_disk, f"missing from pyproject: {sorted(on_disk - listed)}; not a package: " \
                               f"{sorted(listed - on_disk)}"
     assert cfg["project"]["requires-python"] == ">=3.11"  # tomllib and hashlib.file_digest
+
+
+def test_every_test_marked_slow_still_exists():
+    """conftest.SLOW_TESTS names tests by file and function: a renamed test must not drop out silently."""
+    from conftest import SLOW_TESTS
+
+    missing = []
+    for file, names in SLOW_TESTS.items():
+        tree = ast.parse((REPO / "tests" / file).read_text())
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        missing += [f"{file}::{n}" for n in names if n not in defined]
+    assert not missing, f"conftest.SLOW_TESTS names tests that do not exist: {missing}"
