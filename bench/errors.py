@@ -31,7 +31,7 @@ class EncoderContractError(PluginError):
 
 
 #: the most characters of any input (a line of a file, a field, a value) a message or record quotes
-QUOTE_LIMIT = 300
+QUOTE_LIMIT = 500  # room for a long path, not for a 200 MB line
 
 
 def shorten(text: object, limit: int = QUOTE_LIMIT) -> str:
