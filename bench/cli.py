@@ -10,12 +10,16 @@ exception inside a run is caught per encoder x task by :func:`bench.run.guarded`
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
 
 from bench.commands import VERBS
 from bench.errors import BenchError
+
+#: an OSError of these is the disk (full, over quota, read-only), not a bug: a message, not a traceback
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 EPILOG = """examples:
   bench list
@@ -68,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if "threads" in vars(args):  # the verbs that compute with torch
-            from bench import allocator
+            from bench import allocator, limits
             from bench.commands.common import apply_threads
 
+            limits.check_launcher()
             allocator.tune()  # before torch allocates anything (bench/allocator.py says why)
             apply_threads(args.threads)
         return int(args.func(args) or 0)
@@ -80,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        print(f"error: cannot write {exc.filename or 'a file'}: {exc.strerror}; free some space (or write "
+              "elsewhere with --out) and run again: what was finished is kept", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -96,7 +96,14 @@ class DataRoots:
                                  "(A folder path containing '=' must start with ./ or /.)")
 
     def is_demo(self, task_name: str) -> bool:
+        """True when no data root is configured for the task: its demo data is generated into the cache."""
         return task_name not in self.per_task and not self.general
+
+    def demo_data(self, task: Any, root: Path) -> bool:
+        """True when ``task``'s data under ``root`` is demo data: generated into the cache, or a folder
+        given with ``--data-root`` that holds the demo's ``demo_metadata.json`` (as `bench data demo`
+        suggests pointing at). Records, banners, `bench compare` and reference rows follow from it."""
+        return self.is_demo(task.name) or has_demo_metadata(task, root)
 
     def root(self, task: Any) -> Path:
         """The data root of ``task`` (a Task instance); builds the demo data if needed."""
@@ -105,6 +112,17 @@ class DataRoots:
         if self.general:
             return Path(self.general).expanduser()
         return ensure_demo(task, size=self.demo_size, seed=self.demo_seed)
+
+
+#: the file every generated demo dataset folder holds (tasks/render.py writes it)
+DEMO_METADATA = "demo_metadata.json"
+
+
+def has_demo_metadata(task: Any, root: Path) -> bool:
+    """Whether a dataset folder of ``task`` under ``root`` (or ``root`` itself) holds :data:`DEMO_METADATA`."""
+    root = Path(root)
+    folders = [root, *(root / d for d in task.dataset_dirs)]
+    return any((f / DEMO_METADATA).is_file() for f in folders)
 
 
 def demo_soundfont() -> Path | None:

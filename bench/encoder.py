@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.errors import BenchError, EncoderContractError, PluginError
+from bench.options import parse_bool
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -188,11 +189,7 @@ def _coerce(field_name: str, kind: str, value: Any) -> Any:
                 raise ValueError
             return out
         if kind == "bool":
-            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.strip().lower() in ("true", "1", "yes")
-            if isinstance(value, (bool, int)) and value in (0, 1):
-                return bool(value)
-            raise ValueError
+            return parse_bool(value, field_name, "recipe")
         if kind == "names":
             return parse_names(value, field_name)
         if kind == "names?":

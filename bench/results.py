@@ -92,10 +92,16 @@ def record_name(rec: dict[str, Any]) -> str:
 
 
 def write_record(rec: dict[str, Any], folder: Path) -> Path:
+    """Write ``rec`` atomically into ``folder``; on a full or read-only disk a BenchError naming the file, and
+    no temporary file left behind (store.atomic_write removes it)."""
     from bench.store import atomic_write
 
     path = folder / record_name(rec)
-    atomic_write(path, json.dumps(rec, indent=2, sort_keys=True, default=_json_default))
+    try:
+        atomic_write(path, json.dumps(rec, indent=2, sort_keys=True, default=_json_default))
+    except OSError as exc:
+        raise BenchError(f"cannot write the record {path}: {exc.strerror or exc} (is the disk of --out full?)"
+                         ) from None
     return path
 
 

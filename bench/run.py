@@ -34,7 +34,7 @@ from typing import Any
 from bench import plugins
 from bench.config import DataRoots
 from bench.encoder import Encoder, Recipe, TrainableEncoder
-from bench.errors import BenchError
+from bench.errors import BenchError, shorten, write_error_log
 from bench.extract import AudioTransform, Embeddings
 from bench.plugins import Entry
 from bench.task import SPLITS, Split, Task
@@ -223,7 +223,7 @@ def index_task(task: Task, data_roots: DataRoots) -> TaskData:
         if len(splits[s]) == 0:
             raise BenchError(f"task {task.name}: the {s} split is empty under {root}. {task.data_help()}")
     fingerprint = results.data_fingerprint({s: splits[s].items for s in SPLITS}, root)
-    return TaskData(task, root, data_roots.is_demo(task.name), splits, list(task.classes(root)), problems,
+    return TaskData(task, root, data_roots.demo_data(task, root), splits, list(task.classes(root)), problems,
                     fingerprint)
 
 
@@ -466,12 +466,9 @@ def guarded(what: str, failures: list[str], out: Path, fn: Any, *args: Any, **kw
         failures.append(f"{what}: {exc}")
         log(f"error: {what}: {exc}")
     except Exception as exc:  # a plugin's own bug: named, logged with its traceback, the other parts go on
-        out.mkdir(parents=True, exist_ok=True)
-        errors = out / "errors.log"
-        with errors.open("a") as f:
-            f.write(f"--- {what}\n{traceback.format_exc()}\n")
-        failures.append(f"{what}: {type(exc).__name__}: {exc} (traceback in {errors})")
-        log(f"error: {what}: {type(exc).__name__}: {exc} (traceback in {errors})")
+        where = write_error_log(out, what, traceback.format_exc())  # never raises (a full disk)
+        failures.append(f"{what}: {type(exc).__name__}: {shorten(exc)} ({where})")
+        log(f"error: {what}: {type(exc).__name__}: {shorten(exc)} ({where})")
     return None
 
 

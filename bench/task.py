@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.errors import DataError
+from bench.errors import DataError, shorten
 
 SPLITS = ("train", "valid", "test")
 KINDS = ("multiclass", "multilabel")
@@ -86,7 +86,7 @@ class Split:
     problems: list[Problem] = field(default_factory=list)
 
     def problem(self, file: str | Path, line: int | None, message: str, kind: str = "malformed") -> None:
-        self.problems.append(Problem(str(file), line, message, kind))
+        self.problems.append(Problem(str(file), line, shorten(message), kind))  # a 200 MB line stays short
 
     def __iter__(self) -> Iterator[Item]:
         return iter(self.items)

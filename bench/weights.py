@@ -60,6 +60,10 @@ def _read_checkpoint(path: str | Path, weights: bool) -> tuple[dict[str, str], d
     from safetensors.torch import load_file
 
     path = Path(path)
+    if path.is_dir():
+        files = sorted(p.name for p in path.glob("*.safetensors"))[:5]
+        raise PluginError(f"checkpoint {path} is a directory; give the .safetensors file itself"
+                          + (f" (it holds {', '.join(files)})" if files else ""))
     if not path.is_file():
         raise PluginError(f"checkpoint {path} does not exist")
     if store.verify(path) is False:

@@ -185,7 +185,7 @@ def test_supervised_and_simclr_train(tiny_task, tmp_path):
 
 
 def test_augmenter_is_called_on_device_batches(tiny_task, tmp_path, monkeypatch):
-    augment = pytest.importorskip("bench.augment")
+    import bench.augment as augment
 
     seen = []
 
