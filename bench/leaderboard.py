@@ -13,7 +13,11 @@ Interval: the seeds' bootstrap resamples over test tracks are paired
 97.5 percentiles of those averages are the interval ("pooled paired
 bootstrap", :func:`bench.confidence.pooled_interval`); when the records lack
 the resample values the mean of the per-seed bounds is used and the table says
-so.
+so. Records of several pretraining seeds (``pretraining.seed``) of one variant
+share a row: its interval is the multi-bootstrap over pretraining seeds and
+test tracks (:func:`bench.confidence.multi_interval`), an ``n_pt`` column says
+how many seeds each row pools and the notes give the seeds' spread; with one
+pretraining seed every file is as before.
 
 Written as markdown (tabulate), CSV and JSON of the same numbers, a
 self-contained HTML report (tables and the chart inline as a base64 PNG) and a
