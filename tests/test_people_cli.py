@@ -40,3 +40,62 @@ def test_list_json_imports_neither_torch_nor_numpy():
             "print('HEAVY=' + ','.join(m for m in ('torch', 'numpy') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert "HEAVY=\n" in out, out
+
+
+def _results(tmp_path, name, value, data, created=None):
+    import numpy as np
+
+    from bench.results import new_record, write_record
+
+    folder = tmp_path / name
+    for seed in (0, 1):
+        vals = list(np.clip(value + np.linspace(-0.04, 0.04, 41), 0, 1))
+        r = new_record(encoder="a", task="t1", seed=seed, primary_metric="accuracy", metrics={"accuracy": value},
+                       confidence={"metric": "accuracy", "value": value, "lo": min(vals), "hi": max(vals),
+                                   "seed": 1, "n_boot": 41, "values": vals},
+                       demo_data=True, encoder_config={}, weights_hash="w", data=data,
+                       task_settings={"pitch_max": 108})
+        if created:
+            r["created"] = created
+        write_record(r, folder / "records")
+    return folder
+
+
+DATA = {"fingerprint": "fp-1", "split_fingerprints": {"train": "a", "valid": "b", "test": "c"},
+        "tracks": {"train": 10, "valid": 4, "test": 6}}
+
+
+def test_compare_with_swapped_arguments_is_refused(capsys, tmp_path):
+    res = _results(tmp_path, "res", 0.8, DATA)
+    baseline = tmp_path / "baseline.json"
+    assert main(["compare", str(res), "--write-baseline", str(baseline)]) == 0
+    code, _, err = bench(capsys, "compare", baseline, res)
+    assert code == 2 and "swapped" in err and f"bench compare {res} {baseline}" in err
+
+
+def test_compare_warns_when_the_baseline_is_newer_than_the_current_results(capsys, tmp_path):
+    old = _results(tmp_path, "old", 0.8, DATA, created="2026-01-01T10:00:00+0000")
+    new = _results(tmp_path, "new", 0.8, DATA, created="2026-06-01T10:00:00+0000")
+    code, _, err = bench(capsys, "compare", old, new)
+    assert code == 0 and "newer than the current results" in err and "swapped" in err
+    code, _, err = bench(capsys, "compare", new, old)
+    assert code == 0 and "newer" not in err
+
+
+def test_compare_says_which_split_of_the_data_differs(capsys, tmp_path):
+    res = _results(tmp_path, "res", 0.8, DATA)
+    baseline = tmp_path / "baseline.json"
+    assert main(["compare", str(res), "--write-baseline", str(baseline)]) == 0
+    other = {"fingerprint": "fp-2", "split_fingerprints": {"train": "a", "valid": "b", "test": "X"},
+             "tracks": {"train": 10, "valid": 4, "test": 5}}
+    cur = _results(tmp_path, "cur", 0.8, other)
+    code, out, _ = bench(capsys, "compare", cur, baseline)
+    assert code == 0 and "data differs from the baseline's: test split (5 tracks vs 6)" in out
+    assert "train split" not in out
+    # an older baseline file with only the combined fingerprint: said so, with the fingerprints
+    doc = json.loads(baseline.read_text())
+    for e in doc["entries"]:
+        e.pop("data", None)
+    baseline.write_text(json.dumps(doc))
+    code, out, _ = bench(capsys, "compare", cur, baseline)
+    assert code == 0 and "fingerprint fp-2 vs fp-1" in out and "per-split detail" in out
