@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from bench.cli import main
 
 
@@ -99,3 +101,28 @@ def test_compare_says_which_split_of_the_data_differs(capsys, tmp_path):
     baseline.write_text(json.dumps(doc))
     code, out, _ = bench(capsys, "compare", cur, baseline)
     assert code == 0 and "fingerprint fp-2 vs fp-1" in out and "per-split detail" in out
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["run", "--probe-grd", "fast"], "did you mean --probe-grid (not --probe-grd)?"),
+    (["run", "-e", "logmel", "--probe-grd=fast"], "did you mean --probe-grid"),
+    (["compare", "a", "b", "--tolerence", "0.1"], "did you mean --tolerance"),
+    (["data", "check", "--tsk", "gtzan"], "did you mean --task"),
+    (["data", "download", "gtzan", "--too", "x"], "did you mean --to (not --too)"),
+    (["list", "--jsn"], "did you mean --json"),
+    (["runn"], "did you mean 'run'?"),
+])
+def test_a_misspelled_option_gets_the_verbs_usage_and_a_suggestion(capsys, argv, words):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and words in err, err
+    if argv[0] != "runn":
+        assert f"usage: bench {argv[0]}" in err  # the verb's usage, not the top-level one
+
+
+def test_an_unrelated_unknown_option_gets_no_wild_guess(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "-e", "logmel", "--zzz"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --zzz" in err and "did you mean" not in err
