@@ -126,3 +126,57 @@ def test_an_unrelated_unknown_option_gets_no_wild_guess(capsys):
         main(["run", "-e", "logmel", "--zzz"])
     err = capsys.readouterr().err
     assert "unrecognized arguments: --zzz" in err and "did you mean" not in err
+
+
+def _check(capsys, task, root):
+    code, out, err = bench(capsys, "data", "check", "--task", task, "--data-root", root)
+    assert code == 2
+    return out + err
+
+
+def test_gtzan_in_upper_case_is_named_with_the_rename(capsys, tmp_path):
+    (tmp_path / "GTZAN" / "genres" / "blues").mkdir(parents=True)
+    msg = _check(capsys, "gtzan", tmp_path)
+    assert f"Found {tmp_path / 'GTZAN'}" in msg and f"mv {tmp_path / 'GTZAN'} {tmp_path / 'gtzan'}" in msg
+
+
+def test_kaggle_gtzan_one_folder_too_deep_gets_the_link_that_fixes_it(capsys, tmp_path):
+    from bench import plugins
+
+    (tmp_path / "gtzan" / "Data" / "genres_original" / "blues").mkdir(parents=True)
+    msg = _check(capsys, "gtzan", tmp_path)
+    link = tmp_path / "gtzan" / "genres_original"
+    assert "one folder too deep" in msg and f"ln -s Data/genres_original {link}" in msg
+    link.symlink_to("Data/genres_original")  # doing what it says makes the folder readable
+    assert plugins.get_task("gtzan").audio_dir(tmp_path) == link
+
+
+def test_kaggle_archive_as_the_data_root_gets_the_link_and_flag(capsys, tmp_path):
+    archive = tmp_path / "archive"
+    (archive / "Data" / "genres_original").mkdir(parents=True)
+    msg = _check(capsys, "gtzan", archive)
+    assert f"ln -s Data {archive / 'gtzan'} then --data-root {archive}" in msg
+
+
+@pytest.mark.parametrize("task,folder,marker", [
+    ("gtzan", "gtzan", "genres"), ("nsynth_pitch", "nsynth", "nsynth-train"),
+    ("mtat", "magnatagatune", "annotations_final.csv"),
+    ("giantsteps_key", "giantsteps-key-dataset", "annotations/key"),
+])
+def test_data_root_pointing_at_the_dataset_folder_itself_gets_the_flag(capsys, tmp_path, task, folder, marker):
+    ds = tmp_path / folder
+    target = ds / marker
+    if "." in target.name:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("x")
+    else:
+        target.mkdir(parents=True)
+    msg = _check(capsys, task, ds)
+    assert f"is the {folder}/ folder itself" in msg and f"--data-root {tmp_path}" in msg
+    assert f"--data-root {task}={tmp_path}" in msg
+
+
+def test_a_plain_missing_dataset_gets_no_invented_hint(capsys, tmp_path):
+    (tmp_path / "unrelated").mkdir()
+    msg = _check(capsys, "gtzan", tmp_path)
+    assert "not found" in msg and "Found" not in msg and "ln -s" not in msg
