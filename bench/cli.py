@@ -93,10 +93,13 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
     """Parse ``argv``; unknown arguments are reported by the verb they were given to, with a did-you-mean."""
     argv = list(sys.argv[1:] if argv is None else argv)
     Parser.argv = argv
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        verb = _verb_parser(parser, args)
-        verb.error(f"unrecognized arguments: {' '.join(extra)}")  # Parser.error adds the did-you-mean
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            verb = _verb_parser(parser, args)
+            verb.error(f"unrecognized arguments: {' '.join(extra)}")  # Parser.error adds the did-you-mean
+    finally:
+        Parser.argv = []
     return args
 
 

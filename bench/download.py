@@ -155,6 +155,10 @@ def fetch(name: str, urls: list[str], dest: Path, md5: str | None, source: str, 
         log(f"{name}: {url}")
         try:
             _get(url, part, log, timeout)
+        except KeyboardInterrupt:
+            if part.exists():
+                log(f"  stopped: {_mb(part.stat().st_size)} kept in {part}; rerun the same command to resume")
+            raise
         except _Interrupted as exc:
             kept = f" ({_mb(part.stat().st_size)} kept in {part}; rerun the same command to resume)" if part.exists() else ""
             errors.append(f"{url}: {exc}{kept}")
@@ -181,12 +185,8 @@ def fetch(name: str, urls: list[str], dest: Path, md5: str | None, source: str, 
     raise DataError(f"{name}: could not download it: " + "; ".join(errors))
 
 
-def _record_path(root: Path) -> Path:
-    return root / DOWNLOADS / RECORD
-
-
 def read_record(root: Path) -> dict[str, Any]:
-    path = _record_path(root)
+    path = root / DOWNLOADS / RECORD
     if not path.is_file():
         return {}
     try:
@@ -196,7 +196,7 @@ def read_record(root: Path) -> dict[str, Any]:
 
 
 def _write_record(root: Path, record: dict[str, Any]) -> None:
-    path = _record_path(root)
+    path = root / DOWNLOADS / RECORD
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
