@@ -30,6 +30,9 @@ EPILOG = """examples:
   bench compare bench-results/run-20261121-120000 baseline.json --tolerance 0.01
   bench cache list
   bench data check --task nsynth_pitch --data-root ~/datasets
+  bench data download gtzan --to ~/datasets
+  bench embed --encoder logmel --tasks gtzan --to embeddings/
+  bench list --json
 
 environment:
   BENCH_DATA_ROOT       data root (folder holding nsynth/, magnatagatune/, ...)

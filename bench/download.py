@@ -58,6 +58,14 @@ def load_sources(path: Path | None = None) -> dict[str, Any]:
     return out
 
 
+def has_recipe(task: str) -> bool:
+    """Whether the shipped index knows where to download ``task``'s dataset (for error messages)."""
+    try:
+        return task in load_sources()
+    except BenchError:
+        return False
+
+
 def task_entry(task: str, sources: dict[str, Any]) -> dict[str, Any]:
     if task not in sources:
         import difflib
@@ -310,7 +318,7 @@ def _inside(root: Path, rel: str) -> Path:
     return path
 
 
-def _per_file_list(spec: dict[str, Any], root: Path) -> list[tuple[str, str | None, Path]]:
+def per_file_list(spec: dict[str, Any], root: Path) -> list[tuple[str, str | None, Path]]:
     """(stem, published md5 or None when its .md5 file is malformed, target path) per listed file."""
     out = []
     md5_dir = _inside(root, spec["md5_dir"])
@@ -324,7 +332,7 @@ def _per_file_list(spec: dict[str, Any], root: Path) -> list[tuple[str, str | No
 
 def _per_file(spec: dict[str, Any], root: Path, log: Log, timeout: float) -> dict[str, str]:
     """Fetch every file a dataset lists with its own md5 (GiantSteps' md5/ folder), each checked."""
-    listed = _per_file_list(spec, root)
+    listed = per_file_list(spec, root)
     if not listed:
         raise DataError(f"{root / spec['md5_dir']}: no *.md5 files, so no audio list to download")
     failed, done = [], 0
@@ -346,72 +354,6 @@ def _per_file(spec: dict[str, Any], root: Path, log: Log, timeout: float) -> dic
         raise DataError(f"{len(failed)} of {len(listed)} files of {spec['md5_dir']} could not be downloaded and "
                         "verified (listed above); rerun to retry them (the others are kept)")
     return {spec["md5_dir"]: "verified"}
-
-
-@dataclass
-class Check:
-    name: str
-    status: str  # verified | unverified | mismatch | missing | unrecorded
-    detail: str
-
-    @property
-    def bad(self) -> bool:
-        return self.status in ("mismatch", "missing")
-
-
-def verify(task: str, root: Path, sources: dict[str, Any]) -> list[Check]:
-    """Check every downloaded file of ``task`` under ``root`` against the index or the recorded digest."""
-    entry = task_entry(task, sources)
-    root = Path(root).expanduser()
-    record = read_record(root)
-    out = []
-    for f in entry["files"]:
-        name, md5 = f["name"], f.get("md5")
-        path = root / DOWNLOADS / name
-        if not path.is_file():
-            out.append(Check(name, "missing", f"{path} not found (run `bench data download {task} --to {root}`)"))
-        else:
-            d = digests(path)
-            rec = record.get(name)
-            if md5:
-                ok = d.md5 == md5
-                out.append(Check(name, "verified" if ok else "mismatch",
-                                 f"md5 {d.md5}" + ("" if ok else f", published {md5}") + f" ({f.get('checksum_source')})"))
-            elif rec:
-                ok = rec.get("sha256") == d.sha256
-                out.append(Check(name, "unverified" if ok else "mismatch",
-                                 f"sha256 {d.sha256}" + (" as recorded on first download" if ok else
-                                                         f", recorded on first download {rec.get('sha256')}")
-                                 + "; no published checksum"))
-            else:
-                out.append(Check(name, "unrecorded", f"sha256 {d.sha256}; no published checksum and none recorded"))
-        if "per_file" in f:
-            out.append(_verify_per_file(f["per_file"], root))
-    return out
-
-
-def _verify_per_file(spec: dict[str, Any], root: Path) -> Check:
-    listed = _per_file_list(spec, root)
-    if not listed:
-        return Check(spec["md5_dir"], "missing", f"{root / spec['md5_dir']} holds no *.md5 files")
-    missing, bad = [], []
-    for stem, md5, target in listed:
-        if not target.is_file():
-            missing.append(str(target))
-        elif md5 is None or digests(target).md5 != md5:
-            bad.append(str(target))
-    detail = f"{len(listed) - len(missing) - len(bad)} of {len(listed)} files match the md5 published in {spec['md5_dir']}"
-    if bad:
-        return Check(spec["md5_dir"], "mismatch", detail + f"; {len(bad)} do not, e.g. {', '.join(bad[:3])}")
-    if missing:
-        return Check(spec["md5_dir"], "missing", detail + f"; {len(missing)} missing, e.g. {', '.join(missing[:3])}")
-    return Check(spec["md5_dir"], "verified", detail)
-
-
-def format_checks(task: str, root: Path, checks: list[Check]) -> str:
-    lines = [f"Checksums of {task} in {root}:"]
-    lines += [f"  {c.status.upper() if c.bad else c.status:10s} {c.name}: {c.detail}" for c in checks]
-    return "\n".join(lines)
 
 
 def _mb(n: int) -> str:

@@ -163,6 +163,10 @@ class Task:
         )
         if self.download_help:
             text += " " + self.download_help
+        from bench.download import has_recipe
+
+        if has_recipe(self.name):
+            text += f" Or fetch and verify it: `bench data download {self.name} --to DIR`."
         text += f" Run `bench data check --task {self.name} --data-root DIR` to see what is found."
         return text
 

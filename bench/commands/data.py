@@ -120,7 +120,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def _check_checksums(args: argparse.Namespace) -> int:
-    from bench.download import format_checks, load_sources, verify
+    from bench.datacheck import format_checks, verify
+    from bench.download import load_sources
 
     roots = args.data_root or []
     general = [r for r in roots if "=" not in r]
