@@ -184,7 +184,8 @@ class MTATTask(Task):
     def _index(self, data_root: Path) -> _Index:
         path = self._csv(data_root)
         if not path.is_file():
-            raise DataError(f"{path} not found: {data_root} does not hold the mtat dataset. {self.data_help()}")
+            raise DataError(f"{path} not found: {data_root} does not hold the mtat dataset."
+                            f"{self.data_hint(data_root)} {self.data_help()}")
         index = parse_annotations(path, path.parent)
         if not index.rows:
             raise DataError(f"{path}: no usable rows. {self.data_help()}")
