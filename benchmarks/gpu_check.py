@@ -515,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sections", default=",".join(SECTIONS[1:]), help=f"subset of {', '.join(SECTIONS[1:])}")
     ap.add_argument("--modes", default=",".join(MODES), help=f"training-step modes, from {', '.join(MODES)}")
     ap.add_argument("--batch", type=int, default=None, help="clips per step (default: 96; 2 with --smoke)")
+    ap.add_argument("--steps", type=int, default=None, help="timed training steps per mode (default: 10; 1 with --smoke)")
     ap.add_argument("--workers", type=int, default=None,
                     help="DataLoader workers of the per-clip pipelines (default: CPU cores less two; 1 with --smoke)")
     ap.add_argument("--demo-size", choices=("tiny", "small"), default=None, help="demo data (default tiny)")
@@ -538,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     if size.threads:  # smoke: one thread, so a shared machine's load does not stall a thread team
         torch.set_num_threads(size.threads)
     size = replace(size, workers=args.workers if args.workers is not None else (size.workers or max(1, cores - 2)),
-                   batch=args.batch or size.batch, demo_size=args.demo_size or size.demo_size,
+                   batch=args.batch or size.batch, steps=args.steps or size.steps, demo_size=args.demo_size or size.demo_size,
                    pretrain_s=args.pretrain_s or size.pretrain_s,
                    compile_backend=args.compile_backend or size.compile_backend)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
