@@ -4,6 +4,9 @@ Multiclass: ``accuracy`` (top-1). Multilabel: ``roc_auc`` (macro ROC-AUC) and
 ``average_precision`` (macro PR-AUC), equal to scikit-learn's per-class scores. Classes absent from the test labels (no
 positive or no negative) are left out of the macro averages, as is usual; how
 many were left out is reported as ``<metric>_classes``.
+Regression: ``r2`` (the coefficient of determination per target, then the
+plain mean over targets: scikit-learn's ``r2_score`` with
+``multioutput="uniform_average"``); :func:`r2_per_target` gives each target's.
 Task-specific metrics (key weighted score, pitch-class accuracy) live in their
 task and call :func:`score` for the rest.
 """
@@ -120,8 +123,32 @@ def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
     return _macro(_one(weighted_average_precision), y_true, scores)[0]
 
 
+def r2_per_target(y_true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """R² of each column (scikit-learn's ``r2_score(..., multioutput="raw_values")``, force_finite).
+
+    A constant target scores 1.0 when predicted exactly, else 0.0; fewer than two rows: NaN.
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    p = check_finite(np.asarray(pred, dtype=np.float64), "predictions")
+    if y.ndim == 1:
+        y, p = y[:, None], p.reshape(len(p), -1)
+    if len(y) < 2:
+        return np.full(y.shape[1], np.nan)
+    ss_res = ((y - p) ** 2).sum(axis=0)
+    ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = 1.0 - ss_res / ss_tot
+    return np.where(ss_tot > 0, r2, np.where(ss_res > 0, 0.0, 1.0))
+
+
+def r2(y_true: np.ndarray, pred: np.ndarray) -> float:
+    """Mean R² over the targets (scikit-learn's ``multioutput="uniform_average"``)."""
+    return float(np.mean(r2_per_target(y_true, pred)))
+
+
 METRICS = {
     "accuracy": accuracy,
+    "r2": r2,
     "roc_auc": roc_auc,
     "average_precision": average_precision,
 }

@@ -70,6 +70,7 @@ def broken(broken_site, monkeypatch, fresh_plugins):
 @pytest.mark.bench_encoder("supervised", preset="tiny")
 @pytest.mark.bench_task("nsynth_pitch")
 @pytest.mark.bench_task("nsynth_instrument")
+@pytest.mark.bench_task("emomusic")
 @pytest.mark.bench_task("gtzan")
 @pytest.mark.bench_task("mtat")
 @pytest.mark.bench_task("giantsteps_key")
