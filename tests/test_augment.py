@@ -213,6 +213,25 @@ def test_delay_slices_equal_the_gathers_bit_for_bit(dry_tap):
     assert torch.equal(y, _delay_by_gathers(x, 8000, d_s, vol, reps, att, dry_tap))
 
 
+def test_chain_with_the_slice_delay_equals_the_chain_with_the_gathers(monkeypatch):
+    """A fixed-seed augmentation of a demo-sized batch, new delay against old: the same views to the bit."""
+    import bench.augment as aug
+
+    views = 0.1 * torch.randn(6, 2, 4000, generator=torch.Generator().manual_seed(5))
+    new = Augmenter(8000, p_apply=1.0)(views, generator=torch.Generator().manual_seed(7))
+
+    calls = []
+
+    def old(x, sr, d, v, r, a, dry_tap=False):
+        calls.append(x.shape[0])
+        return _delay_by_gathers(x, sr, d, v, r, a, dry_tap)
+
+    monkeypatch.setattr(aug, "delay", old)
+    ref = Augmenter(8000, p_apply=1.0)(views, generator=torch.Generator().manual_seed(7))
+    assert calls and sum(calls) > 0  # the delay was drawn for some views
+    assert torch.equal(new, ref)
+
+
 def test_good_fft_size():
     assert good_fft_size(59535) >= 59535
     for n in [1, 7, 19683, 59535, 65537]:
