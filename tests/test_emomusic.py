@@ -135,3 +135,20 @@ def test_tiny_demo_labels_follow_the_stated_rule(tmp_path):
     sp = {s: EmoMusic().items(s, tmp_path) for s in ("train", "valid", "test")}
     assert all(len(x) and not x.problems for x in sp.values())
     assert len(sp["test"]) == emomusic_demo.SIZES["tiny"]["eval"]
+
+
+def test_export_writes_regression_targets_as_floats():
+    from types import SimpleNamespace
+
+    from bench.export import _labels
+
+    items = [SimpleNamespace(label=(0.5, -1.25)), SimpleNamespace(label=(2.0, 0.0))]
+    y = _labels("regression", items, 2)
+    assert y.dtype == np.float32 and y.tolist() == [[0.5, -1.25], [2.0, 0.0]]
+
+
+def test_a_regression_task_cannot_be_a_labeled_pretraining_task():
+    from bench.pretrain.pools import _multi_hot
+
+    with pytest.raises(DataError, match="regression"):
+        _multi_hot((0.3, -0.2), 2, "emomusic")
