@@ -27,7 +27,7 @@ import sys
 import traceback
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ParamSpec, TypeVar
 
 from bench import plugins
 from bench.config import DataRoots
@@ -36,6 +36,9 @@ from bench.errors import BenchError
 from bench.extract import AudioTransform, Embeddings
 from bench.settings import EvalSettings, Evaluation, IndexedTask, PreparedEncoder, RunConfig
 from bench.task import SPLITS, Task
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: option keys that tune the training recipe of a trainable encoder rather than build the encoder
 #: (``seed`` stays an encoder option: it defines the initial weights, and the recipe follows it)
@@ -298,7 +301,8 @@ def make_task(name: str, protocol: str = "bench") -> Task:
     return entry.create(**settings) if settings else task
 
 
-def guarded(what: str, failures: list[str], out: Path, fn: Any, *args: Any, **kwargs: Any) -> Any:
+def guarded(what: str, failures: list[str], out: Path, fn: Callable[P, R], *args: P.args,
+            **kwargs: P.kwargs) -> R | None:
     """Run one part of a job; on failure record it (message, and the traceback of a non-bench error) and go on."""
     try:
         return fn(*args, **kwargs)

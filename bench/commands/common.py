@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from bench.errors import BenchError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from bench.config import DataRoots
     from bench.settings import RunConfig
 
 def demo_sizes() -> tuple[str, ...]:
@@ -72,7 +73,7 @@ def check_protocol_grid(protocol: str, grid: str | None) -> str:
     return grid or "default"
 
 
-def data_roots(args: argparse.Namespace) -> Any:
+def data_roots(args: argparse.Namespace) -> DataRoots:
     from bench.config import DataRoots
 
     return DataRoots.from_args(args.data_root, demo_size=getattr(args, "demo_size", "small"))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench import plugins
@@ -205,7 +206,7 @@ def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis]) -> R
     return outcome
 
 
-def write_outputs(records: list[dict[str, Any]], out: Any, axes: list[str]) -> dict[str, Any]:
+def write_outputs(records: list[dict[str, Any]], out: Path, axes: list[str]) -> dict[str, Path]:
     """The comparative leaderboard, ``sweep.md`` (variants x tasks) and ``sweep.png`` (metric vs swept value)."""
     from bench import leaderboard
     from bench.experiments.sweep_plot import sweep_png, sweep_table
