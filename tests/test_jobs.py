@@ -58,3 +58,17 @@ def test_a_worker_and_its_children_die_within_seconds_of_a_kill_9_of_the_parent(
         for pid in [*locals().get("grandchildren", []), locals().get("worker")]:
             if pid and _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_jobs_pretraining_seed_is_its_encoder_seed_option_and_its_label_names_its_rows(tmp_path):
+    from bench.config import DataRoots
+    from bench.jobs import Job
+    from bench.settings import EvalSettings, RunConfig
+
+    base = RunConfig(["simclr"], ["mtat"], EvalSettings(tmp_path, DataRoots()), variants={"logmel": "lm"})
+    job = Job("simclr[seed=3]", "simclr", {"preset": "tiny", "simclr:seed": 9}, ("mtat",), pretrain_seed=3)
+    got = job.config(base)
+    assert got.encoder_options == {"preset": "tiny", "seed": 3} and got.encoders == ["simclr"]
+    assert got.variants == {"logmel": "lm", "simclr": "simclr[seed=3]"}
+    plain = Job("simclr", "simclr", {"preset": "tiny"}, ("mtat",), names_rows=False).config(base)
+    assert plain.encoder_options == {"preset": "tiny"} and plain.variants == {"logmel": "lm"}
