@@ -29,14 +29,59 @@ class AudioError(Exception):
         self.reason = reason
 
 
+#: a decoded track shorter than this is not embedded (a 1-sample WAV is a zero-padded window of silence)
+MIN_SECONDS = 0.05
+
+
 def _existing(path: str | Path) -> Path:
-    """``path`` as a Path, or an AudioError when it is missing or empty (before any decoder sees it)."""
+    """``path`` as a Path, or an AudioError when it is missing, empty, or a WAV whose header announces
+    more audio than the file holds (before any decoder sees it: libsndfile quietly decodes what is there)."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(path, "file not found")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+    short = wav_shortfall(path, size)
+    if short is not None:
+        raise AudioError(path, f"truncated: its WAV header announces {short[0]:,} bytes of audio, the file holds "
+                               f"{short[1]:,} (a cut download or copy; fetch the file again)")
     return path
+
+
+def wav_shortfall(path: Path, size: int | None = None) -> tuple[int, int] | None:
+    """(bytes the ``data`` chunk announces, bytes the file holds after its start) for a RIFF WAV that holds
+    less than it announces; None for a whole WAV, a streamed one (size 0 or 0xFFFFFFFF), or another format."""
+    import struct
+
+    size = path.stat().st_size if size is None else size
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            pos = 12
+            for _ in range(64):  # the data chunk comes after fmt and a few others
+                f.seek(pos)
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, n = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"data":
+                    held = size - (pos + 8)
+                    if n in (0, 0xFFFFFFFF) or n <= held:
+                        return None
+                    return n, max(held, 0)
+                pos += 8 + n + (n & 1)
+    except OSError:
+        return None
+    return None
+
+
+def _check_length(path: Path, n: int, sr: int) -> None:
+    if n < MIN_SECONDS * sr:
+        raise AudioError(path, f"too short: {n} sample(s) ({n / sr:.4f} s); a track needs at least "
+                               f"{MIN_SECONDS} s of audio")
 
 
 def load(path: str | Path, sample_rate: int, start: float | None = None, end: float | None = None) -> np.ndarray:
@@ -56,6 +101,7 @@ def load(path: str | Path, sample_rate: int, start: float | None = None, end: fl
         raise _decode_error(path, exc) from exc
     if data.size == 0:
         raise AudioError(path, "no audio samples decoded")
+    _check_length(path, len(data), sr)
     return resample(_mono(path, data), sr, sample_rate)
 
 
@@ -88,8 +134,8 @@ def load_windows(path: str | Path, sample_rate: int, length: int, max_windows: i
     """
     import soundfile as sf
 
-    path = Path(path)
-    if max_windows is None or not path.is_file() or path.stat().st_size == 0:
+    path = _existing(path)
+    if max_windows is None:
         return windows(load(path, sample_rate, start, end), length, max_windows)
     try:
         with sf.SoundFile(str(path)) as f:

@@ -64,6 +64,8 @@ def load_entries(path: Path, role: str = "baseline") -> dict[str, Any]:
         if not records:
             raise BenchError(f"{path}: no result records found (expected records/*.json from `bench run`)")
         doc = leaderboard.baseline(records)
+        _attach_data(doc, records)
+        doc["_newest"] = max((str(r.get("created") or "") for r in records), default="")
     elif path.is_file():
         try:
             doc = json.loads(path.read_text())
@@ -91,6 +93,7 @@ def load_entries(path: Path, role: str = "baseline") -> dict[str, Any]:
     for i, e in enumerate(doc["entries"]):
         _check_entry(path, i, e, role)
     doc["_source"] = str(path)
+    doc.setdefault("_newest", str(doc.get("created") or ""))
     return doc
 
 
@@ -169,7 +172,7 @@ def compare(current: dict[str, Any], base: dict[str, Any], *, tolerance: float =
             ok = ok and not fail
             if c.get("data_fingerprint") and b.get("data_fingerprint") and \
                     c["data_fingerprint"] != b["data_fingerprint"]:
-                row["note"] = (row["note"] + "; " if row["note"] else "") + "data differs from the baseline's"
+                row["note"] = (row["note"] + "; " if row["note"] else "") + data_difference(c, b, base["_source"])
         rows.append(row)
     return rows, ok
 
@@ -235,10 +238,89 @@ def write_baseline(source: Path, out: Path) -> dict[str, Any]:
             "pairs first (the records say why, e.g. a class absent from the test split)."
         )
     doc.pop("_source", None)
+    doc.pop("_newest", None)
     for k in ("title", "notes", "rows", "summary"):  # a leaderboard.json source: keep the baseline part
         doc.pop(k, None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(out)
+    from bench.store import atomic_write
+
+    atomic_write(out, json.dumps(doc, indent=2) + "\n")
     return doc
+
+
+# -- what differs, and arguments given the wrong way round -----------------------------------------------
+
+
+def _attach_data(doc: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """Give each entry the data details of its records (per-split fingerprints and track counts, task
+    settings), so that a later comparison can say which split differs, not only that the data does."""
+    detail: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in records:
+        d = r.get("data") or {}
+        if d.get("fingerprint"):
+            detail.setdefault((str(r.get("task")), d["fingerprint"]), {
+                k: v for k, v in (("split_fingerprints", d.get("split_fingerprints")), ("tracks", d.get("tracks")),
+                                  ("task_settings", r.get("task_settings"))) if v})
+    for e in doc["entries"]:
+        found = detail.get((str(e.get("task")), e.get("data_fingerprint")))
+        if found:
+            e["data"] = found
+
+
+def data_difference(c: dict[str, Any], b: dict[str, Any], base_source: str) -> str:
+    """'data differs from the baseline's: ...' naming the splits (with track counts) and task settings that
+    differ, or saying that the baseline records only the combined fingerprint."""
+    cd, bd = c.get("data") or {}, b.get("data") or {}
+    parts = []
+    cs, bs = cd.get("split_fingerprints") or {}, bd.get("split_fingerprints") or {}
+    ct, bt = cd.get("tracks") or {}, bd.get("tracks") or {}
+    if cd and bd:
+        for split in ("train", "valid", "test"):
+            if cs.get(split) != bs.get(split) or ct.get(split) != bt.get(split):
+                same = ct.get(split) == bt.get(split)
+                parts.append(f"{split} split ({ct.get(split)} tracks, as in the baseline: contents or labels differ)"
+                             if same else f"{split} split ({ct.get(split)} tracks vs {bt.get(split)})")
+        cset, bset = cd.get("task_settings") or {}, bd.get("task_settings") or {}
+        parts += [f"task setting {k} = {cset.get(k)!r} vs {bset.get(k)!r}" for k in sorted(set(cset) | set(bset))
+                  if cset.get(k) != bset.get(k)]
+    if not parts:
+        fp = lambda e: str(e.get("data_fingerprint"))[:12]  # noqa: E731
+        return (f"data differs from the baseline's (fingerprint {fp(c)} vs {fp(b)}; {base_source} records no "
+                "per-split detail: a baseline written by `--write-baseline` now does)")
+    return "data differs from the baseline's: " + "; ".join(parts)
+
+
+def is_baseline_file(path: Path) -> bool:
+    """A baseline file written by ``--write-baseline`` (not a results folder or a leaderboard.json)."""
+    if not Path(path).is_file():
+        return False
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == "bench-baseline"
+
+
+def order_problem(current: Path, baseline: Path) -> str | None:
+    """A refusal when CURRENT is a baseline file and BASELINE a results folder: the arguments are swapped."""
+    if is_baseline_file(current) and Path(baseline).is_dir():
+        return (f"the arguments look swapped: CURRENT ({current}) is a baseline file and BASELINE ({baseline}) "
+                f"a results folder. bench compare takes the new results first: `bench compare {baseline} {current}`")
+    return None
+
+
+def order_warning(current: dict[str, Any], base: dict[str, Any]) -> str | None:
+    """A warning when the baseline's results are newer than the current ones (swapped arguments?)."""
+    from datetime import datetime
+
+    def when(doc: dict[str, Any]) -> datetime | None:
+        try:
+            return datetime.strptime(doc.get("_newest") or "", "%Y-%m-%dT%H:%M:%S%z")
+        except ValueError:
+            return None
+
+    c, b = when(current), when(base)
+    if c and b and b > c:
+        return (f"warning: the baseline {base['_source']} ({b:%Y-%m-%d %H:%M}) is newer than the current results "
+                f"{current['_source']} ({c:%Y-%m-%d %H:%M}); bench compare takes CURRENT first. Are the arguments "
+                "swapped?")
+    return None

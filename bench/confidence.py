@@ -187,3 +187,170 @@ def pooled_interval(cis: list[dict[str, Any]], level: float = LEVEL) -> tuple[fl
     if los and his:
         return float(np.mean(los)), float(np.mean(his)), "mean of per-seed intervals"
     return float("nan"), float("nan"), "none"
+
+
+# -- pretraining seeds: the multi-bootstrap ------------------------------------------------------------
+
+#: the generator of the pretraining-seed resamples (one stream per side of a comparison)
+MB_SEED = 20261204
+MULTI_METHOD = "multi-bootstrap over pretraining seeds and test tracks"
+SMALL_SEEDS = "t-widened for few pretraining seeds"
+
+
+def seed_means(groups: list[list[dict[str, Any] | None]], n: int | None = None,
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per pretraining seed (a group of its probe seeds' ``confidence`` records), the probe seeds averaged.
+
+    Returns ``(M, points)``: ``M[s, b]`` is seed ``s``'s metric on test-track
+    resample ``b`` (its probe seeds averaged resample by resample, as
+    :func:`pooled_interval` does) and ``points[s]`` its value on the whole test
+    set; or None when the records cannot be paired (values missing, another
+    bootstrap seed or resample count). ``n``: use the first ``n`` resamples of
+    each record (records whose time budget stopped them at different counts).
+    """
+    cis = [c for g in groups for c in g]
+    usable = [c for c in cis if c and c.get("values")]
+    if not groups or not all(groups) or len(usable) != len(cis):
+        return None
+    if len({(c.get("seed"), n or len(c["values"])) for c in usable}) != 1:
+        return None
+    rows, points = [], []
+    for g in groups:
+        V = np.array([[np.nan if v is None else v for v in c["values"][:n]] for c in g], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            rows.append(V.mean(axis=0))
+        points.append(np.mean([np.nan if c.get("value") is None else c["value"] for c in g]))
+    return np.stack(rows), np.asarray(points, dtype=np.float64)
+
+
+def seed_resamples(n_seeds: int, n_boot: int, stream: int = 0) -> np.ndarray:
+    """``[n_boot, n_seeds]`` pretraining-seed indices drawn with replacement, one row per test-track resample.
+
+    Row ``b`` goes with test-track resample ``b``: seeds and tracks are
+    resampled jointly. ``stream`` tells independent sides of a comparison apart;
+    with one seed every index is 0 (and nothing is random).
+    """
+    return np.random.default_rng([MB_SEED, stream]).integers(0, n_seeds, size=(n_boot, n_seeds))
+
+
+def multi_bootstrap(sides: list[tuple[np.ndarray, np.ndarray, float]], level: float = LEVEL,
+                    small_seed_correction: bool = True) -> dict[str, Any]:
+    """Interval of ``sum(sign * mean over seeds)`` over ``sides`` = ``[(M, points, sign), ...]`` (see :func:`seed_means`).
+
+    Each side's pretraining seeds are resampled independently (stream = its
+    position), jointly with the test-track resample ``b`` that every side
+    shares (paired over tracks). Plain (``small_seed_correction=False``) this is
+    the Multi-Bootstrap of Sellam et al. (2022). With the correction, which
+    only acts when a side has 2+ seeds: each side's resampled seed deviation is
+    scaled by sqrt(S/(S-1)) (the bootstrap's variance of a mean of S draws is
+    (S-1)/S of the unbiased one), and the percentile interval is widened about
+    the point estimate by t_nu / z, nu the Welch-Satterthwaite degrees of
+    freedom of the total variance (test tracks: from the resamples, taken as
+    infinite; seeds: S-1 each). A plain percentile bootstrap over 3 seeds
+    under-covers (0.915 at 95% in the demo design of tests/test_multibootstrap.py,
+    0.954 corrected; docs/experiments.md).
+
+    Returns point, lo, hi, values (the resampled statistic), the seed and track
+    variance shares and how the interval was made.
+    """
+    n_boot = min(M.shape[1] for M, _, _ in sides)
+    total = np.zeros(n_boot)
+    centre = np.zeros(n_boot)
+    point, seed_var, terms = 0.0, 0.0, 0.0
+    for stream, (M, points, sign) in enumerate(sides):
+        M = M[:, :n_boot]
+        S = M.shape[0]
+        mean = M.mean(axis=0)
+        idx = seed_resamples(S, n_boot, stream)
+        draw = np.take_along_axis(M.T, idx, axis=1).mean(axis=1)  # [B]: mean of the resampled seeds' values
+        if S > 1 and small_seed_correction:
+            draw = mean + math.sqrt(S / (S - 1)) * (draw - mean)
+            v = float(np.var(points, ddof=1)) / S
+            seed_var += v
+            terms += v * v / (S - 1)
+        total += sign * draw
+        centre += sign * mean
+        point += sign * float(np.mean(points))
+    finite = total[np.isfinite(total)]
+    alpha = (1 - level) / 2
+    out: dict[str, Any] = {"point": point, "values": total, "level": level, "lo": float("nan"), "hi": float("nan"),
+                           "method": MULTI_METHOD, "seed_var": seed_var, "track_var": float("nan"), "df": math.inf}
+    if not len(finite):
+        return out
+    lo, hi = (float(x) for x in np.percentile(finite, [100 * alpha, 100 * (1 - alpha)]))
+    c = centre[np.isfinite(centre)]
+    track_var = float(c.var(ddof=1)) if len(c) > 1 else 0.0
+    out["track_var"] = track_var
+    if seed_var > 0 and terms > 0 and math.isfinite(point):
+        from scipy.stats import norm, t
+
+        df = (track_var + seed_var) ** 2 / terms
+        k = float(t.ppf(1 - alpha, df) / norm.ppf(1 - alpha))
+        lo, hi = point + k * (lo - point), point + k * (hi - point)
+        out.update(df=df, method=f"{MULTI_METHOD}, {SMALL_SEEDS}")
+    out.update(lo=lo, hi=hi)
+    return out
+
+
+def multi_interval(groups: list[list[dict[str, Any] | None]], level: float = LEVEL) -> tuple[float, float, str]:
+    """The interval of a row pooled over its pretraining seeds (``groups``: one list of probe-seed
+    ``confidence`` records per pretraining seed).
+
+    With one pretraining seed it is :func:`pooled_interval` exactly. When the
+    records cannot be paired it falls back to the envelope (lowest low, highest
+    high) of the seeds' own intervals.
+    """
+    if len(groups) == 1:
+        return pooled_interval(groups[0], level)
+    sm = seed_means(groups)
+    if sm is not None:
+        res = multi_bootstrap([(sm[0], sm[1], 1.0)], level)
+        if math.isfinite(res["lo"]) and math.isfinite(res["hi"]):
+            return res["lo"], res["hi"], res["method"]
+    per = [pooled_interval(g, level) for g in groups]
+    los = [p[0] for p in per if math.isfinite(p[0])]
+    his = [p[1] for p in per if math.isfinite(p[1])]
+    if los and his:
+        return min(los), max(his), "envelope of the pretraining seeds' intervals"
+    return float("nan"), float("nan"), "none"
+
+
+def min_detectable(lo: float | None, hi: float | None) -> float | None:
+    """The smallest difference an interval [lo, hi] of a difference can tell from 0: its half-width h.
+
+    An interval of half-width h about a roughly normal estimate excludes 0 when
+    |estimate| > h: a true difference of h is declared about half the time, one
+    of h (z_0.975 + z_0.8) / z_0.975 = 1.43 h about 80% of the time (the usual
+    minimum detectable effect at 80% power). The report prints h.
+    """
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    return (hi - lo) / 2
+
+
+def multi_difference(groups_a: list[list[dict[str, Any] | None]], groups_b: list[list[dict[str, Any] | None]],
+                     level: float = LEVEL, shared_seeds: bool = False) -> dict[str, Any] | None:
+    """A - B pooled over each side's pretraining and probe seeds, paired over the same test-track resamples.
+
+    ``groups_*``: per pretraining seed, its probe seeds' ``confidence``
+    records; both sides must have been scored on the same tracks with the same
+    bootstrap (the caller checks the tracks; None here when the resamples
+    differ). Pretraining seeds are resampled independently per side (two
+    encoders trained with seed 0 share at most an initialisation and a data
+    order, not a checkpoint); ``shared_seeds=True`` pairs them instead (both
+    sides must list the same seeds in the same order): the per-seed
+    differences are resampled. With one pretraining seed per side this is the
+    paired bootstrap of before, exactly.
+    """
+    cis = [c for g in (*groups_a, *groups_b) for c in g]
+    if not all(c and c.get("values") for c in cis) or len({c.get("seed") for c in cis}) != 1:
+        return None
+    n = min(len(c["values"]) for c in cis)
+    a, b = seed_means(groups_a, n), seed_means(groups_b, n)
+    if a is None or b is None:
+        return None
+    if shared_seeds and a[0].shape[0] > 1:
+        if a[0].shape != b[0].shape:
+            raise ValueError("shared pretraining seeds: both sides need the same seeds")
+        return multi_bootstrap([(a[0] - b[0], a[1] - b[1], 1.0)], level)
+    return multi_bootstrap([(a[0], a[1], 1.0), (b[0], b[1], -1.0)], level)

@@ -7,7 +7,7 @@ environment (``BENCH_DATA_ROOT``), then ``data_root`` in the config file
 of those the built-in demo data, generated once into the cache folder.
 
 The cache folder is ``BENCH_CACHE_DIR`` or the user's cache directory
-(``~/.cache/bench`` on Linux).
+(``~/.cache/bench`` on Linux): :func:`bench.store.cache_dir`, also named here.
 
 The demo audio is rendered with a SoundFont: the General MIDI TimGM6mb that
 the ``pretty_midi`` wheel ships, or the ``.sf2`` file named by
@@ -26,20 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.store import cache_dir, file_digests  # noqa: F401 - cache_dir: bench.config's public name for it
 
 #: bump when the demo generators change what they write (old demo folders are then not reused)
 DEMO_VERSION = "3"
 #: the demo sizes, smallest first: tiny (tests), small (the main job), medium (``bench reproduce --scale demo``)
 DEMO_SIZES = ("tiny", "small", "medium")
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("BENCH_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("bench", appauthor=False))
 
 
 def config_file() -> Path:
@@ -104,7 +96,14 @@ class DataRoots:
                                  "(A folder path containing '=' must start with ./ or /.)")
 
     def is_demo(self, task_name: str) -> bool:
+        """True when no data root is configured for the task: its demo data is generated into the cache."""
         return task_name not in self.per_task and not self.general
+
+    def demo_data(self, task: Any, root: Path) -> bool:
+        """True when ``task``'s data under ``root`` is demo data: generated into the cache, or a folder
+        given with ``--data-root`` that holds the demo's ``demo_metadata.json`` (as `bench data demo`
+        suggests pointing at). Records, banners, `bench compare` and reference rows follow from it."""
+        return self.is_demo(task.name) or has_demo_metadata(task, root)
 
     def root(self, task: Any) -> Path:
         """The data root of ``task`` (a Task instance); builds the demo data if needed."""
@@ -113,6 +112,17 @@ class DataRoots:
         if self.general:
             return Path(self.general).expanduser()
         return ensure_demo(task, size=self.demo_size, seed=self.demo_seed)
+
+
+#: the file every generated demo dataset folder holds (tasks/render.py writes it)
+DEMO_METADATA = "demo_metadata.json"
+
+
+def has_demo_metadata(task: Any, root: Path) -> bool:
+    """Whether a dataset folder of ``task`` under ``root`` (or ``root`` itself) holds :data:`DEMO_METADATA`."""
+    root = Path(root)
+    folders = [root, *(root / d for d in task.dataset_dirs)]
+    return any((f / DEMO_METADATA).is_file() for f in folders)
 
 
 def demo_soundfont() -> Path | None:
@@ -134,22 +144,9 @@ def demo_soundfont() -> Path | None:
     return path
 
 
-_SF_DIGESTS: dict[tuple, str] = {}
-
-
 def soundfont_digest(path: Path) -> str:
-    """SHA-256 of a SoundFont file (cached per path, size and mtime: demo_root is called often)."""
-    import hashlib
-
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SF_DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _SF_DIGESTS[key] = h.hexdigest()
-    return _SF_DIGESTS[key]
+    """SHA-256 of a SoundFont file (through the one file-identity memo: demo_root is called often)."""
+    return file_digests().digest(path)
 
 
 def check_demo_size(size: str) -> str:

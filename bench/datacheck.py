@@ -1,7 +1,9 @@
-"""`bench data check`: what a data root holds for a task, before any model runs."""
+"""`bench data check`: what a data root holds for a task, before any model runs; with ``--checksums``, whether
+the files `bench data download` fetched still match their published (or first-recorded) checksums."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +79,73 @@ def format_report(report: dict[str, Any], limit: int = 10) -> str:
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 600 else f"{seconds / 3600:.2f} h"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # verified | unverified | mismatch | missing | unrecorded
+    detail: str
+
+    @property
+    def bad(self) -> bool:
+        return self.status in ("mismatch", "missing")
+
+
+def verify(task: str, root: Path, sources: dict[str, Any]) -> list[Check]:
+    """Check every downloaded file of ``task`` under ``root`` against the index or the recorded digest."""
+    from bench.download import DOWNLOADS, digests, read_record, task_entry
+
+    entry = task_entry(task, sources)
+    root = Path(root).expanduser()
+    record = read_record(root)
+    out = []
+    for f in entry["files"]:
+        name, md5 = f["name"], f.get("md5")
+        path = root / DOWNLOADS / name
+        if not path.is_file():
+            out.append(Check(name, "missing", f"{path} not found (run `bench data download {task} --to {root}`)"))
+        else:
+            d = digests(path)
+            rec = record.get(name)
+            if md5:
+                ok = d.md5 == md5
+                out.append(Check(name, "verified" if ok else "mismatch",
+                                 f"md5 {d.md5}" + ("" if ok else f", published {md5}") + f" ({f.get('checksum_source')})"))
+            elif rec:
+                ok = rec.get("sha256") == d.sha256
+                out.append(Check(name, "unverified" if ok else "mismatch",
+                                 f"sha256 {d.sha256}" + (" as recorded on first download" if ok else
+                                                         f", recorded on first download {rec.get('sha256')}")
+                                 + "; no published checksum"))
+            else:
+                out.append(Check(name, "unrecorded", f"sha256 {d.sha256}; no published checksum and none recorded"))
+        if "per_file" in f:
+            out.append(_verify_per_file(f["per_file"], root))
+    return out
+
+
+def _verify_per_file(spec: dict[str, Any], root: Path) -> Check:
+    from bench.download import digests, per_file_list
+
+    listed = per_file_list(spec, root)
+    if not listed:
+        return Check(spec["md5_dir"], "missing", f"{root / spec['md5_dir']} holds no *.md5 files")
+    missing, bad = [], []
+    for stem, md5, target in listed:
+        if not target.is_file():
+            missing.append(str(target))
+        elif md5 is None or digests(target).md5 != md5:
+            bad.append(str(target))
+    detail = f"{len(listed) - len(missing) - len(bad)} of {len(listed)} files match the md5 published in {spec['md5_dir']}"
+    if bad:
+        return Check(spec["md5_dir"], "mismatch", detail + f"; {len(bad)} do not, e.g. {', '.join(bad[:3])}")
+    if missing:
+        return Check(spec["md5_dir"], "missing", detail + f"; {len(missing)} missing, e.g. {', '.join(missing[:3])}")
+    return Check(spec["md5_dir"], "verified", detail)
+
+
+def format_checks(task: str, root: Path, checks: list[Check]) -> str:
+    lines = [f"Checksums of {task} in {root}:"]
+    lines += [f"  {c.status.upper() if c.bad else c.status:10s} {c.name}: {c.detail}" for c in checks]
+    return "\n".join(lines)

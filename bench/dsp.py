@@ -49,7 +49,3 @@ def log_mel(
     mel = torch.matmul(fb.to(x.device, x.dtype), power)
     return torch.log(mel + eps)
 
-
-def db_to_amplitude(db: torch.Tensor) -> torch.Tensor:
-    return torch.pow(10.0, db / 20.0)
-

@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.errors import BenchError, EncoderContractError, PluginError
+from bench.options import parse_bool
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -188,11 +189,7 @@ def _coerce(field_name: str, kind: str, value: Any) -> Any:
                 raise ValueError
             return out
         if kind == "bool":
-            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.strip().lower() in ("true", "1", "yes")
-            if isinstance(value, (bool, int)) and value in (0, 1):
-                return bool(value)
-            raise ValueError
+            return parse_bool(value, field_name, "recipe")
         if kind == "names":
             return parse_names(value, field_name)
         if kind == "names?":
@@ -243,6 +240,10 @@ class Recipe:
     early_stopping_patience: int = 0
     #: steps between validations; 0 = one epoch of the labeled pool (labeled tracks // labeled clips per batch)
     validate_every: int = 0
+    #: how the labeled clips of a batch are drawn: "uniform" (from the labeled pool) or "balanced"
+    #: (``per_class`` clips of each of as many classes as that allows: label positives in every batch)
+    labeled_sampler: str = "uniform"
+    per_class: int = 4
 
     KINDS: ClassVar[dict[str, str]] = {
         "steps": "int", "batch_size": "int", "lr": "float", "views": "int", "seed": "int",
@@ -250,13 +251,15 @@ class Recipe:
         "p_apply": "float",
         "checkpoint_every": "int", "log_every": "int", "labeled_mix": "str", "unlabeled_tasks": "names?",
         "unlabeled_dirs": "names", "early_stopping_patience": "int", "validate_every": "int",
+        "labeled_sampler": "str", "per_class": "int",
     }
     #: the keys whose change makes a training checkpoint another run (refused on resume)
     IDENTITY: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "views", "seed", "augment", "augment_variant",
                                            "severity", "p_apply")
     #: keys added after checkpoints existed: left out of :meth:`key_dict` and :meth:`identity` at these
     #: (default) values, so every run that does not use them keeps its checkpoint key and its resumable state
-    OPTIONAL: ClassVar[dict[str, Any]] = {"early_stopping_patience": 0, "validate_every": 0}
+    OPTIONAL: ClassVar[dict[str, Any]] = {"early_stopping_patience": 0, "validate_every": 0,
+                                          "labeled_sampler": "uniform", "per_class": 4}
     #: the augmentation variants of bench.augment.Augmenter (checked equal by a test)
     AUGMENT_VARIANTS: ClassVar[tuple[str, ...]] = ("bench", "official")
 
@@ -276,6 +279,9 @@ class Recipe:
                   ("early_stopping_patience", self.early_stopping_patience >= 0, "0 (off) or more"),
                   ("validate_every", self.validate_every >= 0, "0 (once per epoch of the labeled pool) or more"),
                   ("labeled_mix", self.labeled_mix in ("step", "row"), "'step' or 'row'"),
+                  ("labeled_sampler", self.labeled_sampler in ("uniform", "balanced"), "'uniform' or 'balanced'"),
+                  ("per_class", self.per_class >= 1 and (self.labeled_sampler == "balanced" or self.per_class == 4),
+                   "at least 1, and is used with labeled_sampler=balanced only"),
                   ("augment_variant", self.augment_variant in self.AUGMENT_VARIANTS,
                    " or ".join(map(repr, self.AUGMENT_VARIANTS))))
         for name, ok, rule in checks:

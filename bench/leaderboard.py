@@ -13,7 +13,11 @@ Interval: the seeds' bootstrap resamples over test tracks are paired
 97.5 percentiles of those averages are the interval ("pooled paired
 bootstrap", :func:`bench.confidence.pooled_interval`); when the records lack
 the resample values the mean of the per-seed bounds is used and the table says
-so.
+so. Records of several pretraining seeds (``pretraining.seed``) of one variant
+share a row: its interval is the multi-bootstrap over pretraining seeds and
+test tracks (:func:`bench.confidence.multi_interval`), an ``n_pt`` column says
+how many seeds each row pools and the notes give the seeds' spread; with one
+pretraining seed every file is as before.
 
 Written as markdown (tabulate), CSV and JSON of the same numbers, a
 self-contained HTML report (tables and the chart inline as a base64 PNG) and a
@@ -54,6 +58,8 @@ from bench.errors import BenchError
 
 DEMO_NOTE = "DEMO DATA: generated data in the real formats; these numbers say nothing about real music."
 RANK_COL = "avg rank"
+#: the column of pretraining seeds per row (present when some row pools 2+ seeds)
+PT_COL = "n_pt"
 BASELINE_FORMAT = "bench-baseline"
 BASELINE_FORMAT_VERSION = 1
 
@@ -61,9 +67,21 @@ BASELINE_FORMAT_VERSION = 1
 # -- records -> summary ------------------------------------------------------------------------------
 
 
+def pt_seed(r: dict[str, Any]) -> Any:
+    """The record's pretraining seed (``pretraining.seed``); None (one unnamed seed) when it has none."""
+    return (r.get("pretraining") or {}).get("seed")
+
+
 def _variant(r: dict[str, Any]) -> str:
-    cfg = json.dumps(r.get("encoder_config"), sort_keys=True, default=str)
-    return hashlib.sha256(f"{r.get('weights_hash')}|{cfg}".encode()).hexdigest()[:8]
+    """What tells two versions of one row label apart: weights and config; for a record with a pretraining
+    seed, the config and pretraining recipe without the seed (its seeds' weights differ by design)."""
+    if pt_seed(r) is None:
+        cfg = json.dumps(r.get("encoder_config"), sort_keys=True, default=str)
+        return hashlib.sha256(f"{r.get('weights_hash')}|{cfg}".encode()).hexdigest()[:8]
+    cfg = {k: v for k, v in (r.get("encoder_config") or {}).items() if k != "seed"}
+    recipe = {k: v for k, v in ((r.get("pretraining") or {}).get("recipe") or {}).items() if k != "seed"}
+    text = json.dumps([cfg, recipe], sort_keys=True, default=str)
+    return "pt-" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _row(r: dict[str, Any]) -> str:
@@ -108,10 +126,11 @@ def prepare(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # a condition is its own row: "semisupcon [reverb@0.5]" beside "semisupcon" (clean)
         label = base if cond == CLEAN else f"{base} [{cond}]"
         r = {**r, "_label": label, "_base": base, "_condition": cond}
-        k = (label, r["task"], r["seed"])
+        k = (label, r["task"], r["seed"], pt_seed(r))
         if k in out:
             older, newer = sorted([out[k], r], key=lambda x: str(x.get("created", "")))
-            print(f"warning: {label} x {r['task']} seed {r['seed']} appears twice; keeping the newer record "
+            pts = "" if k[3] is None else f" (pretraining seed {k[3]})"
+            print(f"warning: {label} x {r['task']} seed {r['seed']}{pts} appears twice; keeping the newer record "
                   f"({newer.get('_file', '?')}) over {older.get('_file', '?')}", file=sys.stderr)
             r = newer
         out[k] = r
@@ -146,8 +165,16 @@ def _check_protocols(records: list[dict[str, Any]]) -> None:
 
 
 def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Long form: one row per (encoder, task, metric) with mean, std over seeds and, for the primary, the interval."""
-    from bench.confidence import pooled_interval
+    """Long form: one row per (encoder, task, metric) with mean, std over seeds and, for the primary, the interval.
+
+    A row pools its pretraining seeds: the mean is the mean over pretraining
+    seeds of the probe-seed means, the primary's interval the multi-bootstrap
+    (:func:`bench.confidence.multi_interval`; with one pretraining seed exactly
+    the pooled paired bootstrap of before). Rows of 2+ pretraining seeds also
+    carry ``n_pt``, ``pt_seeds`` and the spread of the seed means (``pt_min``,
+    ``pt_max``, ``pt_sd``); rows of one seed are unchanged.
+    """
+    from bench.confidence import multi_interval
     from bench.protocols import of_record
 
     recs = prepare(records)
@@ -156,14 +183,21 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((r["_label"], r["task"]), []).append(r)
     rows = []
     for (label, task), rs in groups.items():
-        rs.sort(key=lambda r: r["seed"])
+        rs.sort(key=lambda r: (r["seed"], str(pt_seed(r))))
+        by_pt: dict[Any, list[dict[str, Any]]] = {}
+        for r in rs:
+            by_pt.setdefault(pt_seed(r), []).append(r)
+        pts = sorted(by_pt, key=str)
         primary = rs[0]["primary_metric"]
         names = list(dict.fromkeys(m for r in rs for m in r["metrics"]))
         for metric in names:
             # null and NaN mean "undefined for that seed": the mean is then undefined too (NaN),
             # never the mean of the other seeds, so a gate cannot pass on what was not measured
             vals = [_undefined_to_nan(r["metrics"][metric]) for r in rs if metric in r["metrics"]]
-            mean = sum(vals) / len(vals) if vals else float("nan")
+            means = [_mean([_undefined_to_nan(r["metrics"][metric]) for r in by_pt[p] if metric in r["metrics"]])
+                     for p in pts]
+            means = [m for m in means if m is not None]
+            mean = sum(means) / len(means) if means else float("nan")
             std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
             row = {
                 "encoder": label,
@@ -185,12 +219,20 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "hi": None,
                 "interval": None,
             }
+            if len(pts) > 1:
+                sd = (sum((m - mean) ** 2 for m in means) / (len(means) - 1)) ** 0.5 if len(means) > 1 else 0.0
+                row.update(n_pt=len(pts), pt_seeds=pts, pt_min=min(means, default=float("nan")),
+                           pt_max=max(means, default=float("nan")), pt_sd=sd)
             if metric == primary:
-                lo, hi, how = pooled_interval([r.get("confidence") for r in rs])
+                lo, hi, how = multi_interval([[r.get("confidence") for r in by_pt[p]] for p in pts])
                 if math.isfinite(lo) and math.isfinite(hi):
                     row.update(lo=lo, hi=hi, interval=how)
             rows.append(row)
     return rows
+
+
+def _mean(vals: list[float]) -> float | None:
+    return sum(vals) / len(vals) if vals else None
 
 
 def _undefined_to_nan(v: Any) -> float:
@@ -209,7 +251,10 @@ def _wide(rows: list[dict[str, Any]]):
     encoders = list(dict.fromkeys(r["encoder"] for r in rows))
     data: dict[str, dict[str, float]] = {e: {} for e in encoders}
     others: set[str] = set()
+    pooled = any(r.get("n_pt") for r in rows)
     for r in rows:
+        if pooled:  # how many pretraining seeds each row pools (shown only when some row pools several)
+            data[r["encoder"]][PT_COL] = float(r.get("n_pt") or 1)
         if r["primary"]:
             data[r["encoder"]][r["task"]] = r["mean"]
             data[r["encoder"]][f"{r['task']} lo"] = r["lo"] if r["lo"] is not None else float("nan")
@@ -223,7 +268,7 @@ def _wide(rows: list[dict[str, Any]]):
     df = pd.DataFrame.from_dict(data, orient="index")
     df.index.name = "encoder"
     primary_cols = [t for t in tasks if t in df.columns]
-    cols = [c for t in primary_cols for c in (t, f"{t} lo", f"{t} hi")] + sorted(others)
+    cols = ([PT_COL] if pooled else []) + [c for t in primary_cols for c in (t, f"{t} lo", f"{t} hi")] + sorted(others)
     df = df.reindex(columns=cols).astype(float)
     if primary_cols:
         # ranks compare rows of one condition only (a corrupted row does not compete with clean ones); clean first
@@ -251,7 +296,11 @@ def title(records: list[dict[str, Any]]) -> str:
         metrics[r["task"]] = r["primary_metric"]
     seeds = sorted({r["seed"] for r in records})
     head = "Leaderboard: " + ", ".join(f"{t} = {m}" for t, m in sorted(metrics.items()))
-    head += f" (mean over probe seeds {seeds}, [95% interval])"
+    pts = {str(pt_seed(r)) for r in records}
+    if len(pts) > 1:  # several pretraining seeds: say so (one-seed titles stay as they were)
+        head += f" (mean over pretraining seeds x probe seeds {seeds}, [95% multi-bootstrap interval])"
+    else:
+        head += f" (mean over probe seeds {seeds}, [95% interval])"
     from bench.protocols import of_record
 
     protos = sorted({of_record(r) for r in records})
@@ -269,6 +318,13 @@ def _notes(rows: list[dict[str, Any]]) -> str:
     text = "Intervals: " + (", ".join(how) if how else "none recorded") + " (bootstrap over test tracks). "
     text += (f"'{RANK_COL}': mean rank of the primary metric over tasks (1 = best). Best per column in bold "
              "(a row under a corruption is ranked and compared among the rows of its condition only).")
+    spread = [r for r in rows if r["primary"] and r.get("n_pt")]
+    if spread:
+        text += (f" '{PT_COL}': pretraining seeds pooled in the row; the interval is then a multi-bootstrap over "
+                 "pretraining seeds and test tracks together (docs/experiments.md). Spread of the pretraining seeds' "
+                 "means (min-max, sd): " + "; ".join(
+                     f"{r['encoder']} x {r['task']}: {r['pt_min']:.4f}-{r['pt_max']:.4f} (sd {r['pt_sd']:.4f}, "
+                     f"{r['n_pt']} seeds)" for r in spread) + ".")
     if any(not math.isfinite(r["mean"]) for r in rows):
         text += (" NaN: the metric was undefined (NaN or null) for at least one seed; see the records. "
                  "It takes no rank, and `bench compare` fails on it.")
@@ -306,6 +362,9 @@ def _display(df, bold: str) -> tuple[list[str], list[list[str]]]:
             v = row[c]
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 out.append("NaN" if (enc, c) in undefined else "")
+                continue
+            if c == PT_COL:
+                out.append(f"{v:.0f}")
                 continue
             text = f"{v:.2f}" if c == RANK_COL else f"{v:.4f}"
             if c in primary and not math.isnan(row[f"{c} lo"]):
@@ -418,7 +477,8 @@ def baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
         "entries": [
             {**{k: _num(r[k]) for k in ("task", "metric", "mean", "std", "lo", "hi", "n_seeds", "demo_data",
                                         "data_fingerprint", "interval", "protocol")},
-             "encoder": r["variant"], "condition": r["condition"]}
+             "encoder": r["variant"], "condition": r["condition"],
+             **({"n_pt": r["n_pt"], "pt_sd": _num(r["pt_sd"])} if r.get("n_pt") else {})}
             for r in rows
         ],
     }

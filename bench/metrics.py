@@ -12,16 +12,38 @@ from __future__ import annotations
 
 import numpy as np
 
-HIGHER_IS_BETTER = True
+from bench.errors import BenchError
+
+
+class NonFiniteScores(BenchError):
+    """Probe outputs holding NaN or infinity: no metric is defined on them (scikit-learn refuses them too).
+
+    Raised without the encoder's and task's names, which the caller adds (the error boundary of a
+    pair prefixes ``ENCODER x TASK``)."""
+
+    def __init__(self, bad: int, total: int, what: str = "scores") -> None:
+        super().__init__(f"the probe's {what} hold {bad} NaN or infinite value(s) of {total}: no metric is "
+                         "computed on them (a diverged probe, or embeddings too large). Try a lower probe learning "
+                         "rate (--probe-grid) or check the scale of the encoder's output.")
+        self.bad, self.total = bad, total
+
+
+def check_finite(scores: np.ndarray, what: str = "scores") -> np.ndarray:
+    """``scores`` as an array, or :class:`NonFiniteScores` when any value is NaN or infinite."""
+    scores = np.asarray(scores)
+    ok = np.isfinite(scores)
+    if not ok.all():
+        raise NonFiniteScores(int(ok.size - ok.sum()), int(ok.size), what)
+    return scores
 
 
 def accuracy(y_true: np.ndarray, scores: np.ndarray) -> float:
-    return float((np.asarray(scores).argmax(axis=1) == np.asarray(y_true)).mean())
+    return float((check_finite(scores).argmax(axis=1) == np.asarray(y_true)).mean())
 
 
 def _macro(fn, y_true: np.ndarray, scores: np.ndarray) -> tuple[float, int]:
     y_true = np.asarray(y_true)
-    scores = np.asarray(scores)
+    scores = check_finite(scores)
     pos = y_true.sum(axis=0)
     valid = (pos > 0) & (pos < len(y_true))
     if not valid.any():

@@ -128,12 +128,13 @@ class Registry:
         raise UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Available {self.kind}s: {available}.")
 
     def resolve(self, spec: str) -> list[str]:
-        """Turn ``"all"`` or ``"a,b"`` into a list of known names (unknown names raise)."""
-        if spec.strip() == "all":
-            return self.names()
+        """Turn ``"all"`` or ``"a,b"`` into a list of known names, each once (``all`` may stand in the list:
+        ``all,all`` and ``all,gtzan`` are every name); unknown names raise."""
         names = [n.strip() for n in spec.split(",") if n.strip()]
         if not names:
             raise UnknownNameError(f"no {self.kind} given. Available {self.kind}s: {', '.join(self.names())}.")
+        if "all" in names:
+            return self.names()
         for n in names:
             self.get(n)
         return list(dict.fromkeys(names))

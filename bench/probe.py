@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bench.metrics import NonFiniteScores, check_finite
 from bench.probe_data import ProbeData
 
 #: named lr x weight-decay grids; "fast" is the paper's single point
@@ -104,6 +105,10 @@ class SelectedProbe:
     selection_metric: str = ""
 
 
+#: the largest probe learning rate a grid may name (Adam steps of ~lr per weight: far above it, the probe diverges)
+MAX_PROBE_LR = 1.0
+
+
 def parse_grid(spec: str | None) -> list[tuple[float, float]]:
     """``fast``, ``default``, or ``lr=1e-3,3e-4;wd=1e-6,1e-4`` (every lr with every wd)."""
     spec = (spec or "default").strip()
@@ -125,13 +130,19 @@ def parse_grid(spec: str | None) -> list[tuple[float, float]]:
                 raise ValueError(name)
     except ValueError:
         lrs = []
-    if not lrs or any(v <= 0 or not math.isfinite(v) for v in lrs) or any(v < 0 for v in wds):
+    if not lrs or any(v <= 0 or not math.isfinite(v) for v in lrs) or any(v < 0 or not math.isfinite(v) for v in wds):
         from bench.errors import BenchError
 
         raise BenchError(
             f"--probe-grid {spec!r} is not a grid. Use 'fast' (one point: lr 3e-4, wd 1e-6), 'default' "
             "(lr 1e-3,3e-4 x wd 1e-6,1e-4) or 'lr=1e-3,3e-4;wd=1e-6,1e-4' (positive learning rates)."
         )
+    too_big = [v for v in lrs if v > MAX_PROBE_LR]
+    if too_big:
+        from bench.errors import BenchError
+
+        raise BenchError(f"--probe-grid {spec!r}: learning rate {too_big[0]:g} is above {MAX_PROBE_LR:g}; Adam on a "
+                         "linear probe diverges there (the loss becomes NaN). Use values such as 1e-3,3e-4.")
     return [(lr, wd) for lr in lrs for wd in (wds or [1e-6])]
 
 
@@ -239,7 +250,7 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
                 value = vloss
                 if by_metric:
                     vs = torch.sigmoid(vlogits) if kind == "multilabel" else vlogits
-                    value = float(score_fn(y_valid, vs.cpu().numpy()).get(config.monitor, float("nan")))
+                    value = _valid_score(score_fn, y_valid, vs.cpu().numpy(), config.monitor)
             if not math.isfinite(vloss):
                 break  # diverged (lr too high for this encoder): keep the best epoch so far
             if sched is not None and math.isfinite(value):
@@ -337,7 +348,7 @@ def select_probe(
                        y_valid=y_valid)
             vscore = float("nan")
             if score_fn is not None and metric:
-                vscore = float(score_fn(y_valid, res.valid_scores).get(metric, float("nan")))
+                vscore = _valid_score(score_fn, y_valid, res.valid_scores, metric)
             rows.append({"lr": lr, "weight_decay": wd, "valid_loss": _r(res.valid_loss), "valid_score": _r(vscore),
                          "best_epoch": res.best_epoch, "epochs": res.epochs, "seconds": round(res.seconds, 3)})
             rank = (vscore if math.isfinite(vscore) else -math.inf, -res.valid_loss)
@@ -345,7 +356,19 @@ def select_probe(
                 best = (rank, lr, wd, res)
     assert best is not None, "empty probe grid"
     _, lr, wd, res = best
+    check_finite(res.test_scores, "test scores")  # never scored, whatever the task's own scorer does with NaN
+    for name, extra in (res.extra_scores or {}).items():
+        check_finite(extra, f"scores on the test set under {name}")
     return SelectedProbe(res, lr, wd, rows, metric or "valid_loss")
+
+
+def _valid_score(score_fn: Callable[[np.ndarray, np.ndarray], dict[str, float]], y: np.ndarray,
+                 scores: np.ndarray, metric: str) -> float:
+    """The validation ``metric``; NaN (ranked last) when the scores are not finite (a diverged grid point)."""
+    try:
+        return float(score_fn(y, scores).get(metric, float("nan")))
+    except NonFiniteScores:
+        return float("nan")
 
 
 def _r(x: float) -> float | None:

@@ -42,12 +42,12 @@ def _versions() -> dict[str, str]:
 
 
 def data_fingerprint(splits: dict[str, Iterable[Any]], data_root: Path) -> str:
-    """The data fingerprint of a record: :func:`bench.fingerprint.data_fingerprint` over all splits.
+    """The data fingerprint of a record: :func:`bench.keys.data_fingerprint` over all splits.
 
     It hashes every file's bytes (memoised by stat, so a warm run rereads
     nothing), the same definition the embedding cache keys use.
     """
-    from bench.fingerprint import data_fingerprint as content_fingerprint
+    from bench.keys import data_fingerprint as content_fingerprint
 
     return content_fingerprint(splits, data_root)
 
@@ -92,11 +92,16 @@ def record_name(rec: dict[str, Any]) -> str:
 
 
 def write_record(rec: dict[str, Any], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``rec`` atomically into ``folder``; on a full or read-only disk a BenchError naming the file, and
+    no temporary file left behind (store.atomic_write removes it)."""
+    from bench.store import atomic_write
+
     path = folder / record_name(rec)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rec, indent=2, sort_keys=True, default=_json_default))
-    tmp.replace(path)
+    try:
+        atomic_write(path, json.dumps(rec, indent=2, sort_keys=True, default=_json_default))
+    except OSError as exc:
+        raise BenchError(f"cannot write the record {path}: {exc.strerror or exc} (is the disk of --out full?)"
+                         ) from None
     return path
 
 

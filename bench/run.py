@@ -32,7 +32,7 @@ from typing import Any, Callable, ParamSpec, TypeVar
 from bench import plugins
 from bench.config import DataRoots
 from bench.encoder import Encoder, Recipe, TrainableEncoder
-from bench.errors import BenchError
+from bench.errors import BenchError, shorten, write_error_log
 from bench.extract import AudioTransform, Embeddings
 from bench.settings import EvalSettings, Evaluation, IndexedTask, PreparedEncoder, RunConfig
 from bench.task import SPLITS, Task
@@ -115,13 +115,17 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
         log(f"[{name}] loaded checkpoint {config.checkpoint}")
     elif isinstance(encoder, TrainableEncoder):
         from bench.pretrain import ensure_pretrained
+        from bench.pretrain.pools import plan_pools
 
         recipe = encoder.recipe().replace(**recipe_options)
+        # planned once: the run memo's witness, the checkpoint key and the trainer all use this plan
+        plan = plan_pools(encoder.label_spec(), recipe, settings.data_roots)
         if run_memo.enabled(settings):
-            pools = run_memo.pools_of(encoder.label_spec(), recipe, settings.data_roots)
+            pools = run_memo.pools_of(encoder.label_spec(), recipe, settings.data_roots,
+                                      sources=plan.data_sources())
         path, extra = ensure_pretrained(encoder, data_roots=settings.data_roots,
                                         cache_dir=cache_dir or default_cache_dir(), device=settings.device,
-                                        recipe=recipe, progress=settings.progress)
+                                        recipe=recipe, progress=settings.progress, plan=plan)
         weights = {"checkpoint": str(path), **extra}
         log(f"[{name}] using pretrained weights {path}")
     encoder.to(settings.device).eval()
@@ -148,7 +152,7 @@ def index_task(task: Task, data_roots: DataRoots) -> IndexedTask:
         if len(splits[s]) == 0:
             raise BenchError(f"task {task.name}: the {s} split is empty under {root}. {task.data_help()}")
     fingerprint = results.data_fingerprint({s: splits[s].items for s in SPLITS}, root)
-    return IndexedTask(task, root, data_roots.is_demo(task.name), splits, list(task.classes(root)), problems,
+    return IndexedTask(task, root, data_roots.demo_data(task, root), splits, list(task.classes(root)), problems,
                     fingerprint)
 
 
@@ -310,12 +314,9 @@ def guarded(what: str, failures: list[str], out: Path, fn: Callable[P, R], *args
         failures.append(f"{what}: {exc}")
         log(f"error: {what}: {exc}")
     except Exception as exc:  # a plugin's own bug: named, logged with its traceback, the other parts go on
-        out.mkdir(parents=True, exist_ok=True)
-        errors = out / "errors.log"
-        with errors.open("a") as f:
-            f.write(f"--- {what}\n{traceback.format_exc()}\n")
-        failures.append(f"{what}: {type(exc).__name__}: {exc} (traceback in {errors})")
-        log(f"error: {what}: {type(exc).__name__}: {exc} (traceback in {errors})")
+        where = write_error_log(out, what, traceback.format_exc())  # never raises (a full disk)
+        failures.append(f"{what}: {type(exc).__name__}: {shorten(exc)} ({where})")
+        log(f"error: {what}: {type(exc).__name__}: {shorten(exc)} ({where})")
     return None
 
 

@@ -175,13 +175,18 @@ def _option_files(options: dict[str, Any]) -> dict[str, Any]:
     return {k: _stat(v) for k, v in sorted(options.items()) if isinstance(v, str) and os.path.isfile(v)}
 
 
-def pools_of(spec: LabelSpec, recipe: Recipe, roots: DataRoots) -> dict[str, Any]:
+def pools_of(spec: LabelSpec, recipe: Recipe, roots: DataRoots,
+             sources: dict[str, Any] | None = None) -> dict[str, Any]:
     """The pools witness of a trainable encoder about to be pretrained or found by key: its label spec and
     recipe (as JSON) and the data sources its checkpoint key hashes, taken *before* the checkpoint is chosen
-    (data that changes during the run must not vouch for a checkpoint trained on the old data)."""
+    (data that changes during the run must not vouch for a checkpoint trained on the old data). ``sources``:
+    the plan's ``data_sources()`` when the caller has planned the pools already (not planned again)."""
     spec_d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(spec).items()}
     recipe_d = recipe.to_dict()
-    return {"spec": spec_d, "recipe": recipe_d, "sources": _pool_sources(spec_d, recipe_d, roots)}
+    if sources is not None:
+        sources = json.loads(json.dumps(sources, sort_keys=True, default=str))  # as _pool_sources stores it
+    return {"spec": spec_d, "recipe": recipe_d,
+            "sources": sources if sources is not None else _pool_sources(spec_d, recipe_d, roots)}
 
 
 def _pool_sources(spec: dict[str, Any], recipe: dict[str, Any], roots: DataRoots) -> dict[str, Any]:

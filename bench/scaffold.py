@@ -130,6 +130,9 @@ def new_plugin(name: str, out: Path | None = None) -> list[Path]:
                          "(e.g. my_encoder)")
     dist = name.replace("_", "-")
     out = Path(out) if out is not None else Path(f"bench-{dist}")
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file; --out names the folder to create for the plugin "
+                         f"(e.g. --out ./bench-{name})")
     if out.exists() and any(out.iterdir()):
         raise BenchError(f"{out} exists and is not empty; choose another --out folder")
     package = f"bench_{name}"

@@ -1,6 +1,6 @@
 """One split's extraction shared by several processes (``accelerate launch -m bench.cli run ...``).
 
-The split is cut into the embedding cache's chunks (:func:`bench.cache.chunk_size`,
+The split is cut into the embedding cache's chunks (:func:`bench.embedding_cache.chunk_size`,
 which depends on the number of tracks only, so one process and N processes
 batch exactly the same windows and compute the same bytes). Chunk ``c`` is
 extracted by the process of rank ``c mod N``, which writes it as a shard under
@@ -27,19 +27,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.errors import BenchError
+from bench.store import log
 
 
 def embed_split(procs: Any, store: Any, encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str,
                 items: Sequence[Any], data_root: Path, *, device: str = "cpu", batch_size: int = 32,
                 progress: bool = True, transform: Any = None) -> tuple[Any, dict[str, Any]]:
-    """Like :func:`bench.cache.embed_split`, shared over ``procs``; non-main processes get no rows back.
+    """Like :func:`bench.embedding_cache.embed_split`, shared over ``procs``; non-main processes get no rows back.
 
     Returns ``(embeddings, {"status", "key", "fingerprint"})``; on a process
     other than the main one the embeddings are an empty placeholder.
     """
     import numpy as np
 
-    from bench import cache as embcache
+    from bench import embedding_cache as embcache
     from bench import extract as ex
 
     key = embcache.key_for(encoder_name, encoder, weights_hash, task, split, items, data_root,
@@ -49,15 +50,9 @@ def embed_split(procs: Any, store: Any, encoder_name: str, encoder: Any, weights
 
     # 1. the main process looks for a finished entry and tells the others what to do
     found, decision = None, {"state": "extract", "key": key.digest, "status": "miss"}
-    if procs.is_main and store.enabled and store.entry_dir(key).exists():
-        try:
-            found = store._load(store.entry_dir(key), key, items, encoder.dim)
-            decision["state"] = decision["status"] = "hit"
-        except embcache.CacheEntryError as exc:
-            embcache.log(f"warning: embedding cache entry {store.entry_dir(key)} is bad ({exc}); "
-                         "deleting it and extracting again.")
-            store._remove(store.entry_dir(key))
-            decision["status"] = "rebuilt"
+    if procs.is_main and store.enabled:
+        found, decision["status"] = store.load(key, items, encoder.dim)
+        decision["state"] = "hit" if found is not None else "extract"
     decision = procs.broadcast(decision)
     if decision["state"] == "hit":
         found = found if procs.is_main else placeholder
@@ -77,19 +72,13 @@ def embed_split(procs: Any, store: Any, encoder_name: str, encoder: Any, weights
         parts, resumed = {}, 0
         for c in range(procs.rank, n_chunks, procs.world):
             sub = list(items[c * chunk : (c + 1) * chunk])
-            shard = store.partial_dir(key) / f"shard-{c:05d}" if store.enabled else None
-            part = None
-            if shard is not None and shard.exists():
-                try:
-                    part, resumed = store._load(shard, key, sub, encoder.dim), resumed + 1
-                except embcache.CacheEntryError as exc:
-                    embcache.log(f"warning: partial embeddings {shard} are bad ({exc}); extracting that chunk again.")
-                    store._remove(shard)
+            part = store.load(key, sub, encoder.dim, shard=c)[0] if store.enabled else None
+            resumed += part is not None
             if part is None:
                 part = ex.extract(encoder, sub, device=device, batch_size=batch_size, max_windows=task.max_windows,
                                   progress=progress, desc=f"{desc} chunk {c + 1}/{n_chunks}", transform=transform)
-                if shard is not None:
-                    store._write(shard, key, part, encoder.dim, note="shard")
+                if store.enabled:
+                    store.write(key, part, shard=c)
             parts[c] = part
         mine: tuple = ("ok", parts, resumed)
     except Exception as exc:  # sent to the main process, so that every process raises it together
@@ -104,17 +93,17 @@ def embed_split(procs: Any, store: Any, encoder_name: str, encoder: Any, weights
             outcome = ("error", "; ".join(errors))
         else:
             merged = {c: p for g in got for c, p in g[1].items()}
-            emb = _assemble([merged[c] for c in range(n_chunks)], encoder.dim)
+            emb = embcache.assemble([merged[c] for c in range(n_chunks)], encoder.dim)
             emb.seconds = time.perf_counter() - t0
             resumed = sum(g[2] for g in got)
             if resumed:
-                embcache.log(f"[cache] resumed {key.name}: {resumed} of {n_chunks} chunk(s) came from an "
+                log(f"[cache] resumed {key.name}: {resumed} of {n_chunks} chunk(s) came from an "
                              "interrupted extraction")
             status = "resumed" if resumed and decision["status"] == "miss" else decision["status"]
             if not store.enabled:
                 status = "off"
-            elif store._write(store.entry_dir(key), key, emb, encoder.dim, note="entry"):
-                store._remove(store.partial_dir(key))
+            elif store.write(key, emb):
+                store.drop_partial(key)
             outcome = ("ok", status)
     outcome = procs.broadcast(outcome)
     if outcome[0] == "error":
@@ -123,14 +112,3 @@ def embed_split(procs: Any, store: Any, encoder_name: str, encoder: Any, weights
     emb.key = key.digest
     return emb, {**info, "status": outcome[1]}
 
-
-def _assemble(parts: list[Any], dim: int) -> Any:
-    """One split's embeddings from its chunks, in chunk order."""
-    import numpy as np
-
-    from bench.extract import Embeddings
-
-    X = np.concatenate([p.X for p in parts]) if parts else np.zeros((0, dim), np.float32)
-    return Embeddings([it for p in parts for it in p.items], X.astype(np.float32, copy=False),
-                      [s for p in parts for s in p.skipped], sum(p.windows for p in parts),
-                      sum(p.seconds for p in parts), [w for p in parts for w in p.warnings])

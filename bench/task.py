@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.errors import DataError
+from bench.errors import DataError, shorten
 
 SPLITS = ("train", "valid", "test")
 KINDS = ("multiclass", "multilabel")
@@ -86,7 +86,7 @@ class Split:
     problems: list[Problem] = field(default_factory=list)
 
     def problem(self, file: str | Path, line: int | None, message: str, kind: str = "malformed") -> None:
-        self.problems.append(Problem(str(file), line, message, kind))
+        self.problems.append(Problem(str(file), line, shorten(message), kind))  # a 200 MB line stays short
 
     def __iter__(self) -> Iterator[Item]:
         return iter(self.items)
@@ -163,8 +163,19 @@ class Task:
         )
         if self.download_help:
             text += " " + self.download_help
+        from bench.download import has_recipe
+
+        if has_recipe(self.name):
+            text += f" Or fetch and verify it: `bench data download {self.name} --to DIR`."
         text += f" Run `bench data check --task {self.name} --data-root DIR` to see what is found."
         return text
+
+    def data_hint(self, data_root: Path) -> str:
+        """' ' + what was found near ``data_root`` and the flag or command that fixes it, or '' (bench.datahints)."""
+        from bench.datahints import near_miss
+
+        hint = near_miss(self.name, self.dataset_dirs, data_root)
+        return f" {hint}" if hint else ""
 
     def require_dir(self, data_root: Path, sub: str) -> Path:
         """``data_root/sub`` or a DataError that says what is missing and what to do."""
@@ -173,7 +184,8 @@ class Task:
             raise DataError(f"data root {data_root} does not exist or is not a folder. {self.data_help()}")
         path = data_root / sub
         if not path.is_dir():
-            raise DataError(f"{path} not found: {data_root} does not hold the {self.name} dataset. {self.data_help()}")
+            raise DataError(f"{path} not found: {data_root} does not hold the {self.name} dataset."
+                            f"{self.data_hint(data_root)} {self.data_help()}")
         return path
 
     def describe_settings(self) -> str:

@@ -5,7 +5,8 @@ refuses one saved by another encoder or with another config (preset,
 objective); :func:`checkpoint_config` reads the saved config without the
 weights (``bench run --checkpoint`` rebuilds the encoder from it with
 :meth:`bench.encoder.Encoder.options_from_config`); :func:`weights_hash` is the
-digest the embedding cache and the records use.
+digest the embedding cache and the records use. A saved checkpoint is sealed with its SHA-256
+(:func:`bench.store.seal`); loading a sealed file that no longer matches is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench import store
 from bench.errors import PluginError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,6 +49,7 @@ def save_checkpoint(encoder: Encoder, path: str | Path, extra: dict[str, Any] | 
     tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
     save_file(state, str(tmp), metadata=meta)
+    store.seal(path, store.hash_file(tmp))  # sealed before it appears: a reader never sees it unsealed
     tmp.replace(path)
     return path
 
@@ -57,8 +60,15 @@ def _read_checkpoint(path: str | Path, weights: bool) -> tuple[dict[str, str], d
     from safetensors.torch import load_file
 
     path = Path(path)
+    if path.is_dir():
+        files = sorted(p.name for p in path.glob("*.safetensors"))[:5]
+        raise PluginError(f"checkpoint {path} is a directory; give the .safetensors file itself"
+                          + (f" (it holds {', '.join(files)})" if files else ""))
     if not path.is_file():
         raise PluginError(f"checkpoint {path} does not exist")
+    if store.verify(path) is False:
+        raise PluginError(f"checkpoint {path} does not match the checksum recorded when it was saved "
+                          f"({path}.sha256): it was changed or damaged since. Re-create it with `bench pretrain`.")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -104,3 +114,4 @@ def load_checkpoint(encoder: Encoder, path: str | Path) -> dict[str, Any]:
                           f"names ({str(exc).splitlines()[0][:300]}). The file is damaged or was edited; "
                           "re-create it with `bench pretrain`.") from exc
     return _meta_json(meta, "extra", path)
+

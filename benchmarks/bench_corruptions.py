@@ -66,7 +66,7 @@ def main() -> None:
 
     from bench.audio import load, windows
     from bench.corruptions import parse_conditions
-    from bench_tasks.synth_music import genre_clip
+    from bench_tasks.synth_clips import genre_clip
 
     import torch
 

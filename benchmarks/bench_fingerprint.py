@@ -65,7 +65,8 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="write the folder here and keep it")
     args = ap.parse_args()
 
-    from bench import fingerprint as F
+    from bench import keys
+    from bench import store as F
     from bench import plugins
     from bench.extract import extract
     from bench.task import Item
@@ -81,16 +82,16 @@ def main() -> None:
         items = [Item(p.stem, str(p), 0) for p in files]
         memo_file = tmp / "memo.sqlite"
 
-        F.RACY_NS = 0  # the files were just written; let the memo keep them (see bench.fingerprint)
+        F.RACY_NS = 0  # the files were just written; let the memo keep them (see bench.store.FileDigests)
         cold = F.FileDigests(memo_file)
         t0 = time.perf_counter()
-        fp_cold = F.data_fingerprint({"train": items}, tmp / "magnatagatune", cold)
+        fp_cold = keys.data_fingerprint({"train": items}, tmp / "magnatagatune", cold)
         t_cold = time.perf_counter() - t0
         cold.close()
 
         warm = F.FileDigests(memo_file)
         t0 = time.perf_counter()
-        fp_warm = F.data_fingerprint({"train": items}, tmp / "magnatagatune", warm)
+        fp_warm = keys.data_fingerprint({"train": items}, tmp / "magnatagatune", warm)
         t_warm = time.perf_counter() - t0
         assert fp_warm == fp_cold and warm.hashed == 0 and cold.hashed == len(files)
 

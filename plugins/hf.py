@@ -49,6 +49,7 @@ from typing import Any
 from bench import hookimpl
 from bench.encoder import Encoder
 from bench.errors import EncoderContractError, PluginError
+from bench.options import parse_bool
 
 INSTALL = "pip install 'music-bench[hf]'"
 
@@ -115,6 +116,8 @@ class HFEncoder(Encoder):
         if unknown:
             raise PluginError(f"encoder 'hf': unknown option(s) {sorted(unknown)}; known options: "
                               f"{', '.join(self.OPTIONS)}")
+        self.trust_remote_code = parse_bool(trust_remote_code, "trust_remote_code", "encoder 'hf'")
+        download = parse_bool(download, "download", "encoder 'hf'")
         if not model:
             raise PluginError("encoder 'hf' needs a model: -O model=ID_OR_FOLDER (a Hugging Face model id, a "
                               f"folder written by save_pretrained, or an alias: {', '.join(ALIASES)})")
@@ -124,11 +127,10 @@ class HFEncoder(Encoder):
             raise PluginError(f"encoder 'hf' needs the transformers library, which is not installed: {INSTALL}"
                               ) from None
         super().__init__()
-        self.trust_remote_code = bool(trust_remote_code)
         self.seconds = float(seconds)
         if not 0.05 <= self.seconds <= 120:
             raise PluginError(f"encoder 'hf': seconds={seconds} is outside 0.05..120")
-        folder = self._resolve(str(model), None if revision is None else str(revision), bool(download))
+        folder = self._resolve(str(model), None if revision is None else str(revision), download)
         self.folder = folder
         self.hf_config = self._load(transformers.AutoConfig, folder, "config")
         self.model_type = str(self.hf_config.model_type)

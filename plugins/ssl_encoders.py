@@ -35,6 +35,7 @@ from typing import Any
 from bench import hookimpl
 from bench.encoder import Encoder, LabelSpace, LabelSpec, Recipe, TrainableEncoder, parse_names
 from bench.errors import BenchError, PluginError
+from bench.options import parse_bool
 from bench.weights import load_checkpoint
 
 #: labeled pool of the ``demo`` preset: the NSynth pitch and GTZAN train splits in one label
@@ -117,8 +118,8 @@ class SampleCNNEncoder(Encoder):
         if "tau" in o and not o["tau"] > 0:
             raise PluginError(f"encoder {self.name!r}: tau must be positive, got {o['tau']}")
         for key in ("weighted", "gather"):
-            if key in o and not isinstance(o[key], bool):
-                raise PluginError(f"encoder {self.name!r}: {key}={o[key]!r} must be true or false")
+            if key in o:
+                o[key] = parse_bool(o[key], key, f"encoder {self.name!r}")
 
     @classmethod
     def options_from_config(cls, config: dict[str, Any]) -> dict[str, Any]:
@@ -170,7 +171,8 @@ class TrainableSampleCNN(SampleCNNEncoder, TrainableEncoder):
         return LabelSpec(tasks=parse_names(o.get("label_task"), "label_task"),
                          fraction=float(o.get("label_fraction", 1.0)), share=float(o.get("labeled_share", 0.0)),
                          required=self.label_task_given,
-                         label_aware_augment=bool(o.get("label_aware_augment", False)))
+                         label_aware_augment=parse_bool(o.get("label_aware_augment", False), "label_aware_augment",
+                                                             f"encoder {self.name!r}"))
 
 
 class _ContrastiveEncoder(TrainableSampleCNN):
@@ -319,11 +321,7 @@ class SupervisedEncoder(TrainableSampleCNN):
 def _optional_value(encoder: str, key: str, value: Any, default: Any) -> Any:
     """An optional objective value of the default's type (booleans from text too); PluginError naming it."""
     if isinstance(default, bool):
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        if isinstance(value, bool):
-            return value
-        raise PluginError(f"encoder {encoder!r}: {key}={value!r} must be true or false")
+        return parse_bool(value, key, f"encoder {encoder!r}")
     return value
 
 

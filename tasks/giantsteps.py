@@ -199,7 +199,8 @@ class GiantStepsKey(Task):
         root = self.require_dir(data_root, TEST_DIR)
         key_dir = root / "annotations" / "key"
         if not key_dir.is_dir():
-            raise DataError(f"{key_dir} not found: {root} is not the GiantSteps key dataset. {self.data_help()}")
+            raise DataError(f"{key_dir} not found: {root} is not the GiantSteps key dataset."
+                            f"{self.data_hint(data_root)} {self.data_help()}")
         out = Split("test")
         audio, audio_out = list_files(root / "audio", root)
         keys, keys_out = list_files(key_dir, root)
@@ -250,7 +251,8 @@ class GiantStepsKey(Task):
         meta = root / "annotations" / "beatport_metadata.txt"
         for f in (ann, meta):
             if not f.is_file():
-                raise DataError(f"{f} not found: {root} is not the GiantSteps MTG key dataset. {self.data_help()}")
+                raise DataError(f"{f} not found: {root} is not the GiantSteps MTG key dataset."
+                                f"{self.data_hint(data_root)} {self.data_help()}")
         out = Split(split)
         lines = read_text_lines(ann, root)
         if not lines or [h.strip().upper() for h in lines[0].split("\t")[:3]] != ["ID", "MANUAL KEY", "C"]:

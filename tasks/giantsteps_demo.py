@@ -95,7 +95,7 @@ def plan(size: str, seed: int) -> dict:
 def _render(job: tuple) -> None:
     import numpy as np
 
-    from bench_tasks import synth_music as sm
+    from bench_tasks import synth_clips as sm
 
     root, (where, tid, key, seconds, seed), corrupt = job
     folder = Path(root) / ("giantsteps-mtg-key-dataset" if where == "mtg" else "giantsteps-key-dataset") / "audio"

@@ -63,7 +63,8 @@ class GTZANTask(Task):
             if (root / name).is_dir():
                 return root / name
         raise DataError(
-            f"{root} has neither genres/ nor genres_original/: it does not hold the GTZAN audio. {self.data_help()}"
+            f"{root} has neither genres/ nor genres_original/: it does not hold the GTZAN audio."
+            f"{self.data_hint(data_root)} {self.data_help()}"
         )
 
     def split_lists(self, data_root: Path) -> dict:

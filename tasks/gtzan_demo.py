@@ -57,7 +57,7 @@ def plan(size: str, seed: int) -> tuple[dict, list]:
 def _render(job: tuple) -> None:
     import numpy as np
 
-    from bench_tasks import synth_music as sm
+    from bench_tasks import synth_clips as sm
 
     root, (rel, genre, seed), seconds = job
     x = sm.genre_clip(np.random.default_rng(seed), genre, seconds, SAMPLE_RATE)

@@ -39,6 +39,8 @@ from bench.task import Item, Split, Task
 from bench_tasks._common import link_problem, list_files, read_text
 
 CSV_NAME = "annotations_final.csv"
+#: a row longer than this is not an annotation row (the csv module refuses fields over 131,072 characters)
+MAX_ROW_CHARS = 100_000
 FOLDERS = tuple("0123456789abcdef")
 SPLIT_OF_FOLDER = {**{c: "train" for c in "0123456789ab"}, "c": "valid", **{c: "test" for c in "def"}}
 _PATH_RE = re.compile(r"^[0-9a-f]/[^/\\]+\.mp3$")
@@ -113,6 +115,10 @@ def parse_annotations(path: Path, base: Path | None = None) -> _Index:
     for line, text in enumerate(lines[1:], 2):
         if not text.strip():
             continue  # blank line
+        if len(text) > MAX_ROW_CHARS:  # else the csv module's field limit reads as "broken quoting"
+            problem(line, None, f"a row of {len(text):,} characters (a MagnaTagATune row has a few hundred); "
+                                "row skipped")
+            continue
         row = _fields(text)
         if row is None:
             problem(line, None, "broken quoting (a quote left open, or text after a closing quote); row skipped")
@@ -178,7 +184,8 @@ class MTATTask(Task):
     def _index(self, data_root: Path) -> _Index:
         path = self._csv(data_root)
         if not path.is_file():
-            raise DataError(f"{path} not found: {data_root} does not hold the mtat dataset. {self.data_help()}")
+            raise DataError(f"{path} not found: {data_root} does not hold the mtat dataset."
+                            f"{self.data_hint(data_root)} {self.data_help()}")
         index = parse_annotations(path, path.parent)
         if not index.rows:
             raise DataError(f"{path}: no usable rows. {self.data_help()}")

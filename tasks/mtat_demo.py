@@ -2,7 +2,7 @@
 
 The clips are arrangements on General MIDI programs (vocal-like ones for the
 voice tags) and the GM drum kit, rendered from a SoundFont's recorded samples
-(:mod:`bench_tasks.synth_music`, :mod:`bench_tasks.render`).
+(:mod:`bench_tasks.synth_clips`, :mod:`bench_tasks.synth_music`, :mod:`bench_tasks.render`).
 
 Writes ``magnatagatune/annotations_final.csv`` (tab-separated, 188 tag columns
 in a shuffled order, some rows fully double-quoted and some not, as both
@@ -126,7 +126,7 @@ def plan_clips(size: str, seed: int) -> tuple[list[str], list[dict]]:
     """Column order and one record per clip (id, path, tags, render seed); no audio."""
     import numpy as np
 
-    from bench_tasks import synth_music as sm
+    from bench_tasks import synth_clips as sm
 
     spec = SIZES[size]
     rng = np.random.default_rng([seed, 101])
@@ -183,7 +183,8 @@ def csv_text(columns: list[str], clips: list[dict], seed: int) -> str:
 def _render_clip(job: tuple) -> None:
     import numpy as np
 
-    from bench_tasks import synth_music as sm
+    from bench_tasks import synth_clips as sm
+    from bench_tasks import synth_music
 
     root, clip, seconds = job
     path = Path(root) / clip["path"]
@@ -196,7 +197,7 @@ def _render_clip(job: tuple) -> None:
         return
     rng = np.random.default_rng(clip["seed"])
     plan, _ = sm.tag_plan(rng, clip["style"])
-    x = sm.render(plan, rng, seconds, SAMPLE_RATE)
+    x = synth_music.render(plan, rng, seconds, SAMPLE_RATE)
     write_audio(path, x, SAMPLE_RATE)
 
 

@@ -63,7 +63,8 @@ class NSynthPitch(Task):
         folder = base / SPLIT_DIRS[split]
         index = folder / "examples.json"
         if not index.is_file():
-            raise DataError(f"{index} not found: the {split} split of NSynth is missing. {self.data_help()}")
+            raise DataError(f"{index} not found: the {split} split of NSynth is missing."
+                            f"{self.data_hint(data_root)} {self.data_help()}")
         text = read_text(index, base)
         try:
             examples = json.loads(text)

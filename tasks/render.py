@@ -23,6 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from bench.config import DEMO_METADATA
+
 RENDER_SR = 48000  # fixed by midirenderer
 DEFAULT_FILE = "TimGM6mb.sf2"
 #: what is known about the built-in SoundFont (from the Debian package's copyright file,
@@ -168,4 +170,4 @@ def write_metadata(folder: Path, meta: dict[str, Any]) -> None:
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "demo_metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    (folder / DEMO_METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

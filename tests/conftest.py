@@ -208,3 +208,40 @@ def tiny_task(tmp_path):
     finally:
         plugins.pm.unregister(name="tiny-test-plugin")
         plugins.invalidate()
+
+
+#: The tests that take 5 s or more on a developer's machine (``pytest --durations``, file by file), mostly
+#: end-to-end runs: each gets the ``slow`` marker, so ``pytest -m "not slow"`` is the fast subset. Kept here
+#: rather than as decorators so that one list says what the fast subset leaves out;
+#: tests/test_structure.py checks that every name is still a test.
+SLOW_TESTS = {
+    "test_run.py": ("test_run_writes_records_with_provenance_and_leaderboard",
+                    "test_demo_data_is_built_once_and_tables_say_demo",
+                    "test_encoder_breaking_contract_is_named_and_run_goes_on",
+                    "test_corrupt_and_empty_audio_are_skipped_and_counted", "test_data_root_from_environment"),
+    "test_experiments.py": ("test_reproduce_jobs_in_worker_processes_give_the_records_of_one_process",
+                            "test_robustness_on_tiny_data_records_drops_skips_and_reuses"),
+    "test_hostile_cli.py": ("test_a_plugin_that_raises_does_not_end_the_run",),
+    "test_testing_kit.py": ("test_pytest_plugin_reports_a_broken_check_by_name",
+                            "test_new_plugin_installs_and_passes_its_own_test"),
+    "test_plugins.py": ("test_third_party_trainable_encoder_is_pretrained_and_evaluated",
+                        "test_example_plugin_runs_in_bench_run",
+                        "test_example_plugin_installed_shows_in_list_and_broken_one_is_isolated"),
+    "test_shard.py": ("test_two_processes_write_the_records_of_one",),
+    "test_run_memo.py": ("test_warm_rerun_does_not_import_torch",
+                         "test_warm_rerun_writes_the_same_records_without_building_the_encoder"),
+    "test_probe_cache.py": ("test_warm_run_trains_no_probe_and_writes_identical_records",),
+    "test_probe.py": ("test_run_records_carry_grid_and_interval",),
+    "test_hf.py": ("test_bench_run_with_a_local_model",),
+    "test_gtzan.py": ("test_demo_is_deterministic",),
+    "test_nsynth.py": ("test_demo_is_deterministic",),
+    "test_sanity.py": ("test_shuffled_labels_sit_at_chance_and_real_labels_beat_them",),
+    "test_ddp.py": ("test_gather_and_sync_batchnorm_match_one_process",
+                    "test_accelerate_launch_two_cpu_processes_match_single_process"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if getattr(item, "originalname", item.name) in SLOW_TESTS.get(item.path.name, ()):
+            item.add_marker(pytest.mark.slow)

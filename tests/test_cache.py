@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cache as C
+from bench import embedding_cache as C
+from bench import keys
 from bench.extract import Embeddings
 from bench.task import Item
 from conftest import forget_results
@@ -23,11 +24,11 @@ def fake_items(n: int, prefix: str = "t") -> list[Item]:
 
 
 def key(**changes):
-    fields = dict(encoder="enc", encoder_config={"name": "enc", "dim": 4}, weights_hash="w0", task="task",
-                  task_settings={"a": 1}, split="train", data_fingerprint="fp0", max_windows=64, window=100,
+    fields = dict(encoder="enc", encoder_config={"name": "enc", "dim": 4}, weights="w0", task="task",
+                  task_settings={"a": 1}, split="train", data="fp0", max_windows=64, window=100,
                   sample_rate=16000)
     fields.update(changes)
-    return C.make_key(**fields)
+    return keys.embeddings_key(**fields)
 
 
 class Extractor:
@@ -74,8 +75,8 @@ def test_miss_then_hit_and_skipped_files_are_kept(store):
 
 
 @pytest.mark.parametrize("change", [
-    {"weights_hash": "w1"}, {"encoder_config": {"name": "enc", "dim": 4, "preset": "x"}}, {"task_settings": {"a": 2}},
-    {"data_fingerprint": "fp1"}, {"max_windows": 8}, {"window": 50}, {"sample_rate": 22050}, {"encoder": "other"},
+    {"weights": "w1"}, {"encoder_config": {"name": "enc", "dim": 4, "preset": "x"}}, {"task_settings": {"a": 2}},
+    {"data": "fp1"}, {"max_windows": 8}, {"window": 50}, {"sample_rate": 22050}, {"encoder": "other"},
 ])
 def test_every_key_field_invalidates(store, change):
     items = fake_items(3)
@@ -90,7 +91,7 @@ def test_every_key_field_invalidates(store, change):
 
 def test_extraction_version_is_part_of_the_key(monkeypatch):
     a = key()
-    monkeypatch.setattr(C, "EXTRACT_VERSION", "999")
+    monkeypatch.setattr(keys, "EXTRACT_VERSION", "999")
     assert key().digest != a.digest
 
 
@@ -105,14 +106,14 @@ def _corrupt_nan(entry: Path) -> None:
 
     shutil.rmtree(entry / "data")
     X = np.full((5, 4), np.nan, np.float32)
-    C._write_table(entry / "data", [f"t{i:03d}" for i in range(5)], X, 4)
+    C.write_table(entry / "data", [f"t{i:03d}" for i in range(5)], X, 4)
 
 
 def _corrupt_ids(entry: Path) -> None:
     import shutil
 
     shutil.rmtree(entry / "data")
-    C._write_table(entry / "data", [f"x{i:03d}" for i in range(5)], np.zeros((5, 4), np.float32), 4)
+    C.write_table(entry / "data", [f"x{i:03d}" for i in range(5)], np.zeros((5, 4), np.float32), 4)
 
 
 def _corrupt_truncate(entry: Path) -> None:
@@ -160,7 +161,7 @@ def test_interrupted_final_write_leaves_no_entry(store, monkeypatch):
     def crash(src, dst):
         raise KeyboardInterrupt("killed while renaming")
 
-    monkeypatch.setattr(C.os, "rename", crash)
+    monkeypatch.setattr(os, "rename", crash)
     with pytest.raises(KeyboardInterrupt):
         store.get_or_extract(key(), items, Extractor(), dim=4)
     monkeypatch.undo()
@@ -173,7 +174,7 @@ def test_interrupted_final_write_leaves_no_entry(store, monkeypatch):
 def test_unwritable_cache_dir_falls_back_to_temp(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    monkeypatch.setattr(C.tempfile, "gettempdir", lambda: str(tmp_path / "tmpdir"))
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path / "tmpdir"))
     store = C.EmbeddingCache.open(blocker / "embeddings")
     assert "not writable" in capsys.readouterr().err
     assert store.enabled and str(store.root).startswith(str(tmp_path / "tmpdir"))
@@ -184,7 +185,7 @@ def test_unwritable_cache_dir_falls_back_to_temp(tmp_path, monkeypatch, capsys):
 def test_no_writable_place_means_no_cache_but_the_run_goes_on(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    monkeypatch.setattr(C.tempfile, "gettempdir", lambda: str(blocker / "tmp"))
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(blocker / "tmp"))
     store = C.EmbeddingCache.open(blocker / "embeddings")
     assert not store.enabled and "will not be cached" in capsys.readouterr().err
     emb, status = store.get_or_extract(key(), fake_items(2), Extractor(), dim=4)
@@ -248,7 +249,7 @@ def test_warm_run_decodes_no_audio_and_embeds_nothing(demo_cache, tmp_path, monk
     from bench.cli import main
 
     capsys.readouterr()
-    assert main(["cache", "list"]) == 0
+    assert main(["cache", "list", "--kind", "embeddings,probes,results"]) == 0
     listing = capsys.readouterr().out
     # three splits' embeddings, the probe of seed 0 and the finished pair
     assert "5 entries" in listing and listing.count(" | logmel ") == 5 and "nsynth_pitch" in listing
@@ -312,7 +313,7 @@ def test_table_writer_writes_the_bytes_datasets_from_dict_writes(tmp_path):
 
     import datasets
 
-    from bench.cache_tables import _write_table
+    from bench.embedding_cache import write_table as _write_table
 
     for n, dim in ((0, 4), (3, 1), (40, 16)):
         X = np.random.default_rng(n).random((n, dim), dtype=np.float32)

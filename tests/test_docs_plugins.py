@@ -56,7 +56,12 @@ def test_python_blocks_run(fresh_plugins):
 
 
 def test_trainable_block_runs(fresh_plugins):
-    run_python_blocks(fresh_plugins, extra_tag="trainable")
+    import math
+
+    ns = run_python_blocks(fresh_plugins, extra_tag="trainable")
+    result = ns["result"]  # the guide's pretraining ran its two steps to a finite loss
+    assert result.steps == 2 and math.isfinite(result.final_loss)
+    assert isinstance(ns["encoder"], ns["TrainableEncoder"]) and ns["encoder"].name == "spectrum_ssl"
 
 
 def test_every_block_is_run_or_checked():

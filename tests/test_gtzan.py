@@ -9,7 +9,7 @@ import pytest
 
 from bench import audio
 from bench.errors import DataError
-from bench_tasks import gtzan_demo, synth_music
+from bench_tasks import gtzan_demo, synth_clips
 from bench_tasks.gtzan import GENRES, GTZANTask, shipped_list
 
 
@@ -116,13 +116,13 @@ def test_demo_corrupt_jazz_00054_is_listed_and_undecodable(demo):
 def test_genre_recipes_are_true_by_construction():
     """Recipes differ where they say they do: metal is loud and distorted, classical is quiet and has no drums."""
     def stats(genre, seed):
-        x = synth_music.genre_clip(np.random.default_rng(seed), genre, 4.0, 22050)
+        x = synth_clips.genre_clip(np.random.default_rng(seed), genre, 4.0, 22050)
         rms = np.sqrt(np.mean(x**2))
         return 20 * np.log10(rms), np.abs(x).max() / rms
     metal = [stats("metal", s) for s in range(4)]
     classical = [stats("classical", s) for s in range(4)]
     assert min(m[0] for m in metal) > max(c[0] for c in classical)
-    plans = [synth_music.genre_plan(np.random.default_rng(s), g) for s in range(8) for g in ("disco", "reggae")]
+    plans = [synth_clips.genre_plan(np.random.default_rng(s), g) for s in range(8) for g in ("disco", "reggae")]
     tempos = {g: [p.tempo for p in plans[i::2]] for i, g in enumerate(("disco", "reggae"))}
     assert np.mean(tempos["disco"]) > np.mean(tempos["reggae"]) + 20
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cache as C
-from bench import fingerprint as F
+from bench import embedding_cache as C
+from bench import keys
+from bench import store as F
 from bench.cli import main
 from bench.errors import DataError
 from bench.extract import Embeddings
@@ -69,6 +70,7 @@ def test_same_size_noise_changes_the_cache_key_the_fingerprint_and_the_embedding
 
     before_fp = results.data_fingerprint(splits, data)
     before_key = C.key_for("logmel", enc, wh, task, "test", splits["test"], data).digest
+    train_key = C.key_for("logmel", enc, wh, task, "train", splits["train"], data).digest
     X0, info0 = embed("test")
     assert embed("test")[1]["status"] == "hit"
     for i, item in enumerate(splits["test"]):
@@ -78,8 +80,8 @@ def test_same_size_noise_changes_the_cache_key_the_fingerprint_and_the_embedding
     X1, info1 = embed("test")
     assert info1["status"] == "miss" and info1["fingerprint"] != info0["fingerprint"]
     assert not np.allclose(X0.X, X1.X)
-    assert C.key_for("logmel", enc, wh, task, "train", splits["train"], data).digest == \
-        C.key_for("logmel", enc, wh, task, "train", splits["train"], data).digest
+    # the train split's files are untouched: its key (and so its cache entry) stays
+    assert C.key_for("logmel", enc, wh, task, "train", splits["train"], data).digest == train_key
 
 
 def test_memo_rereads_nothing_when_unchanged_and_sees_an_overwrite_with_the_old_mtime(tmp_path, monkeypatch):
@@ -115,9 +117,9 @@ def test_a_file_written_just_before_it_was_hashed_is_not_memoised(tmp_path):
 
 def test_missing_and_unreadable_files_do_not_break_the_fingerprint(tmp_path):
     items = [Item("a", str(tmp_path / "nope.wav"), 0)]
-    fp = F.data_fingerprint({"test": items}, tmp_path, F.FileDigests())
+    fp = keys.data_fingerprint({"test": items}, tmp_path, F.FileDigests())
     (tmp_path / "nope.wav").write_bytes(b"now here")
-    assert F.data_fingerprint({"test": items}, tmp_path, F.FileDigests()) != fp
+    assert keys.data_fingerprint({"test": items}, tmp_path, F.FileDigests()) != fp
 
 
 def test_a_broken_digest_memo_is_reported_and_the_run_goes_on(tmp_path, capsys):
@@ -138,8 +140,8 @@ def _fake_extract(items, label):
 
 
 def _key():
-    return C.make_key(encoder="enc", encoder_config={}, weights_hash="w", task="t", task_settings={},
-                      split="test", data_fingerprint="fp", max_windows=64, window=100, sample_rate=16000)
+    return keys.embeddings_key(encoder="enc", encoder_config={}, weights="w", task="t", task_settings={},
+                               split="test", data="fp", max_windows=64, window=100, sample_rate=16000)
 
 
 def test_reordered_rows_in_a_cached_matrix_are_detected_reported_and_rebuilt(tmp_path, capsys):
@@ -148,9 +150,9 @@ def test_reordered_rows_in_a_cached_matrix_are_detected_reported_and_rebuilt(tmp
     emb, status = store.get_or_extract(_key(), items, _fake_extract, dim=4)
     assert status == "miss"
     entry = store.entry_dir(_key())
-    ids, X = C._read_table(entry / C.DATA)
+    ids, X = C.read_table(entry / C.DATA)
     shutil.rmtree(entry / C.DATA)
-    C._write_table(entry / C.DATA, list(ids), X[::-1].copy(), 4)  # same ids, rows reversed, all finite
+    C.write_table(entry / C.DATA, list(ids), X[::-1].copy(), 4)  # same ids, rows reversed, all finite
     again, status = store.get_or_extract(_key(), items, _fake_extract, dim=4)
     assert status == "rebuilt" and "checksum" in capsys.readouterr().err
     np.testing.assert_array_equal(again.X, emb.X)
@@ -164,20 +166,20 @@ def _blocked(tmp_path):
 
 
 def test_fallback_folder_is_created_private(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(C.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path / "tmp"))
     store = C.EmbeddingCache.open(_blocked(tmp_path))
-    assert store.enabled and store.root == C.fallback_root()
-    assert (store.root.stat().st_mode & 0o777) == 0o700
-    assert F.default().store == store.root / F.MEMO_NAME
+    assert store.enabled and store.root == F.fallback_root() / "embeddings"
+    assert (F.fallback_root().stat().st_mode & 0o777) == 0o700
+    assert F.file_digests().store == F.fallback_root() / F.MEMO_NAME
 
 
 @pytest.mark.parametrize("plant", ["loose-mode", "other-owner", "symlink"])
 def test_a_fallback_folder_someone_else_could_have_planted_is_refused(tmp_path, monkeypatch, capsys, plant):
-    monkeypatch.setattr(C.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path / "tmp"))
     if plant == "other-owner":  # the folder is made by this process: seen from another user id, it is theirs
         uid = os.getuid()
-        monkeypatch.setattr(C.os, "getuid", lambda: uid + 1)
-    target = C.fallback_root()
+        monkeypatch.setattr(os, "getuid", lambda: uid + 1)
+    target = F.fallback_root()
     target.parent.mkdir()
     if plant == "symlink":
         real = tmp_path / "elsewhere"
@@ -187,14 +189,14 @@ def test_a_fallback_folder_someone_else_could_have_planted_is_refused(tmp_path, 
         target.mkdir(mode=0o700)
         if plant == "loose-mode":
             target.chmod(0o777)
-    planted = C.EmbeddingCache(C.fallback_root())
+    planted = C.EmbeddingCache(F.fallback_root() / "embeddings")
     planted.get_or_extract(_key(), [Item("t0", "/x/0.wav", 0)], _fake_extract, dim=4)
     store = C.EmbeddingCache.open(_blocked(tmp_path))
     err = capsys.readouterr().err
     assert not store.enabled and "will not be cached" in err
     assert ("not trusted" in err) if plant != "symlink" else ("not a folder" in err)
     assert str(target) in err
-    assert F.default().store is None  # nor is the digest memo kept there
+    assert F.file_digests().store is None  # nor is the digest memo kept there
 
 
 # == 3. the CI gate: bench compare and the leaderboard ======================================================

@@ -185,7 +185,7 @@ def test_supervised_and_simclr_train(tiny_task, tmp_path):
 
 
 def test_augmenter_is_called_on_device_batches(tiny_task, tmp_path, monkeypatch):
-    augment = pytest.importorskip("bench.augment")
+    import bench.augment as augment
 
     seen = []
 
@@ -240,6 +240,11 @@ def test_cli_help_and_run(tiny_task, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "checkpoint:" in out and (tmp_path / "s.safetensors").is_file()
     assert main(["pretrain", "--encoder", "random", "--preset", "tiny"]) == 2
+    # the SampleCNN objective flags are -O options now, and the old flags say so
+    for flag, hint in ((["--tau", "0.2"], "-O tau=0.2"), (["--weighted"], "-O weighted=true"),
+                       (["--threshold", "2"], "-O threshold=2")):
+        assert main(["pretrain", "--encoder", "semisupcon", "--preset", "tiny", *flag]) == 2
+        assert hint in capsys.readouterr().err
 
 
 def test_several_labeled_tasks_share_one_label_space_with_unknowns(tiny_two_tasks, tmp_path):
@@ -367,3 +372,54 @@ def test_pools_come_from_the_data_present_and_say_what_was_missing(tiny_two_task
     key_one = checkpoint_key(enc, recipe, plan_pools(default, recipe, roots), roots)
     key_two = checkpoint_key(enc, recipe, plan_pools(default, recipe, both), both)
     assert key_one != key_two
+
+
+def test_bench_pretrain_takes_the_lock_of_bench_run_and_reuses_its_checkpoint(tiny_task, tmp_path, capsys,
+                                                                             monkeypatch):
+    """`bench pretrain` goes through ensure_pretrained: it waits for a process training the same run folder,
+    then uses that checkpoint instead of writing the same .run/ state a second time."""
+    import fcntl
+    import threading
+
+    from bench.cli import main
+    from bench.pretrain import default_checkpoint
+    from bench.weights import save_checkpoint
+
+    enc, recipe = semisupcon(steps=2)
+    cache = tmp_path / "cache"
+    path = default_checkpoint(enc, recipe, tiny_task, cache)[0]
+    args = ["pretrain", "--encoder", "semisupcon", "--preset", "tiny", "--label-task", "tiny", "--steps", "2",
+            "--no-augment", "-O", "unlabeled_tasks=tiny", "--data-root", str(tmp_path / "data"), "--device", "cpu"]
+    path.parent.mkdir(parents=True)
+    got = {}
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(cache))
+    with open(path.with_suffix(".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # `bench run` is training this encoder
+        t = threading.Thread(target=lambda: got.setdefault("rc", main(args)))
+        t.start()
+        t.join(timeout=1.0)
+        assert t.is_alive()  # waiting, not training the same run folder
+        save_checkpoint(enc, path, extra={"trained": True, "steps": 2, "final_loss": 1.0, "run_dir": "elsewhere"})
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    t.join(timeout=60)
+    assert got["rc"] == 0 and not path.with_suffix(".run").exists()
+    err = capsys.readouterr().err
+    assert "Waiting for another process" in err and "another process just trained" in err
+    assert main(args) == 0 and "Using cached pretrained checkpoint" in capsys.readouterr().err
+
+
+def test_a_cold_pretraining_plans_its_pools_once(tiny_task, tmp_path, monkeypatch):
+    from bench.pretrain import checkpoints, pools, state
+
+    calls = []
+    real = pools.plan_pools
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    for module in (checkpoints, state):
+        monkeypatch.setattr(module, "plan_pools", counted)
+    enc, recipe = semisupcon(steps=1)
+    checkpoints.ensure_pretrained(enc, recipe=recipe, data_roots=tiny_task, cache_dir=tmp_path / "c", quiet=True)
+    assert len(calls) == 1  # the checkpoint key and the trainer share one plan

@@ -76,7 +76,8 @@ def test_off_by_default_and_default_checkpoint_keys_unchanged(tiny_task, tmp_pat
     # the key of a default run is the hash of exactly what it hashed before these keys existed
     enc, recipe = make(SemiSupConEncoder, label_task="tiny", unlabeled_tasks=("tiny",))
     plan = plan_pools(enc.label_spec(), recipe, tiny_task)
-    old = {k: v for k, v in recipe.to_dict().items() if k not in ("early_stopping_patience", "validate_every")}
+    old = {k: v for k, v in recipe.to_dict().items()
+           if k not in ("early_stopping_patience", "validate_every", "labeled_sampler", "per_class")}
     payload = {"config": enc.config(), "recipe": old, "pools": plan.data_sources()}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert checkpoint_key(enc, recipe, plan, tiny_task) == f"semisupcon-{digest}"
@@ -187,13 +188,13 @@ def test_resume_keeps_the_best_state(tiny_task, tmp_path):
 
 
 def test_refusals_are_clear(tiny_task, tmp_path, monkeypatch):
-    from bench.pretrain import loop
+    from bench.pretrain import state
     from bench_plugins.ssl_encoders import SimCLREncoder, SupervisedEncoder
 
     with pytest.raises(BenchError, match="early stopping .* needs a labeled task"):
         train(make(SimCLREncoder, unlabeled_tasks=("tiny",), augment=False, early_stopping_patience=2),
               tiny_task, tmp_path / "sim")
-    monkeypatch.setattr(loop, "_accelerator", lambda device, mp: SimpleNamespace(
+    monkeypatch.setattr(state, "_accelerator", lambda device, mp: SimpleNamespace(
         num_processes=2, process_index=0, is_main_process=True))
     with pytest.raises(BenchError, match="runs on one process only, and this launch has 2"):
         train(make(SupervisedEncoder, label_task="tiny", early_stopping_patience=2), tiny_task, tmp_path / "ddp")

@@ -183,7 +183,8 @@ def test_bench_protocol_numbers_unchanged():
 
 
 def test_per_window_cache_entry_round_trip_and_checks(tmp_path):
-    from bench.cache import EmbeddingCache, make_key
+    from bench.embedding_cache import EmbeddingCache
+    from bench.keys import embeddings_key as make_key
     from bench.extract import Embeddings
     from bench.task import Item
 
@@ -195,8 +196,8 @@ def test_per_window_cache_entry_round_trip_and_checks(tmp_path):
         means = np.stack([W[:2].mean(0), W[2:3].mean(0), W[3:].mean(0)])
         return Embeddings(list(sub), means, [], 6, 0.0, window_X=W.copy(), window_counts=counts.copy())
 
-    kw = dict(encoder="e", encoder_config={}, weights_hash="h", task="t", task_settings={}, split="train",
-              data_fingerprint="f", max_windows=64, window=10, sample_rate=100)
+    kw = dict(encoder="e", encoder_config={}, weights="h", task="t", task_settings={}, split="train",
+              data="f", max_windows=64, window=10, sample_rate=100)
     key = make_key(**kw, per_window=True)
     assert key.digest != make_key(**kw).digest and "per_window" not in make_key(**kw).fields["extraction"]
     cache = EmbeddingCache(tmp_path)

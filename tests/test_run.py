@@ -28,7 +28,7 @@ def test_run_writes_records_with_provenance_and_leaderboard(nsynth_tiny, tmp_pat
     assert rec["schema_version"] == 1 and rec["seed"] == 1
     assert set(rec["metrics"]) == {"accuracy", "pitch_class_accuracy"}
     assert rec["primary_metric"] == "accuracy"
-    assert rec["demo_data"] is False  # an explicit data root is real data as far as bench knows
+    assert rec["demo_data"] is True  # an explicit data root holding demo data (its demo_metadata.json) is demo data
     assert len(rec["data"]["fingerprint"]) == 64 and rec["data"]["tracks"]["train"] > 0
     assert rec["encoder_config"]["name"] == "logmel" and len(rec["weights_hash"]) == 64
     assert rec["versions"]["torch"] and rec["plugins"]["encoder"]["distribution"] == "music-bench"
@@ -142,7 +142,7 @@ def test_data_root_from_environment(nsynth_tiny, tmp_path, monkeypatch):
     out = tmp_path / "out"
     assert run_cli("run", "-e", "logmel", "-t", "nsynth_pitch", "--out", str(out), "--device", "cpu") == 0
     rec = json.loads((out / "records" / "logmel__nsynth_pitch__seed0.json").read_text())
-    assert rec["data"]["root"] == str(nsynth_tiny) and rec["demo_data"] is False
+    assert rec["data"]["root"] == str(nsynth_tiny) and rec["demo_data"] is True
 
 
 def test_leaderboard_command_rebuilds_table(nsynth_tiny, tmp_path, capsys):

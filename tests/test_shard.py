@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cache import chunk_size
+from bench.embedding_cache import chunk_size
 
 
 def _launcher():
@@ -84,8 +84,8 @@ def test_two_processes_write_the_records_of_one(nsynth_tiny, one_process, tmp_pa
 
 def test_a_process_that_dies_leaves_no_half_entry_and_the_rerun_resumes(nsynth_tiny, one_process, tmp_path):
     psutil = pytest.importorskip("psutil")
-    from bench.cache import EmbeddingCache
-    from bench.cache_tables import _read_table
+    from bench.embedding_cache import EmbeddingCache
+    from bench.embedding_cache import read_table as _read_table
 
     cache = tmp_path / "cache"
     proc = subprocess.Popen([*_launcher(), *_run_args(nsynth_tiny, tmp_path / "dead")], env=_env(cache),

@@ -17,6 +17,7 @@ VERBS = {
     "pretrain": "pretrain",
     "leaderboard": "leaderboard",
     "compare": "compare",
+    "embed": "embed",
     "data": "data",
     "cache": "cache",
     "plugin": "plugin",

@@ -1,18 +1,21 @@
-"""``bench cache list`` / ``bench cache clear``: embeddings, probes, finished results and pretrained checkpoints."""
+"""``bench cache list`` / ``bench cache clear``: every kind the cache folder holds (:mod:`bench.store`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-KIND_HELP = ("embeddings, probes, results, checkpoints or all (comma-separated)")
+KIND_HELP = "demo, pretrain-audio, checkpoints, embeddings, probes, results, renders or all (comma-separated)"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cache", help="list or clear cached embeddings, probes, results and checkpoints",
+    p = sub.add_parser("cache", help="list or clear the cache: demo data, pretraining audio, checkpoints, "
+                       "embeddings, probes, results, renders",
                        description="The cache folder ($BENCH_CACHE_DIR, default: the user cache folder) holds "
-                       "track embeddings (embeddings/), fitted probes (probes/), the records of finished "
-                       "(encoder, task) pairs (results/) and pretrained checkpoints (checkpoints/). A second "
+                       "the generated demo data (demo/), decoded pretraining audio (pretrain-audio/), pretrained "
+                       "checkpoints (checkpoints/), track embeddings (embeddings/), fitted probes (probes/), the "
+                       "records of finished (encoder, task) pairs (results/) and drawn charts (renders/). Every "
+                       "entry is checked against its checksum when read. A second "
                        "`bench run` with the same encoder weights, config, task, data, extraction and probe "
                        "settings reads them instead of decoding audio and training probes; the same command "
                        "with nothing changed reuses its records without loading the encoder or torch.")
@@ -20,13 +23,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q = actions.add_parser("list", help="list cache entries (kind, encoder, task, split, rows, size, created)")
     q.add_argument("--kind", "-k", default=None, help=f"only entries of these kinds: {KIND_HELP} (default: all)")
     q.set_defaults(func=run_list)
-    q = actions.add_parser("clear", help="delete cache entries (embeddings, probes and results unless --kind "
+    q = actions.add_parser("clear", help="delete cache entries (all but demo data and checkpoints unless --kind "
                            "says more)",
-                           description="Delete cache entries. Without --kind: embeddings, probes and results "
-                           "(derived data, recomputed on the next run; clearing embeddings or probes also clears "
-                           "the results made from them); pretrained checkpoints only with --kind checkpoints or "
-                           "--kind all, since retraining them can take hours.")
-    q.add_argument("--kind", "-k", default=None, help=f"{KIND_HELP} (default: embeddings,probes,results)")
+                           description="Delete cache entries. Without --kind: pretraining audio, embeddings, "
+                           "probes, results and renders (derived data, recomputed on the next run; clearing "
+                           "embeddings or probes also clears the results made from them); the demo data and "
+                           "pretrained checkpoints only with --kind demo, --kind checkpoints or --kind all, since "
+                           "making them again takes minutes to hours.")
+    q.add_argument("--kind", "-k", default=None, help=f"{KIND_HELP} (default: pretrain-audio,embeddings,probes,"
+                   "results,renders)")
     q.add_argument("--encoder", "-e", default=None, help="only entries of this encoder")
     q.add_argument("--task", "-t", default=None, help="only entries of this task")
     q.set_defaults(func=run_clear)
@@ -36,8 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from bench import cache_inventory as inv
-    from bench.cache import human_size
+    from bench import store as inv
+    from bench.store import human_size
     from bench.config import cache_dir
 
     rows = inv.entries(inv.parse_kinds(args.kind))
@@ -57,8 +62,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_clear(args: argparse.Namespace) -> int:
-    from bench import cache_inventory as inv
-    from bench.cache import human_size
+    from bench import store as inv
+    from bench.store import human_size
     from bench.config import cache_dir
 
     kinds = inv.parse_kinds(args.kind, default=inv.CLEAR_DEFAULT)
@@ -66,9 +71,9 @@ def run_clear(args: argparse.Namespace) -> int:
     what = " and ".join(f"{k} {v}" for k, v in (("encoder", args.encoder), ("task", args.task)) if v) or "all"
     print(f"Removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} ({', '.join(kinds)}; {what}) "
           f"from {cache_dir()}, {human_size(sum(r['size'] for r in removed))} freed.")
-    if "checkpoints" not in kinds:
-        kept = inv.entries(("checkpoints",))
+    for kind in ("demo", "checkpoints"):
+        kept = [] if kind in kinds else inv.entries((kind,))
         if kept:
-            print(f"Kept {len(kept)} pretrained checkpoint(s) ({human_size(sum(r['size'] for r in kept))}); "
-                  "`bench cache clear --kind checkpoints` deletes them.")
+            print(f"Kept {len(kept)} {kind} entr{'y' if len(kept) == 1 else 'ies'} "
+                  f"({human_size(sum(r['size'] for r in kept))}); `bench cache clear --kind {kind}` deletes them.")
     return 0

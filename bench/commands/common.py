@@ -141,6 +141,9 @@ def apply_threads(threads: int | None) -> int | None:
             raise BenchError(f"BENCH_THREADS={env!r} is not a whole number of threads") from None
     if threads < 1:
         raise BenchError(f"--threads / BENCH_THREADS must be at least 1, got {threads}")
+    from bench.limits import clamp_threads
+
+    threads = clamp_threads(threads)
     import torch
 
     torch.set_num_threads(threads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -35,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.compare import EXIT_FAIL, EXIT_PASS, compare, format_table, load_entries, write_baseline
+    from bench.compare import (EXIT_FAIL, EXIT_PASS, compare, format_table, load_entries, order_problem,
+                               order_warning, write_baseline)
 
     if not math.isfinite(args.tolerance) or args.tolerance < 0:
         raise BenchError(f"--tolerance must be a finite number >= 0 (an absolute drop, e.g. 0.01), "
@@ -47,7 +49,13 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_PASS
     if args.baseline is None:
         raise BenchError("bench compare needs CURRENT and BASELINE (or --write-baseline FILE)")
+    swapped = order_problem(args.current, args.baseline)
+    if swapped:
+        raise BenchError(swapped)
     cur, base = load_entries(args.current, role="current"), load_entries(args.baseline, role="baseline")
+    newer = order_warning(cur, base)
+    if newer:
+        print(newer, file=sys.stderr)
     rows, ok = compare(cur, base, tolerance=args.tolerance, below_interval=args.below_interval,
                        allow_missing=args.allow_missing)
     rule = "below the baseline's interval lower bound" if args.below_interval else f"drop > {args.tolerance:g}"

@@ -30,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "the checkpoint goes to the cache (<cache>/checkpoints/<encoder>-<hash>.safetensors), where `bench run` "
             "finds it. Several processes: `accelerate launch --num_processes N -m bench.cli pretrain ...` (add "
             "--cpu for CPU/gloo). A run folder keeps train-state.pt, metrics.jsonl and run.json; rerunning the "
-            "same command resumes."
+            "same command resumes (Ctrl-C saves the training state first), and a finished checkpoint in the cache is "
+            "reused, as `bench run` does (the same lock, so the two never train one run folder at once). "
+            "SampleCNN objective options: -O tau=0.1, -O threshold=1, -O weighted=true."
         ),
     )
     p.add_argument("--encoder", "-e", required=True, help="a trainable encoder (see `bench list`)")
@@ -46,9 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "whose data is present")
     g.add_argument("--label-fraction", type=float, default=None, help="p_s: fraction of the labeled pool kept")
     g.add_argument("--labeled-share", type=float, default=None, help="b_s: share of each batch that is labeled")
-    g.add_argument("--threshold", type=float, default=None, help="T: shared labels that make two clips positives")
-    g.add_argument("--weighted", action="store_true", default=None, help="Dice-weighted label positives")
-    g.add_argument("--tau", type=float, default=None, help="temperature of the contrastive loss")
+    # SampleCNN-only objective flags are -O options now (-O tau=0.2, -O threshold=2, -O weighted=true);
+    # the old flags stay hidden, to say so
+    for flag in REMOVED_FLAGS:
+        g.add_argument(flag, default=None, nargs="?", const="true", help=argparse.SUPPRESS)
     r = p.add_argument_group("recipe (any trainable encoder; also as -O KEY=VALUE)")
     r.add_argument("--steps", type=int, default=None, help="training steps (default: the encoder's)")
     r.add_argument("--batch-size", type=int, default=None, help="clips per global batch")
@@ -64,6 +67,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="several labeled tasks: the labeled clips of a step come from one task drawn per step "
                         "(step, the default: label positives exist only within a task) or each clip draws "
                         "its task (row)")
+    r.add_argument("--labeled-sampler", choices=("uniform", "balanced"), default=None,
+                   help="how the labeled clips of a batch are drawn: uniform from the labeled pool (default) or "
+                        "balanced: --per-class clips of each of as many classes as that allows (label positives "
+                        "in every batch); same as -O labeled_sampler=NAME")
+    r.add_argument("--per-class", type=int, default=None, metavar="M",
+                   help="clips of each class in a balanced batch (default 4); same as -O per_class=M")
     r.add_argument("--no-augment", action="store_true", help="train without the augmentation chain")
     r.add_argument("--severity", type=float, default=None, help="augmentation severity")
     r.add_argument("--checkpoint-every", type=int, default=None, help="steps between training checkpoints")
@@ -72,7 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_data_root(o)
     o.add_argument("--out", default=None, help="final checkpoint path (.safetensors); default: in the cache")
     o.add_argument("--run-dir", default=None, help="run folder (training state, metrics log); default: beside --out")
-    o.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
+    o.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a training state or the cache a "
+                   "finished checkpoint")
     add_device(o)
     o.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU only)")
     o.add_argument("--compile", action="store_true", help="torch.compile the network (GPU only)")
@@ -83,11 +93,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: flags of the SampleCNN encoders' objective that became ``-O`` options (the option each one is now)
+REMOVED_FLAGS = {"--tau": "tau", "--threshold": "threshold", "--weighted": "weighted"}
+
+
 def _given(pairs: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
     return {k: v for k, v in pairs if v is not None}
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     from accelerate import PartialState
 
     from bench import plugins
@@ -95,17 +111,22 @@ def run(args: argparse.Namespace) -> int:
     from bench.device import resolve_device
     from bench.encoder import TrainableEncoder
     from bench.errors import BenchError
-    from bench.pretrain import default_checkpoint, pretrain, save_final
+    from bench.pretrain import ensure_pretrained
     from bench.run import split_options
 
+    for flag, key in REMOVED_FLAGS.items():
+        value = getattr(args, flag.lstrip("-"))
+        if value is not None:
+            raise BenchError(f"bench pretrain {flag} is now an encoder option: use -O {key}={value} "
+                             f"(e.g. -O tau=0.2, -O threshold=2, -O weighted=true)")
     options, recipe_options = split_options(parse_options(args.option))
     options.update(_given((("preset", args.preset), ("seed", args.seed), ("label_task", args.label_task),
-                           ("label_fraction", args.label_fraction), ("labeled_share", args.labeled_share),
-                           ("threshold", args.threshold), ("weighted", args.weighted), ("tau", args.tau))))
+                           ("label_fraction", args.label_fraction), ("labeled_share", args.labeled_share))))
     recipe_options.update(_given((("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
                                   ("views", args.views), ("severity", args.severity),
                                   ("checkpoint_every", args.checkpoint_every), ("log_every", args.log_every),
-                                  ("labeled_mix", args.labeled_mix))))
+                                  ("labeled_mix", args.labeled_mix), ("labeled_sampler", args.labeled_sampler),
+                                  ("per_class", args.per_class))))
     if args.no_augment:
         recipe_options["augment"] = False
     if args.unlabeled_dir:
@@ -121,18 +142,22 @@ def run(args: argparse.Namespace) -> int:
     recipe = encoder.recipe().replace(**recipe_options)
     roots = data_roots(args)
     roots.check_tasks(plugins.tasks().names())
-    cdir = cache_dir()
-    out = Path(args.out) if args.out else default_checkpoint(encoder, recipe, roots, cdir)[0]
-    run_dir = Path(args.run_dir) if args.run_dir else out.with_suffix(".run")
-    result = pretrain(encoder, data_roots=roots, run_dir=run_dir, cache_dir=cdir, device=device,
-                      quiet=args.quiet, resume=not args.no_resume, recipe=recipe,
-                      mixed_precision="bf16" if args.bf16 else "no", compile=args.compile,
-                      sync_batchnorm=not args.no_sync_bn, progress=not args.no_progress)
-    save_final(encoder, out, result)
+    # the same locked path as `bench run`: a cached checkpoint is reused, a run folder is trained by one process
+    out, meta = ensure_pretrained(encoder, data_roots=roots, cache_dir=cache_dir(), device=device, quiet=args.quiet,
+                                  recipe=recipe, progress=not args.no_progress,
+                                  out=Path(args.out) if args.out else None,
+                                  run_dir=Path(args.run_dir) if args.run_dir else None, resume=not args.no_resume,
+                                  mixed_precision="bf16" if args.bf16 else "no", compile=args.compile,
+                                  sync_batchnorm=not args.no_sync_bn)
     if PartialState().is_main_process:
-        held = result.record["held_out_check"]
-        print(f"pretrained {encoder.name} for {result.steps} steps, final loss {result.final_loss:.4f}")
-        es = result.record.get("early_stopping")
+        run_dir = Path(meta.get("run_dir") or out.with_suffix(".run"))
+        record = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+        held = record.get("held_out_check") or {"excluded_count": meta.get("held_out_excluded"), "checked": {}}
+        loss = meta.get("final_loss")
+        print(f"pretrained {encoder.name} for {meta.get('steps')} steps, final loss "
+              f"{'-' if loss is None else f'{loss:.4f}'}; label-sharing pairs a batch (mean): "
+              f"{meta.get('label_positive_pairs') or 0:.1f}")
+        es = meta.get("early_stopping")
         if es:
             stop = f"stopped at step {es['stopped_at']}" if es["stopped_at"] is not None else "reached the step cap"
             kept = (f"weights of step {es['best_step']} (validation loss {es['best_loss']:.4f}"

@@ -36,8 +36,10 @@ RULE = ("A claim **holds** when every comparison it counts favours it with a 95%
         "excludes 0; it **does not hold** when at least one counted comparison goes against it with an interval "
         "that excludes 0; otherwise (an interval that contains 0, or a comparison that was not measured) it is "
         "**inconclusive**. Differences are paired over the same test tracks (bootstrap resamples over test tracks, "
-        "probe seeds averaged resample by resample) when both sides were scored on the same tracks; otherwise two "
-        "sides differ only when their own 95% intervals do not overlap. Point estimates alone never decide.")
+        "probe seeds averaged resample by resample) when both sides were scored on the same tracks; with several "
+        "pretraining seeds the interval is a multi-bootstrap over pretraining seeds and test tracks together (seeds "
+        "resampled per side, widened for few seeds); otherwise two sides differ only when their own 95% intervals "
+        "do not overlap. Point estimates alone never decide.")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,16 @@ class Evidence:
     method: str = ""
     outcome: str = MISSING
     detail: str = ""
+    #: pretraining seeds of A and of B (1 = one checkpoint)
+    n_pt: tuple[int, int] = (1, 1)
+
+    @property
+    def detectable(self) -> float | None:
+        """The smallest difference this comparison's interval could have told from 0: its half-width
+        (:func:`bench.confidence.min_detectable`)."""
+        from bench.confidence import min_detectable
+
+        return min_detectable(self.lo, self.hi)
 
 
 @dataclass
@@ -82,9 +94,15 @@ def _label(r: dict[str, Any]) -> str:
     return str(r.get("variant") or r["encoder"])
 
 
-def _clean(records: list[dict[str, Any]], label: str, task: str) -> dict[int, dict[str, Any]]:
-    return {r["seed"]: r for r in records
-            if _label(r) == label and r["task"] == task and (r.get("condition") or "clean") == "clean"}
+def _clean(records: list[dict[str, Any]], label: str, task: str) -> dict[Any, list[dict[str, Any]]]:
+    """The clean records of ``label`` on ``task``, per pretraining seed (None: one unnamed seed), by probe seed."""
+    from bench.leaderboard import pt_seed
+
+    out: dict[Any, dict[int, dict[str, Any]]] = {}
+    for r in records:
+        if _label(r) == label and r["task"] == task and (r.get("condition") or "clean") == "clean":
+            out.setdefault(pt_seed(r), {})[r["seed"]] = r
+    return {p: [out[p][s] for s in sorted(out[p])] for p in sorted(out, key=str)}
 
 
 def _tracks(r: dict[str, Any]) -> tuple:
@@ -94,13 +112,6 @@ def _tracks(r: dict[str, Any]) -> tuple:
                      for s in (data.get("skipped") or {}).get("test") or [])
     return (data.get("fingerprint"), (data.get("tracks") or {}).get("test"), tuple(skipped),
             (r.get("confidence") or {}).get("seed"))
-
-
-def _pooled(rs: list[dict[str, Any]], n: int) -> Any:
-    import numpy as np
-
-    V = np.array([[np.nan if v is None else v for v in r["confidence"]["values"][:n]] for r in rs], dtype=float)
-    return V.mean(axis=0)
 
 
 def _outcome(lo: float | None, hi: float | None, higher_is_claimed: bool = True) -> str:
@@ -114,10 +125,15 @@ def _outcome(lo: float | None, hi: float | None, higher_is_claimed: bool = True)
 
 
 def compare_metric(records: list[dict[str, Any]], spec: Spec) -> Evidence:
-    """A's primary metric minus B's on ``spec.task`` (clean test audio), with its interval and outcome."""
+    """A's primary metric minus B's on ``spec.task`` (clean test audio), with its interval and outcome.
+
+    Each side pools its pretraining seeds (mean over pretraining seeds of the
+    probe-seed means); the interval is the multi-bootstrap of the difference
+    (:func:`bench.confidence.multi_difference`), paired over the test tracks.
+    """
     import numpy as np
 
-    from bench.confidence import LEVEL, pooled_interval
+    from bench.confidence import multi_difference, multi_interval
 
     ev = Evidence(spec)
     a, b = _clean(records, spec.a, spec.task), _clean(records, spec.b, spec.task)
@@ -125,27 +141,33 @@ def compare_metric(records: list[dict[str, Any]], spec: Spec) -> Evidence:
         ev.detail = (f"not measured: no clean records of {' or '.join(x for x, rs in ((spec.a, a), (spec.b, b)) if not rs)}"
                      f" on {spec.task}")
         return ev
-    metric = next(iter(a.values()))["primary_metric"]
+    metric = next(iter(a.values()))[0]["primary_metric"]
     ev.metric = metric
-    ra, rb = list(a.values()), list(b.values())
-    va = [float(r["metrics"].get(metric, float("nan"))) for r in ra]
-    vb = [float(r["metrics"].get(metric, float("nan"))) for r in rb]
-    ev.a_value, ev.b_value = float(np.mean(va)), float(np.mean(vb))
+
+    def value(groups: dict[Any, list[dict[str, Any]]]) -> float:
+        return float(np.mean([np.mean([float(r["metrics"].get(metric, float("nan"))) for r in rs])
+                              for rs in groups.values()]))
+
+    ev.a_value, ev.b_value = value(a), value(b)
     ev.diff = ev.a_value - ev.b_value
-    both = ra + rb
-    paired = (len({_tracks(r) for r in both}) == 1 and all((r.get("confidence") or {}).get("values") for r in both))
-    if paired:
-        n = min(len(r["confidence"]["values"]) for r in both)
-        d = _pooled(ra, n) - _pooled(rb, n)
-        d = d[np.isfinite(d)]
-        if len(d):
-            alpha = (1 - LEVEL) / 2
-            lo, hi = np.percentile(d, [100 * alpha, 100 * (1 - alpha)])
-            ev.lo, ev.hi = float(lo), float(hi)
-            ev.method = f"paired bootstrap over the same {ra[0]['data']['tracks']['test']} test tracks"
-    if ev.method == "":
-        la, ha, _ = pooled_interval([r.get("confidence") for r in ra])
-        lb, hb, _ = pooled_interval([r.get("confidence") for r in rb])
+    ev.n_pt = (len(a), len(b))
+    both = [r for g in (a, b) for rs in g.values() for r in rs]
+    ga = [[r.get("confidence") for r in rs] for rs in a.values()]
+    gb = [[r.get("confidence") for r in rs] for rs in b.values()]
+    res = None
+    if len({_tracks(r) for r in both}) == 1:
+        res = multi_difference(ga, gb)
+    if res is not None and res["lo"] == res["lo"] and res["hi"] == res["hi"]:
+        ev.lo, ev.hi = res["lo"], res["hi"]
+        n_tracks = both[0]["data"]["tracks"]["test"]
+        if max(ev.n_pt) > 1:
+            ev.method = (f"paired {res['method']} ({n_tracks} test tracks; pretraining seeds {len(a)} / {len(b)}, "
+                         "resampled independently per side)")
+        else:
+            ev.method = f"paired bootstrap over the same {n_tracks} test tracks"
+    else:
+        la, ha, _ = multi_interval(ga)
+        lb, hb, _ = multi_interval(gb)
         ev.lo, ev.hi = la - hb, ha - lb
         ev.method = "unpaired: the two 95% intervals must not overlap"
     ev.outcome = _outcome(ev.lo, ev.hi)
@@ -160,6 +182,7 @@ def compare_drop(records: list[dict[str, Any]], spec: Spec) -> Evidence:
     """
     from bench import robustness
     from bench.errors import BenchError
+    from bench.leaderboard import pt_seed
 
     ev = Evidence(spec)
     mine = [r for r in records if _label(r) in (spec.a, spec.b) and r["task"] == spec.task]
@@ -184,6 +207,7 @@ def compare_drop(records: list[dict[str, Any]], spec: Spec) -> Evidence:
     ev.metric = f"mean drop of {c['metric']} over {len(shared)} condition(s)"
     ev.a_value, ev.b_value, ev.diff, ev.lo, ev.hi = c["drop_a"], c["drop_b"], c["diff"], c["lo"], c["hi"]
     ev.method = c["method"]
+    ev.n_pt = tuple(len({str(pt_seed(r)) for r in mine if _label(r) == lab}) for lab in (spec.a, spec.b))
     ev.outcome = _outcome(ev.lo, ev.hi, higher_is_claimed=False)
     return ev
 

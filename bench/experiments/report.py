@@ -24,6 +24,12 @@ DEMO_NOTE = ("DEMO DATA: generated data in the real formats, small encoders and 
              "the reproduction.")
 
 
+DETECTABLE = ("'detectable': the half-width h of the comparison's 95% interval, the smallest difference it could "
+              "tell from 0 (a true difference of h is declared about half the time, one of 1.43 h about 80% of the "
+              "time); a claim whose true effect is below it cannot be decided by this run. 'pt seeds': pretraining "
+              "seeds of A / B.")
+
+
 def _num(v: float | None, sign: bool = False) -> str:
     if v is None or not math.isfinite(v):
         return "-"
@@ -32,12 +38,16 @@ def _num(v: float | None, sign: bool = False) -> str:
 
 def evidence_rows(items: list[Evidence]) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of a claim's evidence table."""
-    head = ["A", "B", "task", "measure", "A", "B", "A - B [95% interval]", "outcome", "counted", "how"]
+    head = ["A", "B", "task", "measure", "A", "B", "A - B [95% interval]", "detectable", "pt seeds", "outcome",
+            "counted", "how"]
     cells = []
     for e in items:
         interval = _num(e.diff, True) + (f" [{_num(e.lo, True)}, {_num(e.hi, True)}]" if e.lo is not None else "")
+        # the smallest |A - B| this interval could tell from 0 (its half-width; docs/experiments.md)
+        detectable = "-" if e.detectable is None else f"±{e.detectable:.4f}"
         cells.append([e.spec.a, e.spec.b, e.spec.task, e.metric or "-", _num(e.a_value), _num(e.b_value),
-                      interval if e.diff is not None else "-", e.outcome,
+                      interval if e.diff is not None else "-", detectable,
+                      f"{e.n_pt[0]} / {e.n_pt[1]}" if e.diff is not None else "-", e.outcome,
                       "yes" if e.spec.counted else "no (context)",
                       "; ".join(x for x in (e.method, e.detail, e.spec.note) if x)])
     return head, cells
@@ -64,6 +74,7 @@ def to_markdown(assessed: Assessed, meta: dict[str, Any],
     parts.append(tabulate([[c.number, c.sentence, f"**{v}**"] for c, _, v in assessed],
                           headers=["#", "claim", "verdict"], tablefmt="github", disable_numparse=True) + "\n")
     parts.append(f"How a verdict is decided: {RULE}\n")
+    parts.append(f"{DETECTABLE}\n")
     for c, items, v in assessed:
         parts.append(f"## Claim {c.number}: {c.sentence}\n\nVerdict: **{v}**. {c.reading}\n")
         if items:
@@ -117,7 +128,7 @@ def to_html(assessed: Assessed, meta: dict[str, Any],
     rows = "".join(f"<tr><td>{c.number}</td><td>{esc(c.sentence)}</td><td><b>{esc(v)}</b></td></tr>"
                    for c, _, v in assessed)
     body.append(f"<h2>Verdicts</h2><table><tr><th>#</th><th>claim</th><th>verdict</th></tr>{rows}</table>")
-    body.append(f"<p>How a verdict is decided: {esc(RULE).replace('**', '')}</p>")
+    body.append(f"<p>How a verdict is decided: {esc(RULE).replace('**', '')}</p><p>{esc(DETECTABLE)}</p>")
     for c, items_, v in assessed:
         body.append(f"<h2>Claim {c.number}: {esc(c.sentence)}</h2><p>Verdict: <b>{esc(v)}</b>. {esc(c.reading)}</p>")
         if items_:

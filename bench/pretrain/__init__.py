@@ -7,8 +7,10 @@ One module per job:
   valid/test tracks removed;
 - :mod:`bench.pretrain.sampling`: the pool audio decoded once, and the batch
   of a step as a pure function of (seed, step);
-- :mod:`bench.pretrain.loop`: the training loop (single process or DDP),
-  resumable to the bit;
+- :mod:`bench.pretrain.loop`: ``setup()`` (the typed training state) and the
+  step loop (single process or DDP), resumable to the bit, Ctrl-C safe;
+- :mod:`bench.pretrain.runfolder`: what a run folder holds (train state,
+  metrics log, run record) and how it is read back;
 - :mod:`bench.pretrain.early_stopping`: validation on the labeled tasks'
   valid splits, the best weights and the stop decision (optional);
 - :mod:`bench.pretrain.checkpoints`: the cache of trained checkpoints that
@@ -27,9 +29,10 @@ from typing import Any
 #: (bench.run_memo checks them on a warm rerun) does not import the training loop, and with it torch
 _WHERE = {
     "checkpoint_key": "checkpoints", "default_checkpoint": "checkpoints", "ensure_pretrained": "checkpoints",
-    "save_final": "checkpoints", "PretrainResult": "loop", "load_train_state": "loop", "pretrain": "loop",
+    "save_final": "checkpoints", "PretrainResult": "loop", "load_train_state": "runfolder", "pretrain": "loop",
+    "PretrainingInterrupted": "loop", "TrainingState": "state", "setup": "state",
     "PoolPlan": "pools", "Pools": "pools", "Track": "pools", "build_pools": "pools", "held_out_tracks": "pools",
-    "plan_pools": "pools", "AudioStore": "sampling", "BatchSampler": "sampling", "crop_views": "sampling",
+    "plan_pools": "pools", "AudioStore": "audio_store", "BatchSampler": "sampling", "crop_views": "sampling",
 }
 
 __all__ = sorted(_WHERE)

@@ -76,11 +76,11 @@ class PoolPlan:
         """What each pool is made of: part of the checkpoint key.
 
         Per task the origin ("demo" or the resolved root) and the content
-        fingerprint of its train split (every file's bytes, memoised by stat:
-        :mod:`bench.fingerprint`), so changed audio under the same path is
-        another checkpoint, never a stale one.
+        fingerprint of its train split, and of each unlabeled folder the content
+        of its audio files (every file's bytes, memoised by stat: :mod:`bench.keys`),
+        so changed audio under the same path is another checkpoint, never a stale one.
         """
-        from bench.fingerprint import data_fingerprint
+        from bench.keys import data_fingerprint, folder_fingerprint
 
         def source(d: TaskData) -> dict[str, str]:
             return {"origin": "demo" if d.demo else str(d.root), "train": data_fingerprint({"train": d.items}, d.root)}
@@ -88,7 +88,8 @@ class PoolPlan:
         return {
             "labeled": {d.task.name: source(d) for d in self.labeled},
             "unlabeled": {d.task.name: source(d) for d in self.unlabeled},
-            "dirs": list(self.dirs),
+            # no folder: an empty list, as before, so checkpoints without one keep their key
+            "dirs": {d: folder_fingerprint(d) for d in self.dirs} if self.dirs else [],
         }
 
     def describe(self) -> str:

@@ -1,115 +1,30 @@
 """Pretraining data: the pool audio decoded once, and the batch of a step as a function of (seed, step).
 
-- :class:`AudioStore`: every pool track decoded once at the encoder's sample
-  rate into a memory-mapped float32 file under ``<cache>/pretrain-audio``
-  (shared by runs and by the processes of a DDP run); views are cropped from it.
+- :class:`AudioStore` (:mod:`bench.pretrain.audio_store`): every pool track
+  decoded once; views are cropped from it.
 - :class:`BatchSampler`: step ``s`` draws its global batch from
   ``numpy.random.default_rng((seed, s))``: ``round(batch * labeled_share)``
   labeled clips first, then unlabeled ones, each part with replacement from
   its pool; per clip one span of ``views * window`` samples cut into adjacent
   views (:func:`crop_views`). Process ``r`` of ``W`` takes rows ``r, r+W, ...``.
   Resuming needs no sampler state beyond the step, and the global batch does
-  not depend on the number of processes.
+  not depend on the number of processes. ``labeled_sampler="balanced"`` draws
+  the labeled part by class instead (``per_class`` clips of each of
+  ``ceil(labeled / per_class)`` classes), so a batch has label positives;
+  :meth:`BatchSampler.label_positive_pairs` counts them.
 - :func:`validation_batches`: the valid tracks of early stopping, one
   deterministic centre span per track, in fixed batches (no randomness).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 
 from bench.errors import BenchError, DataError
-from bench.filelock import exclusive
+from bench.pretrain.audio_store import AudioStore
 from bench.pretrain.pools import Pools, Track
 
-
-class AudioStore:
-    """Every pool track decoded once at one sample rate, as one memory-mapped float32 array.
-
-    The cache is keyed by the tracks (path, size, mtime, span) and the sample
-    rate, so later runs and the other processes of a DDP run reuse it. Files
-    that cannot be decoded are skipped and listed in ``failed``.
-    """
-
-    def __init__(self, tracks: list[Track], sample_rate: int, cache_dir: Path, quiet: bool = True) -> None:
-        keys = sorted({(t.path, t.start, t.end) for t in tracks}, key=lambda k: (k[0], k[1] or 0.0, k[2] or 0.0))
-        h = hashlib.sha256(f"sr={sample_rate}".encode())
-        for path, start, end in keys:
-            try:
-                st = os.stat(path)
-                h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}|{start}|{end}\n".encode())
-            except OSError:
-                h.update(f"{path}|missing|{start}|{end}\n".encode())
-        folder = Path(cache_dir) / "pretrain-audio" / h.hexdigest()[:20]
-        index_file = folder / "index.json"
-        if not index_file.is_file():
-            # two processes that need the same pool (the jobs of `bench reproduce --jobs 2`, two `bench run`
-            # on one cache) decode it once: the second waits for the first and reads what it wrote
-            with exclusive(folder.parent / f"{folder.name}.lock"):
-                if not index_file.is_file():
-                    self._build(keys, sample_rate, folder, quiet)
-        index = json.loads(index_file.read_text())
-        self.folder = folder
-        self.failed: list[str] = index["failed"]
-        self.data = np.load(folder / "audio.npy", mmap_mode="r")
-        self.spans = {(p, s, e): (o, n) for p, s, e, o, n in index["spans"]}
-
-    @staticmethod
-    def _build(keys: list[tuple], sample_rate: int, folder: Path, quiet: bool) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from tqdm.auto import tqdm
-
-        from bench.audio import AudioError, load
-        from bench.decoder_messages import capture, summary
-
-        def decode(key):
-            # what libmpg123 prints on fd 2 is kept with its file, not sprayed over the progress bar
-            with capture() as notes:
-                try:
-                    audio, err = load(key[0], sample_rate, key[1], key[2]), None
-                except AudioError as exc:
-                    audio, err = None, str(exc)
-            if notes:
-                note = f"[decoder: {summary(notes)}]"
-                err = f"{err} {note}" if err else None
-                if audio is not None:
-                    warned.append(f"{key[0]}: {note}")
-            return audio, err
-
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"audio.npy.tmp-{os.getpid()}"
-        spans, failed, offset, chunks, warned = [], [], 0, [], []
-        with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-            results = pool.map(decode, keys)
-            for key, (audio, err) in tqdm(zip(keys, results), total=len(keys), desc="decoding pool",
-                                           unit="track", disable=quiet):
-                if audio is None:
-                    failed.append(err)
-                    continue
-                spans.append([key[0], key[1], key[2], offset, len(audio)])
-                chunks.append(audio)
-                offset += len(audio)
-        np.save(tmp, np.concatenate(chunks) if chunks else np.zeros(0, np.float32), allow_pickle=False)
-        # np.save appends .npy when the name lacks it
-        written = tmp if tmp.exists() else Path(str(tmp) + ".npy")
-        os.replace(written, folder / "audio.npy")
-        itmp = folder / f"index.json.tmp-{os.getpid()}"
-        itmp.write_text(json.dumps({"sample_rate": sample_rate, "spans": spans, "failed": failed,
-                                     "decoder_warnings": warned}))
-        os.replace(itmp, folder / "index.json")
-
-    def has(self, t: Track) -> bool:
-        return (t.path, t.start, t.end) in self.spans
-
-    def get(self, t: Track) -> np.ndarray:
-        o, n = self.spans[(t.path, t.start, t.end)]
-        return self.data[o : o + n]
+__all__ = ["AudioStore", "BatchSampler", "crop_views", "label_rows", "validation_batches"]
 
 
 def crop_views(audio: np.ndarray, n_views: int, window: int, u: np.ndarray) -> np.ndarray:
@@ -178,7 +93,8 @@ class BatchSampler:
     """
 
     def __init__(self, pools: Pools, store: AudioStore, *, batch_size: int, labeled_share: float, views: int,
-                 window: int, seed: int, labeled_mix: str = "step") -> None:
+                 window: int, seed: int, labeled_mix: str = "step", labeled_sampler: str = "uniform",
+                 per_class: int = 4) -> None:
         self.labeled = [t for t in pools.labeled if store.has(t)]
         self.unlabeled = [t for t in pools.unlabeled if store.has(t)]
         self.store = store
@@ -192,6 +108,11 @@ class BatchSampler:
         self.labeled_mix = labeled_mix
         self._by_group = [np.array([i for i, t in enumerate(self.labeled) if t.group == g], dtype=int)
                           for g in range(len(self.groups))]
+        if labeled_sampler not in ("uniform", "balanced") or per_class < 1:
+            raise BenchError(f"labeled_sampler must be 'uniform' or 'balanced' and per_class at least 1, got "
+                             f"{labeled_sampler!r} and {per_class}")
+        self.labeled_sampler, self.per_class = labeled_sampler, per_class
+        self._classes = self._class_members() if labeled_sampler == "balanced" else {}
         empty = [self.groups[g].task for g, idx in enumerate(self._by_group) if not len(idx)]
         if empty:
             raise DataError(f"labeled task(s) {', '.join(empty)}: no train track could be decoded")
@@ -206,9 +127,46 @@ class BatchSampler:
                 "(no track could be decoded)" if pools.unlabeled else "the unlabeled pool is empty"
             )
 
+    def _class_members(self) -> dict[int, dict[int, np.ndarray]]:
+        """Per label group (0 with one task), per class (a tag of a multi-label task): the labeled tracks that
+        have it. Classes with a single track are left out when a group has classes with more (a clip drawn
+        ``per_class`` times is a positive of itself only), unless ``per_class`` is 1."""
+        out: dict[int, dict[int, np.ndarray]] = {}
+        for g in range(max(1, len(self.groups))):
+            members: dict[int, list[int]] = {}
+            for i, t in enumerate(self.labeled):
+                if t.group == g or not self.groups:
+                    for c in t.label or ():
+                        members.setdefault(c, []).append(i)
+            several = {c: m for c, m in members.items() if len(m) > 1}
+            keep = several if several and self.per_class > 1 else members
+            out[g] = {c: np.array(m, dtype=int) for c, m in sorted(keep.items())}
+        return out
+
+    def _balanced(self, rng: np.random.Generator) -> np.ndarray:
+        """The labeled rows of a balanced batch: ``ceil(n / per_class)`` distinct classes (with replacement only
+        when there are fewer), ``per_class`` tracks of each (the last class takes the remainder)."""
+        if self.groups and self.labeled_mix == "step":
+            classes = [(g, c) for g in [int(rng.integers(0, len(self.groups)))] for c in self._classes[g]]
+        else:
+            classes = [(g, c) for g, by_class in self._classes.items() for c in by_class]
+        if not classes:
+            raise DataError("labeled_sampler=balanced: the labeled pool has no clip with a label to draw by")
+        n, m = self.n_labeled, self.per_class
+        k = -(-n // m)
+        chosen = rng.choice(len(classes), size=k, replace=k > len(classes))
+        out: list[np.ndarray] = []
+        for j, pick in enumerate(chosen):
+            g, c = classes[int(pick)]
+            members, want = self._classes[g][c], min(m, n - j * m)
+            out.append(members[rng.choice(len(members), size=want, replace=len(members) < want)])
+        return np.concatenate(out)
+
     def rows(self, step: int) -> tuple[list[tuple[bool, int]], np.ndarray]:
         rng = np.random.default_rng([self.seed, step])
-        if self.groups and self.n_labeled:
+        if self.labeled_sampler == "balanced" and self.n_labeled:
+            lab = self._balanced(rng)
+        elif self.groups and self.n_labeled:
             if self.labeled_mix == "step":
                 g = np.full(self.n_labeled, rng.integers(0, len(self.groups)))
             else:
@@ -239,6 +197,18 @@ class BatchSampler:
         rows, _ = self.rows(step)
         return np.array([self.labeled[rows[i][1]].group if rows[i][0] else -1
                          for i in range(rank, self.batch_size, world)], dtype=np.int64)
+
+    def label_positive_pairs(self, step: int) -> int:
+        """How many pairs of the global batch of ``step`` share at least one label (the label positives of
+        a contrastive loss; two views of one clip are not counted)."""
+        rows, _ = self.rows(step)
+        labs = [self.labeled[i].label or () for is_labeled, i in rows if is_labeled]
+        if len(labs) < 2 or not self.n_classes:
+            return 0
+        y = np.zeros((len(labs), self.n_classes), dtype=np.int64)
+        for k, lab in enumerate(labs):
+            y[k, list(lab)] = 1
+        return int(np.triu((y @ y.T) > 0, 1).sum())
 
     def _track(self, row: tuple[bool, int]) -> Track:
         return self.labeled[row[1]] if row[0] else self.unlabeled[row[1]]

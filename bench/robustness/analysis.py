@@ -52,10 +52,11 @@ def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 f"{r.get('_file', 'a record')}: schema version {r.get('schema_version')}, this bench reads "
                 f"version {SCHEMA_VERSION}. Re-run the benchmark, or analyse it with the bench that wrote it."
             )
-        k = (encoder_label(r), r["task"], condition_of(r), r["seed"])
+        k = (encoder_label(r), r["task"], condition_of(r), r["seed"], pt_seed(r))
         if k in out:
             older, newer = sorted([out[k], r], key=lambda x: str(x.get("created", "")))
-            print(f"warning: {k[0]} x {k[1]} x {k[2]} seed {k[3]} appears twice; keeping the newer record "
+            pts = "" if k[4] is None else f" (pretraining seed {k[4]})"
+            print(f"warning: {k[0]} x {k[1]} x {k[2]} seed {k[3]}{pts} appears twice; keeping the newer record "
                   f"({newer.get('_file', '?')}) over {older.get('_file', '?')}", file=sys.stderr)
             r = newer
         out[k] = r
@@ -80,9 +81,53 @@ def _pair_key(ci: dict[str, Any] | None, tracks: tuple) -> tuple | None:
     return (ci.get("seed"), len(ci["values"]), ci.get("tracks_digest") or tracks)
 
 
-def _drop(clean: dict[int, dict], corr: dict[int, dict], metric: str, level: float) -> dict[str, Any]:
-    """Drop clean - corrupted over the probe seeds both conditions have, with its interval."""
+def pt_seed(rec: dict[str, Any]) -> Any:
+    """The record's pretraining seed (``pretraining.seed``); None: one unnamed seed."""
+    return (rec.get("pretraining") or {}).get("seed")
+
+
+def _key(rec: dict[str, Any]) -> tuple[str, int]:
+    """A record's seeds within its row: (pretraining seed as text, "" for none; probe seed)."""
+    p = pt_seed(rec)
+    return ("" if p is None else str(p), rec["seed"])
+
+
+def _by_pt(seeds: list[tuple[str, int]], values: list[np.ndarray], points: list[float]
+           ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per pretraining seed, its probe seeds' drop values and drops averaged: ``(M [S, B], points [S])``;
+    None with one pretraining seed (the interval is then the paired bootstrap of before)."""
+    groups: dict[str, list[int]] = {}
+    for i, (p, _) in enumerate(seeds):
+        groups.setdefault(p, []).append(i)
+    if len(groups) < 2:
+        return None
+    M = np.stack([np.mean(np.stack([values[i] for i in ix]), axis=0) for ix in groups.values()])
+    return M, np.array([np.mean([points[i] for i in ix]) for ix in groups.values()])
+
+
+def _multi(sides: list[tuple[tuple[np.ndarray, np.ndarray] | None, Any, float, float]], level: float
+           ) -> tuple[float, float] | None:
+    """The multi-bootstrap interval of ``sum(sign * drop)`` when a side pools 2+ pretraining seeds, else None.
+
+    ``sides``: (per-seed drops or None, the pooled drop values, the drop, sign);
+    a side of one seed enters as its pooled values (one row).
+    """
+    if all(sd is None for sd, _, _, _ in sides):
+        return None
+    args = []
+    for sd, values, point, sign in sides:
+        if sd is None:
+            args.append((np.asarray(values)[None, :], np.array([point]), sign))
+        else:
+            args.append((sd[0], sd[1], sign))
+    res = confidence.multi_bootstrap(args, level)
+    return res["lo"], res["hi"]
+
+
+def _drop(clean: dict[Any, dict], corr: dict[Any, dict], metric: str, level: float) -> dict[str, Any]:
+    """Drop clean - corrupted over the (pretraining, probe) seeds both conditions have, with its interval."""
     seeds = sorted(set(clean) & set(corr))
+    seed_drops = None
     if not seeds:
         return {"drop_method": "no clean record with the same probe seed"}
     cv = [_metric(clean[s], metric) for s in seeds]
@@ -94,6 +139,8 @@ def _drop(clean: dict[int, dict], corr: dict[int, dict], metric: str, level: flo
         keys = {_pair_key(d, _test_tracks(corr[s])) for d, s in zip(stored, seeds)}
         if None not in keys and len(keys) == 1:
             values, method, pk = _pooled([d["values"] for d in stored]), PAIRED_SCORED, keys.pop()
+            per = [_pooled([d["values"]]) for d in stored]
+            seed_drops = _by_pt(seeds, per, [d["drop"] for d in stored])
         else:
             values, method = None, "mean of the seeds' paired drops; no pooled interval"
             lo = float(np.mean([d["lo"] for d in stored if d.get("lo") is not None] or [np.nan]))
@@ -107,6 +154,8 @@ def _drop(clean: dict[int, dict], corr: dict[int, dict], metric: str, level: flo
         if None not in keys and len(keys) == 1:
             values = _pooled([c["values"] for c in cc]) - _pooled([c["values"] for c in kc])
             method, pk = PAIRED_RECORDS, keys.pop()
+            per = [_pooled([c["values"]]) - _pooled([k["values"]]) for c, k in zip(cc, kc)]
+            seed_drops = _by_pt(seeds, per, list(np.subtract(cv, kv)))
         else:
             values, method = None, UNPAIRED
             se = math.hypot(_se(cc), _se(kc))
@@ -114,6 +163,9 @@ def _drop(clean: dict[int, dict], corr: dict[int, dict], metric: str, level: flo
             lo, hi = point - z * se, point + z * se
     if values is not None:
         lo, hi, _ = _percentile(values, level)
+        multi = _multi([(seed_drops, values, point, 1.0)], level)
+        if multi is not None:
+            (lo, hi), method = multi, f"{method}; {confidence.MULTI_METHOD}"
     return {
         "clean": float(np.nanmean(cv)),
         "drop": point,
@@ -122,6 +174,7 @@ def _drop(clean: dict[int, dict], corr: dict[int, dict], metric: str, level: flo
         "drop_method": method,
         "_drop_values": values,
         "_pair_key": pk,
+        "_seed_drops": seed_drops,
     }
 
 
@@ -144,7 +197,7 @@ def table(records: list[dict[str, Any]], level: float = confidence.LEVEL) -> lis
     for r in recs:
         # demo and real numbers never share a row (the leaderboard's rule)
         label = encoder_label(r) + (" (demo data)" if mixed and r.get("demo_data") else "")
-        groups.setdefault((label, r["task"]), {}).setdefault(condition_of(r), {})[r["seed"]] = r
+        groups.setdefault((label, r["task"]), {}).setdefault(condition_of(r), {})[_key(r)] = r
     registry = corruptions()
     order = {n: i for i, n in enumerate(registry)}
     rows = []
@@ -165,7 +218,10 @@ def table(records: list[dict[str, Any]], level: float = confidence.LEVEL) -> lis
             name, strength = split_condition(cond)
             c = registry.get(name)
             vals = [_metric(r, metric) for r in rs.values()]
-            lo, hi, _how = confidence.pooled_interval([r.get("confidence") for r in rs.values()], level)
+            by_pt: dict[str, list[dict[str, Any]]] = {}
+            for k in sorted(rs):
+                by_pt.setdefault(k[0], []).append(rs[k].get("confidence"))
+            lo, hi, _how = confidence.multi_interval(list(by_pt.values()), level)
             one = next(iter(rs.values()))
             row: dict[str, Any] = {
                 "encoder": label,
@@ -181,7 +237,7 @@ def table(records: list[dict[str, Any]], level: float = confidence.LEVEL) -> lis
                 "clean": None, "drop": None, "drop_lo": None, "drop_hi": None, "drop_pct": None,
                 "significant": None, "drop_method": None,
                 "n_seeds": len(rs),
-                "seeds": sorted(rs),
+                "seeds": [k[1] for k in sorted(rs)],
                 "n_tracks": ((one.get("data") or {}).get("tracks") or {}).get("test"),
                 "skipped": len(((one.get("data") or {}).get("skipped") or {}).get("test") or []),
                 "demo_data": all(bool(r.get("demo_data")) for r in rs.values()),
@@ -189,6 +245,7 @@ def table(records: list[dict[str, Any]], level: float = confidence.LEVEL) -> lis
                            c.harshness(strength) if c and strength is not None else 0.0),
                 "_drop_values": None,
                 "_pair_key": None,
+                "_seed_drops": None,
                 "_identity": bool(c and strength is not None and c.identity is not None and strength == c.identity),
             }  # fmt: skip
             if cond != CLEAN and clean:
@@ -201,6 +258,15 @@ def table(records: list[dict[str, Any]], level: float = confidence.LEVEL) -> lis
             rows.append(row)
     rows.sort(key=lambda r: (r["encoder"], r["task"], r["_order"]))
     return rows
+
+
+def _mean_seed_drops(rs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The per-pretraining-seed drops averaged over conditions (one checkpoint per seed under every condition);
+    None unless every row has the same number of pretraining seeds, 2+."""
+    sds = [r.get("_seed_drops") for r in rs]
+    if any(sd is None for sd in sds) or len({sd[0].shape for sd in sds}) != 1:
+        return None
+    return np.mean(np.stack([sd[0] for sd in sds]), axis=0), np.mean(np.stack([sd[1] for sd in sds]), axis=0)
 
 
 def summary(rows: list[dict[str, Any]], by: str = "all", level: float = confidence.LEVEL) -> list[dict[str, Any]]:
@@ -224,11 +290,15 @@ def summary(rows: list[dict[str, Any]], by: str = "all", level: float = confiden
     for (enc, task, metric, sub), rs in groups.items():
         keys = {r["_pair_key"] for r in rs}
         point = float(np.mean([r["drop"] for r in rs]))
-        values, pk = None, None
+        values, pk, seed_drops = None, None, None
         if None not in keys and len(keys) == 1 and all(r["_drop_values"] is not None for r in rs):
             values, pk = np.mean(np.stack([r["_drop_values"] for r in rs]), axis=0), keys.pop()
             lo, hi, _ = _percentile(values, level)
             method = "paired bootstrap over test tracks, averaged over conditions"
+            seed_drops = _mean_seed_drops(rs)
+            multi = _multi([(seed_drops, values, point, 1.0)], level)
+            if multi is not None:
+                (lo, hi), method = multi, f"{method}; {confidence.MULTI_METHOD}"
         else:
             se = math.sqrt(sum(_row_se(r, level) ** 2 for r in rs)) / len(rs)
             lo, hi = point - _z(level) * se, point + _z(level) * se
@@ -237,7 +307,7 @@ def summary(rows: list[dict[str, Any]], by: str = "all", level: float = confiden
             "encoder": enc, "task": task, "metric": metric, "condition": sub, "n_conditions": len(rs),
             "drop": point, "drop_lo": lo if math.isfinite(lo) else None, "drop_hi": hi if math.isfinite(hi) else None,
             "significant": _significance(lo, hi), "drop_method": method,
-            "_drop_values": values, "_pair_key": pk,
+            "_drop_values": values, "_pair_key": pk, "_seed_drops": seed_drops if values is not None else None,
         })  # fmt: skip
     return out
 
@@ -265,6 +335,10 @@ def compare(rows: list[dict[str, Any]], a: str, b: str, level: float = confidenc
                 and ra["_pair_key"] == rb["_pair_key"]):
             lo, hi, _ = _percentile(ra["_drop_values"] - rb["_drop_values"], level)
             method = "paired bootstrap over test tracks"
+            multi = _multi([(ra.get("_seed_drops"), ra["_drop_values"], ra["drop"], 1.0),
+                            (rb.get("_seed_drops"), rb["_drop_values"], rb["drop"], -1.0)], level)
+            if multi is not None:  # pretraining seeds resampled per encoder, the tracks shared
+                (lo, hi), method = multi, f"paired {confidence.MULTI_METHOD}"
         else:
             se = math.hypot(_row_se(ra, level), _row_se(rb, level))
             lo, hi, method = diff - _z(level) * se, diff + _z(level) * se, UNPAIRED
