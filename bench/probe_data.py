@@ -202,7 +202,6 @@ class ProbeData:
     def track_logits(self, model: Any, split: str, ensemble: str = "gmean") -> "Any":
         """Track-level scores of ``valid``, ``test`` or ``extra:NAME``: means, or segment logits ensembled per
         track by ``ensemble`` (:data:`ENSEMBLES`; only with segments)."""
-        import torch
 
         if self.mode == "segments" and split in self.seg:
             X, owner, n = self.seg[split]
