@@ -240,7 +240,7 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
         vgen = torch.Generator().manual_seed(seed + 0x5EED)
         n = data.n_train()
         best_loss, best_value, best_epoch, best_state = float("inf"), -math.inf, 0, None
-        chosen = strategies[0]
+        chosen = "gmean" if "gmean" in strategies else strategies[0]  # kept if no epoch improves
         epoch = 0
         for epoch in range(1, config.max_epochs + 1):
             model.train()
