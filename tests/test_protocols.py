@@ -51,6 +51,7 @@ def test_giantsteps_valid_split_follows_the_protocol():
     assert make_task("giantsteps_key", "semisupcon").settings == {"fifths": "ascending", "valid_fraction": 0.15,
                                                                  "valid_split": "track"}
     assert make_task("giantsteps_key", "bench").settings["valid_split"] == "artist"
+    assert make_task("giantsteps_key", "marble").settings["valid_split"] == "marble"
     assert make_task("mtat", "marble").settings["drop_untagged"] is False
     assert make_task("mtat", "semisupcon").settings["drop_untagged"] is True
 
