@@ -183,6 +183,55 @@ def test_delay_cross_correlation_finds_the_delay_on_noise():
     assert xc[0, :8000].argmax().item() == round(0.137 * 8000)
 
 
+def _delay_by_gathers(x, sr, delay_s, volume, repeats, attenuation, dry_tap=False):
+    """The delay as it was before its CPU path became slice-adds: one gather of every row per tap."""
+    m, t = x.shape
+    d = torch.round(delay_s.reshape(-1, 1) * sr).long()
+    vol, att = volume.reshape(-1, 1), attenuation.reshape(-1, 1)
+    reps = repeats.reshape(-1, 1).long()
+    wet = torch.zeros_like(x)
+    pos = torch.arange(t)[None, :]
+    first = 0 if dry_tap else 1
+    for r in range(first, first + int(reps.max())):
+        idx = pos - r * d
+        tap = torch.gather(x, 1, idx.clamp(min=0)) * (idx >= 0)
+        wet = wet + torch.where(reps > r - first, att.pow(r - first), torch.zeros_like(att)) * tap
+    return 0.5 * (x + vol * wet)
+
+
+@pytest.mark.parametrize("dry_tap", [False, True])
+def test_delay_slices_equal_the_gathers_bit_for_bit(dry_tap):
+    g = torch.Generator().manual_seed(11)
+    m, t = 24, 3000
+    x = torch.randn(m, t, generator=g)
+    d_s = torch.rand(m, generator=g) * 0.5  # 0 .. 4000 samples at 8 kHz: some taps fall past the end
+    d_s[0] = 0.0  # a zero delay stacks the taps on the dry signal
+    vol = torch.tensor([0.3, 0.7])[torch.randint(2, (m,), generator=g)]
+    att = torch.tensor([0.3, 0.7])[torch.randint(2, (m,), generator=g)]
+    reps = torch.randint(0, 4, (m,), generator=g)
+    y = delay(x, 8000, d_s, vol, reps, att, dry_tap=dry_tap)
+    assert torch.equal(y, _delay_by_gathers(x, 8000, d_s, vol, reps, att, dry_tap))
+
+
+def test_chain_with_the_slice_delay_equals_the_chain_with_the_gathers(monkeypatch):
+    """A fixed-seed augmentation of a demo-sized batch, new delay against old: the same views to the bit."""
+    import bench.augment as aug
+
+    views = 0.1 * torch.randn(6, 2, 4000, generator=torch.Generator().manual_seed(5))
+    new = Augmenter(8000, p_apply=1.0)(views, generator=torch.Generator().manual_seed(7))
+
+    calls = []
+
+    def old(x, sr, d, v, r, a, dry_tap=False):
+        calls.append(x.shape[0])
+        return _delay_by_gathers(x, sr, d, v, r, a, dry_tap)
+
+    monkeypatch.setattr(aug, "delay", old)
+    ref = Augmenter(8000, p_apply=1.0)(views, generator=torch.Generator().manual_seed(7))
+    assert calls and sum(calls) > 0  # the delay was drawn for some views
+    assert torch.equal(new, ref)
+
+
 def test_good_fft_size():
     assert good_fft_size(59535) >= 59535
     for n in [1, 7, 19683, 59535, 65537]:

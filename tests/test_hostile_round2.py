@@ -221,6 +221,29 @@ def test_world_size_without_a_launcher_is_a_message_not_a_traceback(capsys, monk
         check_launcher({"WORLD_SIZE": "two"})
 
 
+def _disk_full_under(monkeypatch, folder):
+    """Every whole-file write under ``folder`` fails as on a full disk: the file is created, then ENOSPC.
+
+    The store writes through uniquely named temporary files (``.NAME.<pid>.<random>.tmp``), so a link to
+    /dev/full at a predictable name cannot stand in for a full disk there."""
+    import errno
+    import pathlib
+
+    real_bytes, real_text = pathlib.Path.write_bytes, pathlib.Path.write_text
+    root = str(folder)
+
+    def failing(real):
+        def write(self, data, *a, **kw):
+            if str(self).startswith(root):
+                real(self, data[:0], *a, **kw)
+                raise OSError(errno.ENOSPC, "No space left on device", str(self))
+            return real(self, data, *a, **kw)
+        return write
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", failing(real_bytes))
+    monkeypatch.setattr(pathlib.Path, "write_text", failing(real_text))
+
+
 def _full(path):
     """Make ``path`` a file on a full disk: a link to /dev/full (every write fails with ENOSPC)."""
     import os
@@ -230,7 +253,7 @@ def _full(path):
 
 
 @pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
-def test_the_error_boundary_survives_a_full_disk_and_leaves_no_temporary_file(tmp_path):
+def test_the_error_boundary_survives_a_full_disk_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     from bench import results
     from bench.run import guarded
 
@@ -244,20 +267,20 @@ def test_the_error_boundary_survives_a_full_disk_and_leaves_no_temporary_file(tm
     assert guarded("enc x task", failures, out, plugin_bug) is None
     assert len(failures) == 1 and "No space left on device" in failures[0] and len(failures[0]) < 1000
     rec = {"encoder": "logmel", "task": "gtzan", "seed": 0}
-    _full(out / "records" / "logmel__gtzan__seed0.json.tmp")
+    (out / "records").mkdir(parents=True)
+    _disk_full_under(monkeypatch, out / "records")
     with pytest.raises(BenchError, match="cannot write the record .*No space left"):
         results.write_record(rec, out / "records")
     assert list((out / "records").iterdir()) == []  # the temporary file is gone
-    _full(out / "records" / "logmel__gtzan__seed0.json.tmp")
     assert guarded("write", failures, out, results.write_record, rec, out / "records") is None
     assert "cannot write the record" in failures[-1]
 
 
 @pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
-def test_a_run_on_a_full_disk_ends_with_a_message(capsys, nsynth_tiny, tmp_path):
+def test_a_run_on_a_full_disk_ends_with_a_message(capsys, nsynth_tiny, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    _full(out / "records" / "logmel__nsynth_pitch__seed0.json.tmp")
-    _full(out / "leaderboard.md")
+    out.mkdir()
+    _disk_full_under(monkeypatch, out)
     code, _, err = bench(capsys, "run", "-e", "logmel", "-t", "nsynth_pitch", "--data-root", str(nsynth_tiny),
                          "--seeds", "0", "--probe-grid", "fast", "--no-progress", "--out", str(out))
     assert code != 0 and "No space left on device" in err

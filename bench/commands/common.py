@@ -68,8 +68,8 @@ def check_protocol_grid(protocol: str, grid: str | None) -> str:
 
     proto = get(protocol)
     if grid is not None and not proto.uses_grid:
-        raise BenchError(f"--probe-grid {grid!r}: the {proto.name} protocol fixes the probe's learning rate and "
-                         "weight decay (as its reference code does); the grid applies to --protocol bench only")
+        raise BenchError(f"--probe-grid {grid!r}: the {proto.name} protocol sets the probe's learning rate(s) and "
+                         "weight decay itself (as its reference code does); the grid applies to --protocol bench only")
     return grid or "default"
 
 
