@@ -392,8 +392,9 @@ def _notes(rows: list[dict[str, Any]], chance: list[dict[str, Any]] = ()) -> str
     if chance:
         labels = ", ".join(f"'{x}'" for x in dict.fromkeys(c["encoder"] for c in chance))
         methods = sorted({c["method"] for c in chance if c["method"]})
-        text += (f" Row {labels}: the chance level, what a predictor that ignores the audio scores on the test "
-                 f"split ({'; '.join(methods) or 'from the records'}); not ranked, never bold, not gated.")
+        text += (f" Row {labels}: the chance level on the test split, scored by "
+                 f"{'; '.join(methods) or 'a predictor that ignores the audio'}. It is not ranked, never bold and "
+                 "not gated.")
         differ = [c for c in chance if c["primary"] and c["max"] - c["min"] > 1e-9]
         if differ:
             text += " The chance level differs between the records of " + "; ".join(
@@ -503,7 +504,7 @@ def to_html(records: list[dict[str, Any]], df, rows: list[dict[str, Any]], png: 
 STYLE = ("body{font-family:sans-serif;margin:2em auto;padding:0 1em;max-width:1300px}"
          ".scroll{max-width:100%;overflow-x:auto}table{border-collapse:collapse}"
          "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}td:first-child,th:first-child"
-         "{text-align:left}.demo{background:#fff3cd;border:1px solid #e0c060;padding:8px;font-weight:bold}"
+         "{text-align:left;white-space:nowrap}.demo{background:#fff3cd;border:1px solid #e0c060;padding:8px;font-weight:bold}"
          "img.chart{display:block;max-width:100%;height:auto}")
 
 

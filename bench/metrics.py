@@ -138,9 +138,9 @@ def score(kind: str, y_true, scores, names) -> dict[str, float]:
 
 
 #: how :func:`chance_scores` scores (recorded in each record's ``chance`` block and said in the leaderboard notes)
-CHANCE_METHOD = ("majority / prior predictor: the test split's class frequencies output for every track, ignoring "
-                 "the audio (accuracy and key score of always answering the most frequent class; ROC-AUC 0.5; "
-                 "average precision = each tag's positive rate, macro-averaged)")
+CHANCE_METHOD = ("a predictor that ignores the audio and outputs the test split's class frequencies for every "
+                 "track: the most frequent class's accuracy and key score, ROC-AUC 0.5, each tag's positive rate as "
+                 "average precision (macro-averaged)")
 
 
 def chance_scores(task, labels, n_classes: int) -> dict[str, object]:

@@ -44,7 +44,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
 def test_chance_of_a_multiclass_task_is_the_majority_class():
     labels = [0] * 6 + [1] * 3 + [2] * 1
     got = chance_scores(_Task("multiclass"), labels, 4)
-    assert got["metrics"] == {"accuracy": pytest.approx(0.6)} and got["n_tracks"] == 10 and "majority" in got["method"]
+    assert got["metrics"] == {"accuracy": pytest.approx(0.6)} and got["n_tracks"] == 10 and "most frequent class" in got["method"]
 
 
 def test_chance_of_a_multilabel_task_is_auc_half_and_the_positive_rates():
@@ -94,7 +94,7 @@ def test_a_one_encoder_leaderboard_shows_the_chance_row_unranked_and_ungated(tmp
     assert "chance" in rows and "0.0833" in rows["chance"] and "0.1000" in rows["chance"]
     assert rows["chance"].rstrip().endswith("|            |")  # no average rank
     assert "**" not in text  # one encoder: nothing to be best against
-    assert "Row 'chance': the chance level" in text and "majority / prior predictor" in text
+    assert "Row 'chance': the chance level on the test split, scored by majority / prior predictor." in text
     df = L.table(recs)
     assert list(df.index) == ["semisupcon", "chance"] and np.isnan(df.loc["chance", L.RANK_COL])
     assert df.loc["semisupcon", L.RANK_COL] == 1.0
