@@ -157,6 +157,12 @@ def test_published_and_chance_rows_never_compete():
     for r in recs:
         r["chance"] = _chance({"accuracy": 0.99})  # a chance level above every row changes nothing
     assert "**0.7500 [" in L.render(recs) and "**0.9900" not in L.render(recs)
+    # published rows (MARBLE's MTAT numbers, up to 0.914) neither take the mark nor block it
+    mtat = [make_record(e, "mtat", 0, v, demo=False, primary="roc_auc") for e, v in (("a", 0.86), ("b", 0.70))]
+    for r in mtat:
+        r["protocol"] = "marble"
+    text = L.render(mtat, reference="marble")
+    assert "Jukebox-5B (published)" in text and "**0.8600 [" in text and text.count("**") == 2
 
 
 # -- the chart and the HTML report --------------------------------------------------------------------------------
