@@ -77,9 +77,16 @@ class ProbeConfig:
     #: ReduceLROnPlateau patience on the monitored value (None: constant learning rate)
     plateau_patience: int | None = None
     plateau_factor: float = 0.5
+    #: segments: how a track's segment logits are combined (bench.probe_data.ENSEMBLES), or "select": MARBLE's
+    #: choice, each epoch, of the strategy with the best validation ``monitor`` (tested with the best epoch's)
+    ensemble: str = "gmean"
+
+    #: fields added after probe keys existed: left out of :meth:`to_dict` at these (default) values, so the
+    #: records and probe-cache keys of every probe that does not use them stay as they were
+    OPTIONAL = {"ensemble": "gmean"}
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k not in self.OPTIONAL or v != self.OPTIONAL[k]}
 
 
 @dataclass
@@ -92,6 +99,8 @@ class ProbeResult:
     valid_scores: np.ndarray | None = None
     #: scores of the same fitted probe on further test sets (e.g. corrupted audio), by name
     extra_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the segment ensemble chosen on validation (``ensemble="select"``), else None
+    ensemble: str | None = None
 
 
 @dataclass
@@ -220,6 +229,7 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
         by_metric = bool(config.monitor)
         if by_metric and (score_fn is None or y_valid is None):
             raise ValueError(f"monitor {config.monitor!r} needs the task's scorer and the validation labels")
+        strategies = _strategies(config, data, kind)
         sched = None
         if config.plateau_patience is not None:
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max" if by_metric else "min",
@@ -230,6 +240,7 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
         vgen = torch.Generator().manual_seed(seed + 0x5EED)
         n = data.n_train()
         best_loss, best_value, best_epoch, best_state = float("inf"), -math.inf, 0, None
+        chosen = "gmean" if "gmean" in strategies else strategies[0]  # kept if no epoch improves
         epoch = 0
         for epoch in range(1, config.max_epochs + 1):
             model.train()
@@ -247,10 +258,17 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
                 else:
                     vlogits = data.track_logits(model, "valid")
                 vloss = float(loss_fn(vlogits, data.yva))
-                value = vloss
+                value, strategy = vloss, strategies[0]
                 if by_metric:
-                    vs = torch.sigmoid(vlogits) if kind == "multilabel" else vlogits
-                    value = _valid_score(score_fn, y_valid, vs.cpu().numpy(), config.monitor)
+                    value = -math.inf
+                    for how in strategies:  # MARBLE: the best ensemble of the epoch (first on ties)
+                        vs = vlogits if how == "gmean" or data.mode != "segments" else data.track_logits(
+                            model, "valid", how)
+                        vs = torch.sigmoid(vs) if kind == "multilabel" else vs
+                        v = _valid_score(score_fn, y_valid, vs.cpu().numpy(), config.monitor)
+                        if math.isfinite(v) and v > value:
+                            value, strategy = v, how
+                    value = value if math.isfinite(value) else float("nan")
             if not math.isfinite(vloss):
                 break  # diverged (lr too high for this encoder): keep the best epoch so far
             if sched is not None and math.isfinite(value):
@@ -259,6 +277,7 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
             if improved:
                 best_loss, best_epoch = vloss, epoch
                 best_value = value if by_metric else best_value
+                chosen = strategy
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             elif epoch - best_epoch >= config.patience:
                 break
@@ -268,8 +287,8 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
         best_epoch = epoch
     model.eval()
     with torch.no_grad():
-        out, vout = data.track_logits(model, "test"), data.track_logits(model, "valid")
-        extra = {name: data.track_logits(model, f"extra:{name}") for name in data.extra}
+        out, vout = data.track_logits(model, "test", chosen), data.track_logits(model, "valid", chosen)
+        extra = {name: data.track_logits(model, f"extra:{name}", chosen) for name in data.extra}
         if kind == "multilabel":
             out, vout = torch.sigmoid(out), torch.sigmoid(vout)
             extra = {name: torch.sigmoid(v) for name, v in extra.items()}
@@ -281,7 +300,23 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
         seconds=time.perf_counter() - t0,
         valid_scores=vout.cpu().numpy(),
         extra_scores={name: v.cpu().numpy() for name, v in extra.items()},
+        ensemble=chosen if config.ensemble == "select" else None,
     )
+
+
+def _strategies(config: ProbeConfig, data: ProbeData, kind: str) -> tuple[str, ...]:
+    """The segment ensembles a probe weighs on validation: the configured one, or all of them (``select``)."""
+    from bench.probe_data import ENSEMBLES
+
+    if config.ensemble == "select":
+        if not config.monitor:
+            raise ValueError("ensemble='select' chooses on a validation metric: set monitor")
+        if data.mode != "segments" or kind != "multiclass":
+            return ("gmean",)  # one example per track, or multilabel: nothing to ensemble
+        return ENSEMBLES
+    if config.ensemble not in ENSEMBLES:
+        raise ValueError(f"unknown segment ensemble {config.ensemble!r}; use 'select' or one of {', '.join(ENSEMBLES)}")
+    return (config.ensemble,)
 
 
 def train_probe(
@@ -350,7 +385,8 @@ def select_probe(
             if score_fn is not None and metric:
                 vscore = _valid_score(score_fn, y_valid, res.valid_scores, metric)
             rows.append({"lr": lr, "weight_decay": wd, "valid_loss": _r(res.valid_loss), "valid_score": _r(vscore),
-                         "best_epoch": res.best_epoch, "epochs": res.epochs, "seconds": round(res.seconds, 3)})
+                         "best_epoch": res.best_epoch, "epochs": res.epochs, "seconds": round(res.seconds, 3),
+                         **({"ensemble": res.ensemble} if res.ensemble else {})})
             rank = (vscore if math.isfinite(vscore) else -math.inf, -res.valid_loss)
             if best is None or rank > best[0]:
                 best = (rank, lr, wd, res)

@@ -311,7 +311,7 @@ def test_reproduce_jobs_in_worker_processes_give_the_records_of_one_process(tiny
 
 
 def test_reproduce_workers_for_this_machine():
-    from bench.experiments.parallel import auto_workers, log_name, order
+    from bench.jobs import auto_workers, log_name, order
     from bench.experiments.reproduce import plan
 
     assert auto_workers(6, "cpu", 2) == (2, 1)

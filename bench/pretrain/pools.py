@@ -245,11 +245,14 @@ def _multi_hot(label: Any, n: int, task_name: str) -> tuple[int, ...]:
     return tuple(sorted({int(i) for i in idx}))
 
 
-def build_pools(plan: PoolPlan, data_roots: DataRoots, *, seed: int = 123, validation: bool = False) -> Pools:
+def build_pools(plan: PoolPlan, data_roots: DataRoots, *, seed: int = 123, validation: bool = False,
+                ps_twice: bool = False) -> Pools:
     """The tracks of a plan, with the validation and test tracks of every task removed.
 
     ``plan.spec.fraction`` keeps a deterministic subset (seeded permutation)
-    of each labeled train split. ``validation``: also list every labeled
+    of each labeled train split; ``ps_twice`` (recipe ``official_ps_twice``)
+    cuts that subset by the fraction again, as the official SemiSupCon code
+    does when its first cut takes effect (docs/protocols.md, "Label fraction"). ``validation``: also list every labeled
     task's whole valid split as ``Pools.valid`` (labels in the same space);
     a labeled task without valid tracks is then an error.
     """
@@ -306,11 +309,16 @@ def build_pools(plan: PoolPlan, data_roots: DataRoots, *, seed: int = 123, valid
                             f"valid/test tracks of some task). {task.data_help()}")
         n_keep = max(1, int(round(spec.fraction * len(tracks))))
         order = np.random.default_rng([seed, 1] if not several else [seed, 1, g]).permutation(len(tracks))
+        if ps_twice:  # the second cut: a seeded subset of the first one's tracks
+            n_first, n_keep = n_keep, max(1, int(round(spec.fraction * n_keep)))
+            again = np.random.default_rng([seed, 2] if not several else [seed, 2, g]).permutation(n_first)
+            order = order[:n_first][again]
         pools.labeled += [tracks[i] for i in sorted(order[:n_keep])]
         classes += [f"{name}:{c}" if several else c for c in task_classes]
         groups.append(LabelGroup(name, task.kind, offset, len(task_classes), n_keep))
         labeled_sources.append({"task": name, "root": _resolve(data.root), "demo": data.demo,
                                 "train_tracks": len(tracks), "kept": n_keep, "label_fraction": spec.fraction,
+                                **({"label_fraction_applied_twice": True} if ps_twice else {}),
                                 "problems": data.problems})
         if validation:
             valid = task.items("valid", data.root)
