@@ -62,6 +62,8 @@ from typing import Any
 from bench import provenance, render_cache
 from bench.corruptions import CLEAN, display_order
 from bench.errors import BenchError
+# drawn through the render cache, whose key holds the code of the drawing function's own module
+from bench.leaderboard_chart import chart_png
 
 DEMO_NOTE = "DEMO DATA: generated data in the real formats; these numbers say nothing about real music."
 RANK_COL = "avg rank"
@@ -476,13 +478,6 @@ def to_markdown(df) -> str:
 
     headers, cells = _display(df, "**{}**")
     return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
-
-
-def chart_png(rows: list[dict[str, Any]], demo: bool, chance: dict[str, float] | None = None) -> bytes:
-    """The chart (:func:`bench.leaderboard_chart.chart_png`)."""
-    from bench.leaderboard_chart import chart_png as draw
-
-    return draw(rows, demo, chance)
 
 
 def _chance_by_task(chance: list[dict[str, Any]]) -> dict[str, float]:

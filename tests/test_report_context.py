@@ -195,6 +195,12 @@ def _board(n_tasks, n_encoders):
     return recs
 
 
+def test_the_chart_is_cached_under_the_code_of_its_own_module():
+    """bench.render_cache keys a drawing by the code of ``make.__module__``: a wrapper in bench.leaderboard would
+    serve old charts after bench/leaderboard_chart.py changed."""
+    assert L.chart_png is chart.chart_png and chart.chart_png.__module__ == "bench.leaderboard_chart"
+
+
 def test_panels_of_one_metric_share_their_axis_with_the_chance_line(monkeypatch):
     import matplotlib.figure
 
