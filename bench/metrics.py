@@ -162,3 +162,35 @@ def score(kind: str, y_true, scores, names) -> dict[str, float]:
             raise KeyError(f"metric {name!r} is not a generic metric; the task must compute it")
         out[name] = METRICS[name](y_true, scores)
     return out
+
+
+#: how :func:`chance_scores` scores (recorded in each record's ``chance`` block and said in the leaderboard notes)
+CHANCE_METHOD = ("a predictor that ignores the audio and outputs the test split's class frequencies for every "
+                 "track: the most frequent class's accuracy and key score, ROC-AUC 0.5, each tag's positive rate as "
+                 "average precision (macro-averaged)")
+
+
+def chance_scores(task, labels, n_classes: int) -> dict[str, object]:
+    """The ``chance`` block of a record: ``task``'s own metrics for a predictor that ignores the audio.
+
+    ``labels``: the test split's labels as the task gives them (a class index per track, or a list of class
+    indices per track for a multilabel task). The predictor outputs the test split's class frequencies for every
+    track, so every metric of the task (its own scorer included) is that of the label prior: the majority class
+    for top-1 metrics, 0.5 for ROC-AUC (all scores tied), the positive rate for average precision. A scorer that
+    fails on this constant input gives ``metrics: {}`` and its error: the record is kept, without a chance level.
+    """
+    if task.kind == "multiclass":
+        y = np.asarray(labels, dtype=np.int64)
+        prior = np.bincount(y, minlength=n_classes)[:n_classes] / max(len(y), 1)
+    else:
+        y = np.zeros((len(labels), n_classes), dtype=np.float32)
+        for i, lab in enumerate(labels):
+            y[i, list(lab)] = 1.0
+        prior = y.mean(axis=0) if len(y) else np.zeros(n_classes)
+    scores = np.tile(prior.astype(np.float64), (len(y), 1))
+    out: dict[str, object] = {"method": CHANCE_METHOD, "n_tracks": int(len(y))}
+    try:
+        out["metrics"] = {k: float(v) for k, v in task.score(y, scores).items()}
+    except Exception as exc:  # a task's own scorer (plugin code): the record must not be lost for its chance level
+        out.update(metrics={}, error=f"{type(exc).__name__}: {exc}"[:300])
+    return out
