@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,18 @@ def test_every_test_marked_slow_still_exists():
         defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         missing += [f"{file}::{n}" for n in names if n not in defined]
     assert not missing, f"conftest.SLOW_TESTS names tests that do not exist: {missing}"
+
+
+_ANY_ALIAS = re.compile(r"^\s*(?:\w+\s*(?::\s*\w+\s*)?=\s*)+(?:typing\.)?Any\s*(?:#.*)?$", __import__("re").M)
+
+
+def test_no_module_aliases_a_type_to_any():
+    # `RunConfig = Any` (or `X = Y = Any`) hides a core type from the type checker (issue #21):
+    # import the real type under TYPE_CHECKING instead.
+    root = Path(__file__).resolve().parents[1] / "bench"
+    found = [f"{p.relative_to(root.parent)}: {m.group(0).strip()}"
+             for p in sorted(root.rglob("*.py"))
+             for m in _ANY_ALIAS.finditer(p.read_text(encoding="utf-8"))]
+    assert not found, "aliases of Any (import the real type under TYPE_CHECKING):\n" + "\n".join(found)
+    assert _ANY_ALIAS.search("RunConfig = Any\n") and _ANY_ALIAS.search("A = B = Any  # x\n")
+    assert not _ANY_ALIAS.search("x: dict[str, Any] = {}\n")
