@@ -22,7 +22,8 @@ from bench.encoder import LabelSpec, Recipe, TrainableEncoder
 from bench.errors import BenchError
 from bench.pretrain.early_stopping import EarlyStopping
 from bench.pretrain.pools import PoolPlan, Pools, build_pools, plan_pools
-from bench.pretrain.runfolder import METRICS_FILE, STATE_FILE, MetricsLog, load_train_state, set_rng_state
+from bench.pretrain.runfolder import (METRICS_FILE, STATE_FILE, MetricsLog, load_train_state, rng_state,
+                                      set_rng_state)
 from bench.pretrain.sampling import AudioStore, BatchSampler
 
 
@@ -69,6 +70,8 @@ class TrainingState:
     world: int = 1
     rank: int = 0
     main: bool = True
+    #: the learning-curve probe (``Recipe.probe_every`` > 0; :mod:`bench.pretrain.probing`), else None
+    prober: Any = None
 
     @property
     def state_path(self) -> Path:
@@ -114,6 +117,24 @@ def _data(encoder: TrainableEncoder, spec: LabelSpec, recipe: Recipe, plan: Pool
             raise BenchError(f"early stopping: none of the {len(pools.valid)} valid tracks of "
                              f"{', '.join(d.task.name for d in plan.labeled)} could be decoded")
     return plan, pools, store, sampler, stopper
+
+
+def _prober(encoder: TrainableEncoder, recipe: Recipe, plan: PoolPlan, data_roots: DataRoots, cache: Path,
+            quiet: bool) -> Any:
+    """The learning-curve probe's tasks and audio; the global RNG states are left as they were (the head a
+    ``setup_pretraining`` builds next draws from them, and demo data built here must not move them)."""
+    from bench.pretrain.probing import Prober, build_probe_tasks, probe_task_names
+
+    saved = rng_state()
+    try:
+        tasks, skipped = build_probe_tasks(probe_task_names(plan, recipe.unlabeled_tasks), data_roots)
+        if not tasks:
+            raise BenchError(f"learning curves (probe_every={recipe.probe_every}): no task to probe on ("
+                             + ("; ".join(f"{k}: {v}" for k, v in skipped.items()) or "the pools name none")
+                             + "). Name one with -O unlabeled_tasks=TASK or set -O probe_every=0")
+        return Prober(tasks, skipped, encoder, cache, quiet)
+    finally:
+        set_rng_state(saved)
 
 
 def _model(encoder: TrainableEncoder, recipe: Recipe, accelerator: Any, sync_batchnorm: bool) -> tuple[Any, Any]:
@@ -163,16 +184,20 @@ def setup(encoder: TrainableEncoder, *, data_roots: DataRoots, run_dir: str | Pa
         raise BenchError(f"early stopping (early_stopping_patience={patience}) runs on one process only, and this "
                          f"launch has {world}: run `bench pretrain` without accelerate launch, or set "
                          "-O early_stopping_patience=0")
+    if recipe.probe_every and world > 1:
+        raise BenchError(f"learning curves (probe_every={recipe.probe_every}) run on one process only, and this "
+                         f"launch has {world}: run `bench pretrain` without accelerate launch, or set -O probe_every=0")
+    cache = Path(cache_dir) if cache_dir is not None else bench_config.cache_dir()
     with accelerator.main_process_first():
-        plan, pools, store, sampler, stopper = _data(
-            encoder, encoder.label_spec(), recipe, plan, data_roots,
-            Path(cache_dir) if cache_dir is not None else bench_config.cache_dir(), quiet, progress)
+        plan, pools, store, sampler, stopper = _data(encoder, encoder.label_spec(), recipe, plan, data_roots, cache,
+                                                     quiet, progress)
+    prober = _prober(encoder, recipe, plan, data_roots, cache, quiet or not progress) if recipe.probe_every else None
     encoder.setup_pretraining(pools.space)
     model, optimizer = _model(encoder, recipe, accelerator, sync_batchnorm)
 
     ts = TrainingState(encoder, recipe, plan, pools, store, sampler, stopper, accelerator, model, optimizer, None, [],
                        run_dir, MetricsLog(run_dir / METRICS_FILE, main), {}, quiet=quiet, progress=progress,
-                       world=world, rank=rank, main=main)
+                       world=world, rank=rank, main=main, prober=prober)
     if resume and ts.state_path.is_file():
         state = load_train_state(ts.state_path, encoder, recipe)
         model.load_state_dict(state["model"])
@@ -234,6 +259,8 @@ def _record(ts: TrainingState, mixed_precision: str, sync_batchnorm: bool, label
     }
     if ts.stopper is not None:
         record["early_stopping"] = ts.stopper.record()
+    if ts.prober is not None:
+        record["probe"] = ts.prober.describe()
     return record
 
 
