@@ -24,6 +24,12 @@ point), :func:`train` is the step loop, :func:`finish` the end of a run;
 - Every step counts the pairs of its global batch that share a label (the
   label positives, :meth:`BatchSampler.label_positive_pairs`): logged per step
   in ``metrics.jsonl``, their mean per step in the run record.
+- Each step's loss terms (:meth:`TrainableEncoder.loss_terms`) are averaged
+  over the steps of a ``train`` line of the log (``terms``).
+- Learning curves (``Recipe.probe_every`` > 0, one process only,
+  :mod:`bench.pretrain.probing`): probed at step 0, every ``probe_every``
+  steps and at the last; ``probe`` events, the record's ``probe_curve`` and
+  ``curves.png`` (:mod:`bench.pretrain.curves`).
 - Early stopping (``Recipe.early_stopping_patience`` > 0, one process only,
   :mod:`bench.pretrain.early_stopping`): validated every ``validate_every``
   steps and at the last one; the run ends with the best validation's weights,
