@@ -114,3 +114,13 @@ def test_plot_curves_draws_several_runs_side_by_side(tiny_task, tmp_path):
     out = plot_curves({"a": tmp_path / "a", "b": tmp_path / "b"}, tmp_path / "side.png")
     assert out is not None and out.stat().st_size > 1000
     assert plot_curves({"none": tmp_path / "missing"}, tmp_path / "none.png") is None
+
+
+def test_curves_of_a_record_fall_back_to_its_probe_curve(tmp_path):
+    from bench.pretrain.curves import curves_of, plot_curves
+
+    points = [{"step": s, "task": "t", "metric": "accuracy", "value": v} for s, v in ((5, 0.5), (0, 0.1))]
+    c = curves_of({"run_dir": str(tmp_path / "gone"), "probe_curve": points})
+    assert c.probe == {"t": [(0, 0.1), (5, 0.5)]} and c.metric == {"t": "accuracy"} and not c.terms
+    assert c.probe_curve() == sorted(points, key=lambda p: p["step"])
+    assert plot_curves({"x": c}, tmp_path / "x.png") is not None

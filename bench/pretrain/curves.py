@@ -4,6 +4,8 @@
   events of ``Recipe.probe_every``), the loss and each loss term
   (``train`` events) over the steps. A resumed run's log can hold a step
   twice (steps re-run after the last checkpoint): the last line wins.
+- :func:`curves_of` (a record's ``pretraining`` block): the same, from the
+  run folder it names, or from the ``probe_curve`` it keeps.
 - :func:`plot_curves` (several runs, e.g. semisupcon, simclr and
   supervised): one panel per task with one line per run (probe metric over
   the steps), then one panel per run with its loss terms. The run folder's
@@ -32,10 +34,29 @@ class Curves:
     loss: list[tuple[int, float]] = field(default_factory=list)
     terms: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
+    @classmethod
+    def from_probe_curve(cls, points: list[dict[str, Any]]) -> "Curves":
+        """The probe curve kept in a checkpoint's metadata (a record's ``pretraining.probe_curve``), without
+        the loss terms (those are in the run folder's log only)."""
+        out = cls()
+        for p in sorted(points, key=lambda p: p["step"]):
+            out.probe.setdefault(p["task"], []).append((int(p["step"]), p.get("value")))
+            out.metric[p["task"]] = p.get("metric", "")
+        return out
+
     def probe_curve(self) -> list[dict[str, Any]]:
         """The curve as the checkpoint metadata keeps it: ``[{step, task, metric, value}]``."""
         return [{"step": s, "task": t, "metric": self.metric[t], "value": v}
                 for t, points in self.probe.items() for s, v in points]
+
+
+def curves_of(pretraining: dict[str, Any]) -> Curves:
+    """The curves of a record's ``pretraining`` block (a checkpoint's metadata): its run folder's log when it
+    is still there (probe, loss and terms), else the ``probe_curve`` it keeps (probe only)."""
+    run_dir = pretraining.get("run_dir")
+    if run_dir and (Path(run_dir) / METRICS_FILE).is_file():
+        return load_curves(run_dir)
+    return Curves.from_probe_curve(pretraining.get("probe_curve") or [])
 
 
 def load_curves(run_dir: str | Path) -> Curves:
