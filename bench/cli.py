@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
             limits.check_launcher()
             allocator.tune()  # before torch allocates anything (bench/allocator.py says why)
+            allocator.passive_omp_wait()  # before torch is imported (why: bench/allocator.py)
             apply_threads(args.threads)
         return int(args.func(args) or 0)
     except BenchError as exc:

@@ -245,6 +245,9 @@ class Recipe:
     #: (``per_class`` clips of each of as many classes as that allows: label positives in every batch)
     labeled_sampler: str = "uniform"
     per_class: int = 4
+    #: emulate the official SemiSupCon code, which cuts the labeled pool by p_s twice (about p_s squared of the
+    #: train split kept; docs/protocols.md, "Label fraction"); off: p_s once, as the paper's text says
+    official_ps_twice: bool = False
     #: learning curve: probe the encoder on the tasks' valid splits every this many steps (and at the first
     #: and last step); 0 = off (bench.pretrain.probing, docs/pretraining.md "Learning curves")
     probe_every: int = 0
@@ -255,7 +258,7 @@ class Recipe:
         "p_apply": "float",
         "checkpoint_every": "int", "log_every": "int", "labeled_mix": "str", "unlabeled_tasks": "names?",
         "unlabeled_dirs": "names", "early_stopping_patience": "int", "validate_every": "int",
-        "labeled_sampler": "str", "per_class": "int", "probe_every": "int",
+        "labeled_sampler": "str", "per_class": "int", "official_ps_twice": "bool", "probe_every": "int",
     }
     #: the keys whose change makes a training checkpoint another run (refused on resume)
     IDENTITY: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "views", "seed", "augment", "augment_variant",
@@ -263,7 +266,8 @@ class Recipe:
     #: keys added after checkpoints existed: left out of :meth:`key_dict` and :meth:`identity` at these
     #: (default) values, so every run that does not use them keeps its checkpoint key and its resumable state
     OPTIONAL: ClassVar[dict[str, Any]] = {"early_stopping_patience": 0, "validate_every": 0,
-                                          "labeled_sampler": "uniform", "per_class": 4, "probe_every": 0}
+                                          "labeled_sampler": "uniform", "per_class": 4,
+                                          "official_ps_twice": False, "probe_every": 0}
     #: the augmentation variants of bench.augment.Augmenter (checked equal by a test)
     AUGMENT_VARIANTS: ClassVar[tuple[str, ...]] = ("bench", "official")
 

@@ -3,7 +3,9 @@
 Protocol ``bench`` (the defaults of :class:`ProbeConfig`; method.md): track-mean
 features standardised with the train split's mean and std; a linear head or an
 MLP (one hidden layer of 512, ReLU); Adam, batch 64; cross-entropy for
-multiclass, BCE for multilabel; early stopping on the validation loss, and the
+multiclass, BCE for multilabel, mean squared error for regression (the head's
+outputs are the predicted targets; a task's ``probe = "linear"`` makes it the
+ridge-like linear regression, weight decay from the grid); early stopping on the validation loss, and the
 best-on-validation weights are the ones tested. The other protocols
 (:mod:`bench.protocols`) change the fields: no standardisation, heads without
 bias, dropout, crop or segment training (:mod:`bench.probe_data`), tracks drawn
@@ -77,14 +79,21 @@ class ProbeConfig:
     #: ReduceLROnPlateau patience on the monitored value (None: constant learning rate)
     plateau_patience: int | None = None
     plateau_factor: float = 0.5
+    #: segments: how a track's segment logits are combined (bench.probe_data.ENSEMBLES), or "select": MARBLE's
+    #: choice, each epoch, of the strategy with the best validation ``monitor`` (tested with the best epoch's)
+    ensemble: str = "gmean"
+
+    #: fields added after probe keys existed: left out of :meth:`to_dict` at these (default) values, so the
+    #: records and probe-cache keys of every probe that does not use them stay as they were
+    OPTIONAL = {"ensemble": "gmean"}
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k not in self.OPTIONAL or v != self.OPTIONAL[k]}
 
 
 @dataclass
 class ProbeResult:
-    test_scores: np.ndarray  # logits (multiclass) or probabilities (multilabel), [N_test, C]
+    test_scores: np.ndarray  # logits (multiclass), probabilities (multilabel) or predictions (regression), [N_test, C]
     valid_loss: float
     best_epoch: int
     epochs: int
@@ -92,6 +101,8 @@ class ProbeResult:
     valid_scores: np.ndarray | None = None
     #: scores of the same fitted probe on further test sets (e.g. corrupted audio), by name
     extra_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the segment ensemble chosen on validation (``ensemble="select"``), else None
+    ensemble: str | None = None
 
 
 @dataclass
@@ -147,9 +158,12 @@ def parse_grid(spec: str | None) -> list[tuple[float, float]]:
 
 
 def targets(labels: list, n_classes: int, kind: str) -> np.ndarray:
-    """Class indices ``[N]`` (multiclass) or multi-hot ``[N, C]`` (multilabel)."""
+    """Class indices ``[N]`` (multiclass), multi-hot ``[N, C]`` (multilabel) or target values ``[N, C]``
+    (regression: ``n_classes`` is the number of targets)."""
     if kind == "multiclass":
         return np.asarray(labels, dtype=np.int64)
+    if kind == "regression":
+        return np.asarray([tuple(lab) for lab in labels], dtype=np.float32).reshape(len(labels), n_classes)
     y = np.zeros((len(labels), n_classes), dtype=np.float32)
     for i, lab in enumerate(labels):
         y[i, list(lab)] = 1.0
@@ -190,6 +204,17 @@ def _head(config: ProbeConfig, dim: int, n_classes: int):
     raise ValueError(f"unknown probe head {config.head!r}; use 'linear' or 'mlp'")
 
 
+def _loss(kind: str):
+    """The training loss of a task kind: cross-entropy, per-tag BCE, or mean squared error (regression:
+    the head's outputs are the predicted targets, never squashed)."""
+    from torch import nn
+
+    losses = {"multiclass": nn.CrossEntropyLoss, "multilabel": nn.BCEWithLogitsLoss, "regression": nn.MSELoss}
+    if kind not in losses:
+        raise ValueError(f"unknown task kind {kind!r}; expected one of {sorted(losses)}")
+    return losses[kind]()
+
+
 def _batches(n: int, config: ProbeConfig, gen) -> list:
     """The index batches of one epoch: a permutation, or n draws with replacement; last partial batch dropped
     when asked (unless the epoch has no full batch: a split smaller than a batch still trains)."""
@@ -204,7 +229,6 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
          score_fn: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None,
          y_valid: np.ndarray | None = None) -> ProbeResult:
     import torch
-    from torch import nn
 
     t0 = time.perf_counter()
     dev = data.dev
@@ -212,7 +236,7 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
         torch.manual_seed(seed)
         model = _head(config, data.dim, n_classes)
         model.to(dev)
-        loss_fn = nn.CrossEntropyLoss() if kind == "multiclass" else nn.BCEWithLogitsLoss()
+        loss_fn = _loss(kind)
         try:
             opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
         except (RuntimeError, TypeError):  # no fused kernel for this device/build
@@ -220,6 +244,7 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
         by_metric = bool(config.monitor)
         if by_metric and (score_fn is None or y_valid is None):
             raise ValueError(f"monitor {config.monitor!r} needs the task's scorer and the validation labels")
+        strategies = _strategies(config, data, kind)
         sched = None
         if config.plateau_patience is not None:
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max" if by_metric else "min",
@@ -230,6 +255,7 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
         vgen = torch.Generator().manual_seed(seed + 0x5EED)
         n = data.n_train()
         best_loss, best_value, best_epoch, best_state = float("inf"), -math.inf, 0, None
+        chosen = "gmean" if "gmean" in strategies else strategies[0]  # kept if no epoch improves
         epoch = 0
         for epoch in range(1, config.max_epochs + 1):
             model.train()
@@ -247,10 +273,17 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
                 else:
                     vlogits = data.track_logits(model, "valid")
                 vloss = float(loss_fn(vlogits, data.yva))
-                value = vloss
+                value, strategy = vloss, strategies[0]
                 if by_metric:
-                    vs = torch.sigmoid(vlogits) if kind == "multilabel" else vlogits
-                    value = _valid_score(score_fn, y_valid, vs.cpu().numpy(), config.monitor)
+                    value = -math.inf
+                    for how in strategies:  # MARBLE: the best ensemble of the epoch (first on ties)
+                        vs = vlogits if how == "gmean" or data.mode != "segments" else data.track_logits(
+                            model, "valid", how)
+                        vs = torch.sigmoid(vs) if kind == "multilabel" else vs
+                        v = _valid_score(score_fn, y_valid, vs.cpu().numpy(), config.monitor)
+                        if math.isfinite(v) and v > value:
+                            value, strategy = v, how
+                    value = value if math.isfinite(value) else float("nan")
             if not math.isfinite(vloss):
                 break  # diverged (lr too high for this encoder): keep the best epoch so far
             if sched is not None and math.isfinite(value):
@@ -259,6 +292,7 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
             if improved:
                 best_loss, best_epoch = vloss, epoch
                 best_value = value if by_metric else best_value
+                chosen = strategy
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             elif epoch - best_epoch >= config.patience:
                 break
@@ -268,8 +302,8 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
         best_epoch = epoch
     model.eval()
     with torch.no_grad():
-        out, vout = data.track_logits(model, "test"), data.track_logits(model, "valid")
-        extra = {name: data.track_logits(model, f"extra:{name}") for name in data.extra}
+        out, vout = data.track_logits(model, "test", chosen), data.track_logits(model, "valid", chosen)
+        extra = {name: data.track_logits(model, f"extra:{name}", chosen) for name in data.extra}
         if kind == "multilabel":
             out, vout = torch.sigmoid(out), torch.sigmoid(vout)
             extra = {name: torch.sigmoid(v) for name, v in extra.items()}
@@ -281,7 +315,23 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
         seconds=time.perf_counter() - t0,
         valid_scores=vout.cpu().numpy(),
         extra_scores={name: v.cpu().numpy() for name, v in extra.items()},
+        ensemble=chosen if config.ensemble == "select" else None,
     )
+
+
+def _strategies(config: ProbeConfig, data: ProbeData, kind: str) -> tuple[str, ...]:
+    """The segment ensembles a probe weighs on validation: the configured one, or all of them (``select``)."""
+    from bench.probe_data import ENSEMBLES
+
+    if config.ensemble == "select":
+        if not config.monitor:
+            raise ValueError("ensemble='select' chooses on a validation metric: set monitor")
+        if data.mode != "segments" or kind != "multiclass":
+            return ("gmean",)  # one example per track, or multilabel: nothing to ensemble
+        return ENSEMBLES
+    if config.ensemble not in ENSEMBLES:
+        raise ValueError(f"unknown segment ensemble {config.ensemble!r}; use 'select' or one of {', '.join(ENSEMBLES)}")
+    return (config.ensemble,)
 
 
 def train_probe(
@@ -350,7 +400,8 @@ def select_probe(
             if score_fn is not None and metric:
                 vscore = _valid_score(score_fn, y_valid, res.valid_scores, metric)
             rows.append({"lr": lr, "weight_decay": wd, "valid_loss": _r(res.valid_loss), "valid_score": _r(vscore),
-                         "best_epoch": res.best_epoch, "epochs": res.epochs, "seconds": round(res.seconds, 3)})
+                         "best_epoch": res.best_epoch, "epochs": res.epochs, "seconds": round(res.seconds, 3),
+                         **({"ensemble": res.ensemble} if res.ensemble else {})})
             rank = (vscore if math.isfinite(vscore) else -math.inf, -res.valid_loss)
             if best is None or rank > best[0]:
                 best = (rank, lr, wd, res)

@@ -93,6 +93,34 @@ def segments(windows: np.ndarray, counts: np.ndarray, size: int) -> tuple[np.nda
     return X, np.asarray(owner, dtype=np.int64)
 
 
+#: how segment logits become a track's scores, in MARBLE's order (its ``predict_result_ensemble``): the argmax
+#: of each is the strategy's prediction. ``vote``: share of segments predicting each class (ties: the lowest
+#: class, as scipy's mode); ``max``: per-class maximum logit; ``gmean``: mean logit; ``mean``: log of the mean
+#: softmax probability.
+ENSEMBLES: tuple[str, ...] = ("vote", "max", "gmean", "mean")
+
+
+def ensemble_tracks(out: Any, owner: Any, n: int, how: str) -> Any:
+    """Track scores ``[n, C]`` from segment logits ``out [S, C]`` of tracks ``owner [S]`` by strategy ``how``."""
+    import torch
+
+    if how not in ENSEMBLES:
+        raise ValueError(f"unknown segment ensemble {how!r}; use one of {', '.join(ENSEMBLES)}")
+    dev, dt = out.device, out.dtype
+    counts = torch.zeros(n, device=dev, dtype=dt).index_add_(0, owner, torch.ones_like(owner, dtype=dt))
+    counts = counts.clamp_min(1)[:, None]
+    zeros = torch.zeros(n, out.shape[1], device=dev, dtype=dt)
+    if how == "gmean":
+        return zeros.index_add_(0, owner, out) / counts
+    if how == "mean":
+        return torch.log((zeros.index_add_(0, owner, torch.softmax(out, dim=1)) / counts).clamp_min(1e-30))
+    if how == "vote":
+        hot = torch.nn.functional.one_hot(out.argmax(dim=1), out.shape[1]).to(dt)
+        return zeros.index_add_(0, owner, hot) / counts
+    idx = owner[:, None].expand_as(out)
+    return zeros.fill_(-torch.inf).scatter_reduce_(0, idx, out, reduce="amax", include_self=True)
+
+
 class ProbeData:
     """The splits of one probe as tensors on the device, prepared once for every grid point."""
 
@@ -171,17 +199,14 @@ class ProbeData:
             return self.wva[pick.to(self.dev)]
         return self.xva
 
-    def track_logits(self, model: Any, split: str) -> "Any":
-        """Track-level logits of ``valid``, ``test`` or ``extra:NAME``: means or the mean of segment logits."""
-        import torch
+    def track_logits(self, model: Any, split: str, ensemble: str = "gmean") -> "Any":
+        """Track-level scores of ``valid``, ``test`` or ``extra:NAME``: means, or segment logits ensembled per
+        track by ``ensemble`` (:data:`ENSEMBLES`; only with segments)."""
 
         if self.mode == "segments" and split in self.seg:
             X, owner, n = self.seg[split]
             out = model(X)
-            sums = torch.zeros(n, out.shape[1], device=out.device, dtype=out.dtype).index_add_(0, owner, out)
-            counts = torch.zeros(n, device=out.device, dtype=out.dtype).index_add_(
-                0, owner, torch.ones_like(owner, dtype=out.dtype))
-            return sums / counts.clamp_min(1)[:, None]
+            return ensemble_tracks(out, owner, n, ensemble)
         if split == "valid":
             return model(self.xva)
         if split == "test":

@@ -20,11 +20,14 @@ sources):
   default fifths rule and a random 85/15 train/valid split by track; NSynth
   pitch over all 112 pitches (MIDI 9..120).
 - ``marble``: MARBLE v1's probing. Track-level embeddings (GiantSteps: 30 s
-  segments, logits averaged per track), no standardisation, an MLP (512 hidden,
-  dropout 0.2, bias) for every task, Adam without weight decay at the task's
-  lr, ReduceLROnPlateau (x0.5), early stopping and checkpoint on a validation
-  metric. Task settings: NSynth pitch over 128 classes, MTAT keeping untagged
-  clips, GiantSteps with the fifths rule of mir_eval's default.
+  segments, ensembled per track by the best of vote / max / mean logit / mean
+  probability on validation), no standardisation, an MLP (512 hidden, dropout
+  0.2, bias) for every task, Adam without weight decay, its scripts' six
+  learning rates tried and the best on validation tested, ReduceLROnPlateau
+  (x0.5), early stopping and checkpoint on a validation metric. Task
+  settings: NSynth pitch over 128 classes, MTAT keeping untagged clips,
+  GiantSteps with the fifths rule of mir_eval's default and MARBLE's artist
+  split rule.
 
 A protocol sets the probe config (:meth:`Protocol.probe_config`) and the task
 settings (:meth:`Protocol.task_settings`); it is part of every record
@@ -61,6 +64,8 @@ class TaskRule:
     monitor: str | None = None
     #: train on means of segments of this many seconds, logits averaged per track (None: whole tracks)
     segment_seconds: float | None = None
+    #: how segment logits become a track's scores (bench.probe.ProbeConfig.ensemble; None: mean logits)
+    ensemble: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -75,8 +80,11 @@ class Protocol:
     standardise: bool = True
     bias: bool = True
     dropout: float = 0.0
-    #: the lr x weight-decay grid comes from --probe-grid (False: the protocol's single point)
+    #: the lr x weight-decay grid comes from --probe-grid (False: the protocol's own points)
     uses_grid: bool = True
+    #: without --probe-grid: these learning rates (at the task's weight decay) are tried and the best on
+    #: validation is tested; empty: the protocol's single point
+    lr_sweep: tuple[float, ...] = ()
     #: each epoch draws N tracks with replacement and drops the last partial batch (official loaders)
     replacement: bool = False
     drop_last: bool = False
@@ -131,6 +139,7 @@ class Protocol:
             monitor=r.monitor or "",
             plateau_patience=r.plateau_patience,
             plateau_factor=self.plateau_factor,
+            ensemble=r.ensemble or "gmean",
         )
 
     def probe_plan(self, task: "Task", device: str, grid_spec: str | None,
@@ -140,7 +149,19 @@ class Protocol:
         from bench.probe import parse_grid
 
         conf = self.probe_config(task, device, window_seconds=window_seconds)
-        return conf, parse_grid(grid_spec) if self.uses_grid else [(conf.lr, conf.weight_decay)]
+        if self.uses_grid:
+            return conf, parse_grid(grid_spec)
+        if self.lr_sweep:
+            return conf, [(lr, conf.weight_decay) for lr in self.lr_sweep]
+        return conf, [(conf.lr, conf.weight_decay)]
+
+    def grid_description(self, grid_spec: str | None) -> str:
+        """What the probe's lr x wd points are, for the record (``--probe-grid`` or the protocol's own)."""
+        if self.uses_grid:
+            return str(grid_spec)
+        if self.lr_sweep:
+            return f"protocol {self.name}: lr sweep {', '.join(f'{v:g}' for v in self.lr_sweep)}"
+        return f"protocol {self.name}: one point"
 
     def window_splits(self, task: "Task") -> tuple[str, ...]:
         """The splits whose per-window embeddings the probe reads."""
@@ -185,13 +206,16 @@ PROTOCOLS: dict[str, Protocol] = {
     ),
     "marble": Protocol(
         name="marble",
-        summary="MARBLE v1: track-level embeddings (GiantSteps: 30 s segments, logits averaged), no "
-                "standardisation, MLP 512 with dropout 0.2 for every task, Adam without weight decay, "
-                "ReduceLROnPlateau x0.5, early stopping and checkpoint on a validation metric",
+        summary="MARBLE v1: track-level embeddings (GiantSteps: 30 s segments, the best of four per-track "
+                "ensembles on validation), no standardisation, MLP 512 with dropout 0.2 for every task, Adam "
+                "without weight decay, its scripts' 6 learning rates chosen on validation, ReduceLROnPlateau "
+                "x0.5, early stopping and checkpoint on a validation metric",
         standardise=False,
         bias=True,
         dropout=0.2,
         uses_grid=False,
+        # the rates of MARBLE's probe scripts (exp_scripts/probe/probe_*.sh: lr_list), in their order
+        lr_sweep=(1e-3, 5e-3, 5e-4, 1e-2, 1e-4, 5e-5),
         lr=1e-3,
         weight_decay=0.0,
         batch_size=64,
@@ -200,12 +224,13 @@ PROTOCOLS: dict[str, Protocol] = {
             "mtat": TaskRule(head="mlp", patience=10, plateau_patience=3, monitor="roc_auc",
                              settings={"drop_untagged": False}),
             "giantsteps_key": TaskRule(head="mlp", patience=20, plateau_patience=5, monitor="weighted_score",
-                                       segment_seconds=30.0,
-                                       settings={"fifths": "ascending", "valid_split": "artist",
-                                                 "valid_fraction": round(16 / 116, 6)}),
+                                       segment_seconds=30.0, ensemble="select",
+                                       settings={"fifths": "ascending", "valid_split": "marble"}),
             "gtzan": TaskRule(head="mlp", lr=5e-3, patience=20, plateau_patience=6, monitor="accuracy"),
             "nsynth_pitch": TaskRule(head="mlp", patience=10, plateau_patience=3, max_epochs=50, monitor="accuracy",
                                      settings={"pitch_min": 0, "pitch_max": 127}),
+            # MARBLE's technique split: validation drawn by file index, not singer-disjoint (bench_tasks.vocalset)
+            "vocalset_technique": TaskRule(monitor="accuracy", settings={"split": "marble"}),
         },
     ),
 }

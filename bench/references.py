@@ -7,8 +7,8 @@ under the reference's protocol (:mod:`bench.protocols`); otherwise the table
 says why they were left out. The values are copied from their sources as
 fractions (89.5 -> 0.895); they are never computed here.
 
-- ``marble``: MARBLE v1 (Yuan et al., NeurIPS 2023 Datasets and Benchmarks),
-  Table 3, frozen-encoder probes; protocol ``marble``.
+- ``marble``: MARBLE v1 (Yuan et al., NeurIPS 2023 Datasets and Benchmarks
+  track), Table 3, frozen-encoder probes; protocol ``marble``.
 - ``clmr``: the CLMR README (github.com/Spijkervet/CLMR, "Results /
   MagnaTagATune"); CLMR's linear evaluation trains on one random crop per
   track and averages chunk outputs over the test track, closest to the
@@ -44,7 +44,7 @@ def _marble(mtat: tuple[float, float], gs: float, gtzan: float, nsynth: float) -
 REFERENCES: dict[str, Reference] = {
     "marble": Reference(
         name="marble",
-        source="MARBLE v1 Table 3 (Yuan et al. 2023); issue 14 and docs/method.md",
+        source="MARBLE v1: Yuan et al., NeurIPS 2023 Datasets and Benchmarks track, Table 3",
         protocol="marble",
         rows={
             "CLMR": _marble((89.5, 36.0), 14.8, 65.2, 47.0),
@@ -55,7 +55,7 @@ REFERENCES: dict[str, Reference] = {
     ),
     "clmr": Reference(
         name="clmr",
-        source="CLMR README, Results / MagnaTagATune (github.com/Spijkervet/CLMR)",
+        source="CLMR's README, Results / MagnaTagATune (github.com/Spijkervet/CLMR)",
         protocol="semisupcon",
         rows={
             "CLMR SampleCNN, linear head": {"mtat": {"roc_auc": 0.887, "average_precision": 0.356}},

@@ -17,7 +17,9 @@ stable hash (SHA-1) of its normalised artist name falls below
 same on every machine. Setting ``valid_split="track"`` splits by track
 instead (a stable hash of the track ID below ``valid_fraction``): the
 official SemiSupCon code draws a random 85/15 split per track
-(``--protocol semisupcon``, docs/protocols.md).
+(``--protocol semisupcon``, docs/protocols.md). ``valid_split="marble"`` is
+MARBLE v1's rule (``--protocol marble``; :func:`marble_artist_splits`), which
+ignores ``valid_fraction``.
 
 Long tracks: the harness embeds up to ``max_windows`` (64) non-overlapping
 windows spread over the track and the track embedding is the mean of the
@@ -113,6 +115,46 @@ def artist_groups(track_artists: dict[str, list[str]]) -> dict[str, str]:
     return {tid: find(names[0]) for tid, names in track_artists.items()}
 
 
+#: MARBLE v1's artist buckets: SHA-1 of the artist modulo 116, buckets 0-99 train and 100-115 valid
+MARBLE_BUCKETS = (100, 16)
+
+
+def marble_artist_splits(credits: list[str]) -> dict[str, str]:
+    """Artist -> ``"train"``/``"valid"`` by MARBLE v1's GiantSteps rule, from every metadata row's ARTIST credit.
+
+    The rule (MARBLE-Benchmark ``benchmark/tasks/GS/preprocess.py``, ``_iter_giantsteps``): a credit is
+    split on ``,`` and each name stripped; an artist's bucket is the SHA-1 hex digest of its lower-cased
+    UTF-8 name read as an integer, modulo 116; buckets 0-99 are train, 100-115 valid. Then every
+    artist credited together with a valid artist becomes valid. MARBLE runs that pass twice over the
+    rows (in file order) and asserts that every track's artists agree; repeating it until nothing
+    changes gives the same assignment wherever MARBLE's assertion holds, and one that always satisfies it.
+    """
+    import hashlib
+
+    total = sum(MARBLE_BUCKETS)
+    rows = [[a.strip() for a in c.strip().split(",")] for c in credits]
+    side: dict[str, str] = {}
+    for names in rows:
+        for a in names:
+            bucket = int(hashlib.sha1(a.lower().encode("utf-8")).hexdigest(), 16) % total
+            side[a] = "train" if bucket < MARBLE_BUCKETS[0] else "valid"
+    changed = True
+    while changed:
+        changed = False
+        for names in rows:
+            if any(side[a] == "valid" for a in names) and any(side[a] != "valid" for a in names):
+                for a in names:
+                    side[a] = "valid"
+                changed = True
+    return side
+
+
+def marble_track_split(credit: str, side: dict[str, str]) -> str:
+    """The split of a track credited to ``credit`` under :func:`marble_artist_splits`' assignment ``side``."""
+    names = [a.strip() for a in credit.strip().split(",")]
+    return "valid" if any(side.get(a) == "valid" for a in names) else "train"
+
+
 def key_weighted_score(ref: str, est: str, fifths: str = "both") -> float:
     """MIREX weighted key score of one estimate, via mir_eval, with the chosen fifths rule."""
     import inspect
@@ -174,13 +216,17 @@ class GiantStepsKey(Task):
         vf = self.settings["valid_fraction"]
         if not (isinstance(vf, (int, float)) and 0.0 < vf < 1.0):
             raise TypeError(f"setting valid_fraction={vf!r}: use a number between 0 and 1")
-        if self.settings["valid_split"] not in ("artist", "track"):
-            raise TypeError(f"setting valid_split={self.settings['valid_split']!r}: use 'artist' or 'track'")
+        if self.settings["valid_split"] not in ("artist", "track", "marble"):
+            raise TypeError(f"setting valid_split={self.settings['valid_split']!r}: use 'artist', 'track' or "
+                            "'marble'")
 
     def default_settings(self) -> dict[str, Any]:
         return {"fifths": "both", "valid_fraction": 0.2, "valid_split": "artist"}
 
     def describe_settings(self) -> str:
+        if self.settings["valid_split"] == "marble":
+            return (f"fifths={FIFTHS[self.settings['fifths']]}; valid split by MARBLE v1's artist rule "
+                    f"(SHA-1 of the artist mod 116, 16 of 116 buckets valid, collaborators of valid artists valid)")
         return (f"fifths={FIFTHS[self.settings['fifths']]}; valid_fraction={self.settings['valid_fraction']} "
                 f"(by {self.settings['valid_split']})")
 
@@ -294,11 +340,18 @@ class GiantStepsKey(Task):
                 track_artists[tid] = artists_of(credit)
         groups = artist_groups(track_artists)
         frac = self.settings["valid_fraction"]
+        rule = self.settings["valid_split"]
+        marble = marble_artist_splits(list(artists.values())) if rule == "marble" else {}
         audio, audio_out = list_files(root / "audio", root)
         for tid, (n, label) in kept.items():
-            unit = ("giantsteps-mtg track:" + tid) if self.settings["valid_split"] == "track" else (
-                "giantsteps-mtg artist:" + groups[tid])
-            side = "valid" if stable_unit(unit) < frac else "train"
+            if rule == "marble":
+                # a track without a metadata row: its ID stands for the artist (MARBLE would fail on it)
+                credit = artists.get(tid)
+                side = (marble_track_split(credit, marble) if credit is not None
+                        else marble_track_split(f"(id {tid})", marble_artist_splits([f"(id {tid})"])))
+            else:
+                unit = ("giantsteps-mtg track:" + tid) if rule == "track" else ("giantsteps-mtg artist:" + groups[tid])
+                side = "valid" if stable_unit(unit) < frac else "train"
             if side != split:
                 continue
             mp3 = f"{tid}.LOFI.mp3"

@@ -167,7 +167,8 @@ def plan_pools(spec: LabelSpec, recipe: Recipe, data_roots: DataRoots) -> PoolPl
     if spec.share < 1.0:
         plan.unlabeled_default = recipe.unlabeled_tasks is None
         if recipe.unlabeled_tasks is None:
-            names = [] if plan.dirs else plugins.tasks().names()
+            # the tasks of `--tasks all` (not the `extended` groups: nsynth_instrument reads nsynth_pitch's files)
+            names = [] if plan.dirs else plugins.tasks().resolve("all")
         else:
             names = list(recipe.unlabeled_tasks)
         for name in names:
@@ -239,17 +240,23 @@ def held_out_tracks(data_roots: DataRoots) -> tuple[set[str], dict[str, set[str]
 
 def _multi_hot(label: Any, n: int, task_name: str) -> tuple[int, ...]:
     idx = (label,) if isinstance(label, (int, np.integer)) else tuple(label)
+    if any(isinstance(i, (float, np.floating)) for i in idx):
+        raise DataError(f"task {task_name!r} is a regression task (float targets): it cannot be a labeled "
+                        "pretraining task (-O label_task); name a classification or tagging task")
     for i in idx:
         if not 0 <= int(i) < n:
             raise DataError(f"task {task_name!r}: label index {i} outside its {n} classes")
     return tuple(sorted({int(i) for i in idx}))
 
 
-def build_pools(plan: PoolPlan, data_roots: DataRoots, *, seed: int = 123, validation: bool = False) -> Pools:
+def build_pools(plan: PoolPlan, data_roots: DataRoots, *, seed: int = 123, validation: bool = False,
+                ps_twice: bool = False) -> Pools:
     """The tracks of a plan, with the validation and test tracks of every task removed.
 
     ``plan.spec.fraction`` keeps a deterministic subset (seeded permutation)
-    of each labeled train split. ``validation``: also list every labeled
+    of each labeled train split; ``ps_twice`` (recipe ``official_ps_twice``)
+    cuts that subset by the fraction again, as the official SemiSupCon code
+    does when its first cut takes effect (docs/protocols.md, "Label fraction"). ``validation``: also list every labeled
     task's whole valid split as ``Pools.valid`` (labels in the same space);
     a labeled task without valid tracks is then an error.
     """
@@ -306,11 +313,16 @@ def build_pools(plan: PoolPlan, data_roots: DataRoots, *, seed: int = 123, valid
                             f"valid/test tracks of some task). {task.data_help()}")
         n_keep = max(1, int(round(spec.fraction * len(tracks))))
         order = np.random.default_rng([seed, 1] if not several else [seed, 1, g]).permutation(len(tracks))
+        if ps_twice:  # the second cut: a seeded subset of the first one's tracks
+            n_first, n_keep = n_keep, max(1, int(round(spec.fraction * n_keep)))
+            again = np.random.default_rng([seed, 2] if not several else [seed, 2, g]).permutation(n_first)
+            order = order[:n_first][again]
         pools.labeled += [tracks[i] for i in sorted(order[:n_keep])]
         classes += [f"{name}:{c}" if several else c for c in task_classes]
         groups.append(LabelGroup(name, task.kind, offset, len(task_classes), n_keep))
         labeled_sources.append({"task": name, "root": _resolve(data.root), "demo": data.demo,
                                 "train_tracks": len(tracks), "kept": n_keep, "label_fraction": spec.fraction,
+                                **({"label_fraction_applied_twice": True} if ps_twice else {}),
                                 "problems": data.problems})
         if validation:
             valid = task.items("valid", data.root)

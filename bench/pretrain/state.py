@@ -100,7 +100,8 @@ def _data(encoder: TrainableEncoder, spec: LabelSpec, recipe: Recipe, plan: Pool
                          "(-O label_task=TASK) or set -O early_stopping_patience=0")
     if not quiet:
         print(f"Pretraining pools of {encoder.name}:\n  " + plan.describe().replace("\n", "\n  "), file=sys.stderr)
-    pools = build_pools(plan, data_roots, seed=recipe.seed, validation=patience > 0)
+    pools = build_pools(plan, data_roots, seed=recipe.seed, validation=patience > 0,
+                        ps_twice=recipe.official_ps_twice)
     store = AudioStore(pools.labeled + pools.unlabeled + pools.valid, encoder.sample_rate, cache_dir,
                        quiet=quiet or not progress)
     sampler = BatchSampler(pools, store, batch_size=recipe.batch_size, labeled_share=spec.share, views=recipe.views,
