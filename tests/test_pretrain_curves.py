@@ -124,3 +124,13 @@ def test_curves_of_a_record_fall_back_to_its_probe_curve(tmp_path):
     assert c.probe == {"t": [(0, 0.1), (5, 0.5)]} and c.metric == {"t": "accuracy"} and not c.terms
     assert c.probe_curve() == sorted(points, key=lambda p: p["step"])
     assert plot_curves({"x": c}, tmp_path / "x.png") is not None
+
+
+def test_no_task_to_probe_trains_without_the_curve_and_says_so(tiny_task, tmp_path):
+    from bench_plugins.ssl_encoders import SimCLREncoder
+
+    folder = tmp_path / "data" / "tiny" / "train"
+    r = train(make(SimCLREncoder, unlabeled_dirs=(str(folder),), augment=False, steps=2, probe_every=1), tiny_task,
+              tmp_path / "run")
+    assert "no classification task" in r.record["probe"]["off"] and "probe_curve" not in r.record
+    assert not events(tmp_path / "run", "probe")

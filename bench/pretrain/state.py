@@ -121,8 +121,8 @@ def _data(encoder: TrainableEncoder, spec: LabelSpec, recipe: Recipe, plan: Pool
 
 
 def _prober(encoder: TrainableEncoder, recipe: Recipe, plan: PoolPlan, data_roots: DataRoots, cache: Path,
-            quiet: bool) -> Any:
-    """The learning-curve probe's tasks and audio; the global RNG states are left as they were (the head a
+            quiet: bool) -> tuple[Any, str | None]:
+    """The learning-curve probe's tasks and audio, or (None, why there is none); the global RNG states are left as they were (the head a
     ``setup_pretraining`` builds next draws from them, and demo data built here must not move them)."""
     from bench.pretrain.probing import Prober, build_probe_tasks, probe_task_names
 
@@ -130,10 +130,9 @@ def _prober(encoder: TrainableEncoder, recipe: Recipe, plan: PoolPlan, data_root
     try:
         tasks, skipped = build_probe_tasks(probe_task_names(plan, recipe.unlabeled_tasks), data_roots)
         if not tasks:
-            raise BenchError(f"learning curves (probe_every={recipe.probe_every}): no task to probe on ("
-                             + ("; ".join(f"{k}: {v}" for k, v in skipped.items()) or "the pools name none")
-                             + "). Name one with -O unlabeled_tasks=TASK or set -O probe_every=0")
-        return Prober(tasks, skipped, encoder, cache, quiet)
+            return None, ("no classification task with data to probe on ("
+                          + ("; ".join(f"{k}: {v}" for k, v in skipped.items()) or "the pools name none") + ")")
+        return Prober(tasks, skipped, encoder, cache, quiet), None
     finally:
         set_rng_state(saved)
 
@@ -185,14 +184,19 @@ def setup(encoder: TrainableEncoder, *, data_roots: DataRoots, run_dir: str | Pa
         raise BenchError(f"early stopping (early_stopping_patience={patience}) runs on one process only, and this "
                          f"launch has {world}: run `bench pretrain` without accelerate launch, or set "
                          "-O early_stopping_patience=0")
+    probe_off = None
     if recipe.probe_every and world > 1:
-        raise BenchError(f"learning curves (probe_every={recipe.probe_every}) run on one process only, and this "
-                         f"launch has {world}: run `bench pretrain` without accelerate launch, or set -O probe_every=0")
+        # the demo preset sets probe_every: a multi-process run of it trains, without its curve, and says so
+        probe_off = f"{world} processes (the probe runs on one process only)"
     cache = Path(cache_dir) if cache_dir is not None else bench_config.cache_dir()
     with accelerator.main_process_first():
         plan, pools, store, sampler, stopper = _data(encoder, encoder.label_spec(), recipe, plan, data_roots, cache,
                                                      quiet, progress)
-    prober = _prober(encoder, recipe, plan, data_roots, cache, quiet or not progress) if recipe.probe_every else None
+    prober = None
+    if recipe.probe_every and probe_off is None:
+        prober, probe_off = _prober(encoder, recipe, plan, data_roots, cache, quiet or not progress)
+    if probe_off and not quiet:
+        print(f"Learning curve (probe_every={recipe.probe_every}) off for this run: {probe_off}", file=sys.stderr)
     encoder.setup_pretraining(pools.space)
     model, optimizer = _model(encoder, recipe, accelerator, sync_batchnorm)
 
@@ -229,6 +233,8 @@ def setup(encoder: TrainableEncoder, *, data_roots: DataRoots, run_dir: str | Pa
         if spec.label_aware_augment:
             ts.skip_by_group = label_variant_transforms(plan, pools)
     ts.record = _record(ts, mixed_precision, sync_batchnorm, spec.label_aware_augment)
+    if probe_off:
+        ts.record["probe"] = {"off": probe_off}
     ts.log({"event": "resume" if ts.resumed_from is not None else "start", "step": ts.start_step, **ts.record})
     return ts
 
