@@ -19,9 +19,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bench.encoder import Encoder
+    from bench.extract import Embeddings
+    from bench.probe import SelectedProbe
+    from bench.task import Task
 
 
 def head_columns(weights: dict[str, Any], task_name: str) -> tuple[int, list[str]] | None:
@@ -38,7 +44,7 @@ def head_columns(weights: dict[str, Any], task_name: str) -> tuple[int, list[str
     return None
 
 
-def scores(encoder: Any, weights: dict[str, Any], task: Any, classes: list[str], X: np.ndarray,
+def scores(encoder: Encoder, weights: dict[str, Any], task: Task, classes: list[str], X: np.ndarray,
            device: str = "cpu") -> np.ndarray | None:
     """The own head's scores ``[N, C]`` of ``task`` (logits, or probabilities when multilabel); None without one."""
     import torch
@@ -71,8 +77,8 @@ PROBE = {"kind": "own_head", "head": "the encoder's pretraining head on the trac
          "note": "no probe fitted; one record (seed 0): the head is deterministic"}
 
 
-def evaluate(encoder: Any, weights: dict[str, Any], task: Any, classes: list[str], test: Any,
-             device: str = "cpu") -> tuple[Any, dict[str, Any], dict[str, Any]] | None:
+def evaluate(encoder: Encoder, weights: dict[str, Any], task: Task, classes: list[str], test: Embeddings,
+             device: str = "cpu") -> tuple[SelectedProbe, dict[str, Any], dict[str, Any]] | None:
     """(a SelectedProbe holding the own head's test scores, metrics, confidence) of ``task``, or None."""
     from bench import confidence
     from bench.probe import ProbeResult, SelectedProbe, targets

@@ -1,9 +1,5 @@
-"""The main job: encoders x tasks -> embeddings -> probes -> records -> leaderboard.
+"""The steps of one (encoder, task) pair, which the pair driver (:mod:`bench.pair`) chains for every command.
 
-Long because: it is the chain of steps the experiment commands share; each
-step is short, and keeping them side by side shows the data flow in one file.
-
-The job is a chain of named steps that the experiment commands reuse:
 
 - :func:`prepare_encoder`: build an encoder, load its checkpoint or pretrain it;
 - :func:`index_task`: index a task's splits once (items, classes, problems,
@@ -16,105 +12,37 @@ The job is a chain of named steps that the experiment commands reuse:
   ``condition`` ("clean" by default) and ``variant`` (a readable label such as
   ``semisupcon[label_fraction=0.05]``), so variants never overwrite each other.
 
-Each (encoder, task) pair runs on its own (:func:`run`): a pair that fails, on
-bad input or on any exception of a plugin, is reported with its name and the
-other pairs go on; records are written as soon as a pair finishes.
+- :func:`make_task`: the one task factory: a task with its protocol's settings;
+- :func:`guarded`: one part of a job run so that its failure is reported and
+  the other parts go on.
+
+The steps read the evaluation settings (:class:`bench.settings.EvalSettings`);
+only :func:`prepare_encoder` reads what a command evaluates
+(:class:`bench.settings.RunConfig`: the ``-O`` options, checkpoint, labels).
 """
 
 from __future__ import annotations
 
 import sys
-import time
 import traceback
-from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ParamSpec, TypeVar
 
 from bench import plugins
 from bench.config import DataRoots
 from bench.encoder import Encoder, Recipe, TrainableEncoder
 from bench.errors import BenchError, shorten, write_error_log
 from bench.extract import AudioTransform, Embeddings
-from bench.plugins import Entry
-from bench.task import SPLITS, Split, Task
+from bench.settings import EvalSettings, Evaluation, IndexedTask, PreparedEncoder, RunConfig
+from bench.task import SPLITS, Task
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: option keys that tune the training recipe of a trainable encoder rather than build the encoder
 #: (``seed`` stays an encoder option: it defines the initial weights, and the recipe follows it)
 RECIPE_OPTIONS = tuple(k for k in Recipe.keys() if k != "seed")
-
-
-@dataclass
-class RunConfig:
-    encoders: list[str]
-    tasks: list[str]
-    out: Path
-    data_roots: DataRoots
-    device: str = "cpu"
-    seeds: tuple[int, ...] = (0,)
-    batch_size: int = 32
-    checkpoint: str | None = None
-    progress: bool = True
-    #: ``-O`` options: ``key`` for every encoder, ``encoder:key`` for one; recipe keys tune pretraining
-    encoder_options: dict[str, Any] = field(default_factory=dict)
-    #: lr x weight-decay grid chosen on validation: "fast", "default" or "lr=..;wd=.." (bench.probe.parse_grid)
-    probe_grid: str = "default"
-    #: read and write the embedding cache (bench.cache); False recomputes everything
-    cache: bool = True
-    #: row label per encoder name, overriding the one made from its options (bench sweep names its variants)
-    variants: dict[str, str] = field(default_factory=dict)
-    #: probing protocol (bench.protocols): probe config and task settings; part of every record
-    protocol: str = "bench"
-
-
-@dataclass
-class RunOutcome:
-    records: list[dict[str, Any]]
-    failures: list[str]
-    out: Path
-    files: dict[str, Path] = field(default_factory=dict)
-
-
-@dataclass
-class PreparedEncoder:
-    """An encoder ready to embed: its registry entry, weights hash, row label and weights provenance."""
-
-    entry: Entry
-    encoder: Encoder
-    weights_hash: str
-    variant: str
-    options: dict[str, Any]
-    #: where the weights came from: checkpoint path and the training it records (pools, steps, loss)
-    weights: dict[str, Any] = field(default_factory=dict)
-    #: the training recipe of a trainable encoder pretrained (or found) by key; None otherwise
-    recipe: Recipe | None = None
-    #: what its checkpoint key hashed about the pools, taken before the checkpoint was chosen (bench.run_memo)
-    pools: dict[str, Any] | None = None
-
-
-@dataclass
-class TaskData:
-    """A task's splits indexed once: items, classes, problems and the data fingerprint."""
-
-    task: Task
-    root: Path
-    demo: bool
-    splits: dict[str, Split]
-    classes: list[str]
-    problems: dict[str, list[str]]
-    fingerprint: str
-
-
-@dataclass
-class Evaluation:
-    """One probe seed: the chosen probe and the metrics of every test set (condition) it scored."""
-
-    seed: int
-    selected: Any
-    metrics: dict[str, dict[str, float]]
-    confidence: dict[str, dict[str, Any]]
-    #: probe cache status: hit, miss, rebuilt or off (bench.probe_cache)
-    cache: str = "off"
 
 
 def log(msg: str) -> None:
@@ -161,9 +89,11 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 
 def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = None) -> PreparedEncoder:
     """Instantiate an encoder; load its checkpoint, or pretrain it if it is trainable and has none."""
+    from bench import run_memo
     from bench.config import cache_dir as default_cache_dir
     from bench.weights import checkpoint_config, load_checkpoint, weights_hash
 
+    settings = config.settings
     entry = plugins.encoders().get(name)
     user = encoder_options_for(name, config.encoder_options)
     options, recipe_options = split_options(user)
@@ -189,22 +119,21 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
 
         recipe = encoder.recipe().replace(**recipe_options)
         # planned once: the run memo's witness, the checkpoint key and the trainer all use this plan
-        plan = plan_pools(encoder.label_spec(), recipe, config.data_roots)
-        if _memo_on(config):
-            from bench import run_memo
-
-            pools = run_memo.pools_of(encoder.label_spec(), recipe, config, sources=plan.data_sources())
-        path, extra = ensure_pretrained(encoder, data_roots=config.data_roots,
-                                        cache_dir=cache_dir or default_cache_dir(), device=config.device,
-                                        recipe=recipe, progress=config.progress, plan=plan)
+        plan = plan_pools(encoder.label_spec(), recipe, settings.data_roots)
+        if run_memo.enabled(settings):
+            pools = run_memo.pools_of(encoder.label_spec(), recipe, settings.data_roots,
+                                      sources=plan.data_sources())
+        path, extra = ensure_pretrained(encoder, data_roots=settings.data_roots,
+                                        cache_dir=cache_dir or default_cache_dir(), device=settings.device,
+                                        recipe=recipe, progress=settings.progress, plan=plan)
         weights = {"checkpoint": str(path), **extra}
         log(f"[{name}] using pretrained weights {path}")
-    encoder.to(config.device).eval()
+    encoder.to(settings.device).eval()
     variant = config.variants.get(name) or variant_label(name, user)
     return PreparedEncoder(entry, encoder, weights_hash(encoder), variant, user, weights, recipe, pools)
 
 
-def index_task(task: Task, data_roots: DataRoots) -> TaskData:
+def index_task(task: Task, data_roots: DataRoots) -> IndexedTask:
     """Index every split of ``task`` under its data root; an empty split is an error naming the task."""
     from bench import results
 
@@ -223,29 +152,29 @@ def index_task(task: Task, data_roots: DataRoots) -> TaskData:
         if len(splits[s]) == 0:
             raise BenchError(f"task {task.name}: the {s} split is empty under {root}. {task.data_help()}")
     fingerprint = results.data_fingerprint({s: splits[s].items for s in SPLITS}, root)
-    return TaskData(task, root, data_roots.demo_data(task, root), splits, list(task.classes(root)), problems,
+    return IndexedTask(task, root, data_roots.demo_data(task, root), splits, list(task.classes(root)), problems,
                     fingerprint)
 
 
-def embed(prep: PreparedEncoder, data: TaskData, config: RunConfig, splits: tuple[str, ...] = SPLITS,
+def embed(prep: PreparedEncoder, data: IndexedTask, settings: EvalSettings, splits: tuple[str, ...] = SPLITS,
           transform: AudioTransform | None = None) -> tuple[dict[str, Embeddings], dict[str, dict[str, Any]]]:
     """Embeddings of ``splits`` through the cache (after ``transform``, when given) and each split's cache status."""
     from bench import cache as embcache
     from bench import decoder_messages, procs, protocols, shard
 
-    store = embcache.EmbeddingCache.open(enabled=config.cache)
-    per_window = protocols.get(config.protocol).window_splits(data.task)
+    store = embcache.EmbeddingCache.open(enabled=settings.cache)
+    per_window = protocols.get(settings.protocol).window_splits(data.task)
     group = procs.current()
     # several processes (accelerate launch) share each split; only the main one gets the rows back
     if group.several and set(splits) & set(per_window):
-        raise BenchError(f"protocol {config.protocol!r} keeps every window's embedding, which extraction across "
+        raise BenchError(f"protocol {settings.protocol!r} keeps every window's embedding, which extraction across "
                          "several processes does not do yet: run it in one process (without accelerate launch)")
     embed_split = partial(shard.embed_split, group) if group.several else partial(embcache.embed_split)
     embs, status = {}, {}
     for s in splits:
         embs[s], status[s] = embed_split(
             store, prep.entry.name, prep.encoder, prep.weights_hash, data.task, s, data.splits[s].items, data.root,
-            device=config.device, batch_size=config.batch_size, progress=config.progress, transform=transform,
+            device=settings.device, batch_size=settings.batch_size, progress=settings.progress, transform=transform,
             **({"windows": True} if s in per_window else {}))
         if not group.is_main:
             continue
@@ -261,7 +190,7 @@ def embed(prep: PreparedEncoder, data: TaskData, config: RunConfig, splits: tupl
     return embs, status
 
 
-def evaluate(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, seed: int,
+def evaluate(data: IndexedTask, embs: dict[str, Embeddings], settings: EvalSettings, seed: int,
              conditions: dict[str, Embeddings] | None = None) -> Evaluation:
     """Fit the probe of one seed on train/valid and score the test split and every condition's test set.
 
@@ -273,16 +202,16 @@ def evaluate(data: TaskData, embs: dict[str, Embeddings], config: RunConfig, see
     from bench import probe_cache, protocols
 
     conditions = conditions or {}
-    pconf, grid = protocols.get(config.protocol).probe_plan(data.task, config.device, config.probe_grid,
+    pconf, grid = protocols.get(settings.protocol).probe_plan(data.task, settings.device, settings.probe_grid,
                                                             embs["train"].window_seconds)
     (sel, metrics, ci), status = probe_cache.cached(
         lambda: _probe_and_score(data, embs, seed, conditions, pconf, grid), task=data.task, classes=data.classes,
         embeddings=embs, conditions=conditions, probe=pconf.to_dict(), grid=grid, seed=seed,
-        protocol=config.protocol, enabled=config.cache)
+        protocol=settings.protocol, enabled=settings.cache)
     return Evaluation(seed, sel, metrics, ci, status)
 
 
-def _probe_and_score(data: TaskData, embs: dict[str, Embeddings], seed: int, conditions: dict[str, Embeddings],
+def _probe_and_score(data: IndexedTask, embs: dict[str, Embeddings], seed: int, conditions: dict[str, Embeddings],
                      pconf: Any, grid: list[tuple[float, float]]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """The probe of one seed chosen on validation, and the metrics and intervals of every test set."""
     from bench import confidence
@@ -303,16 +232,17 @@ def _probe_and_score(data: TaskData, embs: dict[str, Embeddings], seed: int, con
     return sel, metrics, ci
 
 
-def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddings],
-                 status: dict[str, dict[str, Any]], ev: Evaluation, config: RunConfig,
+def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embeddings],
+                 status: dict[str, dict[str, Any]], ev: Evaluation, settings: EvalSettings,
                  conditions: dict[str, Embeddings] | None = None, seconds: float = 0.0) -> list[dict[str, Any]]:
     """One record per condition of one evaluation (the clean test split first)."""
     from bench import protocols, results
+    from bench.metrics import chance_scores
 
     conditions = conditions or {}
     task, res, sel = data.task, ev.selected.result, ev.selected
-    proto = protocols.get(config.protocol)
-    probe_conf, _ = proto.probe_plan(task, config.device, config.probe_grid, embs["train"].window_seconds)
+    proto = protocols.get(settings.protocol)
+    probe_conf, _ = proto.probe_plan(task, settings.device, settings.probe_grid, embs["train"].window_seconds)
     out = []
     for cond, metrics in ev.metrics.items():
         test = embs["test"] if cond == "clean" else conditions[cond]
@@ -335,6 +265,7 @@ def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddin
             task_settings=task.settings,
             task_kind=task.kind,
             n_classes=len(data.classes),
+            chance=chance_scores(task, [it.label for it in test.items], len(data.classes)),
             data={
                 "root": str(data.root),
                 "fingerprint": data.fingerprint,
@@ -350,9 +281,9 @@ def make_records(prep: PreparedEncoder, data: TaskData, embs: dict[str, Embeddin
             cache={s: status[s]["status"] for s in SPLITS},
             probe={**probe_conf.to_dict(), "lr": sel.lr, "weight_decay": sel.weight_decay,
                    "best_epoch": res.best_epoch, "epochs": res.epochs, "valid_loss": res.valid_loss,
-                   "grid_spec": config.probe_grid if proto.uses_grid else f"protocol {proto.name}: one point",
+                   "grid_spec": settings.probe_grid if proto.uses_grid else f"protocol {proto.name}: one point",
                    "selection_metric": sel.selection_metric, "grid": sel.grid, "cache": ev.cache},
-            device=config.device,
+            device=settings.device,
             plugins={
                 "encoder": {"name": prep.entry.name, "plugin": prep.entry.plugin.name,
                             "distribution": prep.entry.plugin.distribution, "version": prep.entry.plugin.version},
@@ -376,89 +307,8 @@ def make_task(name: str, protocol: str = "bench") -> Task:
     return entry.create(**settings) if settings else task
 
 
-def run_pair(prep: PreparedEncoder, task: Task, config: RunConfig, data: TaskData | None = None) -> list[dict[str, Any]]:
-    """Extract, probe and score one encoder on one task (clean audio); write its records.
-
-    ``data``: the task already indexed (by :func:`reuse_pair`), else it is indexed here.
-    """
-    import dataclasses
-
-    from bench import own_head, procs, results
-
-    t_start = time.perf_counter()
-    data = data or index_task(task, config.data_roots)
-    embs, status = embed(prep, data, config)
-    if not procs.current().is_main:  # the other processes of a launch only extract
-        return []
-    out = []
-    for seed in config.seeds:
-        ev = evaluate(data, embs, config, seed)
-        for rec in make_records(prep, data, embs, status, ev, config, seconds=time.perf_counter() - t_start):
-            results.write_record(rec, config.out / "records")
-            out.append(rec)
-        m, ci = ev.metrics["clean"], ev.confidence["clean"]
-        log(f"[{prep.variant} x {task.name} seed {seed}] " + ", ".join(f"{k}={v:.4f}" for k, v in m.items())
-            + f" ({task.primary_metric} 95% CI [{ci['lo']}, {ci['hi']}]; lr {ev.selected.lr:g}, "
-            f"wd {ev.selected.weight_decay:g})")
-    own = own_head.evaluate(prep.encoder, prep.weights, task, data.classes, embs["test"], config.device)
-    if own is not None:  # an encoder trained with a head on this task is also scored with that head
-        mine = dataclasses.replace(prep, variant=f"{prep.variant} (own head)")
-        for rec in make_records(mine, data, embs, status, Evaluation(0, *own), config):
-            rec["probe"] = dict(own_head.PROBE)
-            results.write_record(rec, config.out / "records")
-            out.append(rec)
-        log(f"[{mine.variant} x {task.name}] " + ", ".join(f"{k}={v:.4f}" for k, v in own[1]["clean"].items()))
-    if _memo_on(config) and _memo_applies(prep.entry.name):
-        from bench import run_memo
-
-        try:
-            run_memo.store(prep, task, config, data, out)
-        except Exception as exc:  # keeping the pair for next time must never fail a pair that is done
-            log(f"warning: [{prep.variant} x {task.name}] not kept for reuse: {type(exc).__name__}: {exc}")
-    return out
-
-
-def _memo_on(config: RunConfig) -> bool:
-    """Whether finished pairs are kept and reused (:mod:`bench.run_memo`): with the cache, in one process,
-    in this user's writable cache folder."""
-    from bench import procs, run_memo
-
-    return config.cache and not procs.launched() and run_memo.trusted()
-
-
-def _memo_applies(name: str) -> bool:
-    """Whether encoder ``name``'s pairs are kept (:func:`bench.run_memo.applies`); a plugin that does not
-    even import is not, and :func:`prepare_encoder` reports it."""
-    from bench import run_memo
-
-    try:
-        return run_memo.applies(name)
-    except Exception:
-        return False
-
-
-def reuse_pair(name: str, task: Task, config: RunConfig) -> tuple[TaskData, list[dict[str, Any]]]:
-    """(the task indexed, the records of a finished identical request written again; [] when there is none)."""
-    from bench import results, run_memo
-
-    user = encoder_options_for(name, config.encoder_options)
-    data = index_task(task, config.data_roots)
-    records = run_memo.lookup(name, task, config, data, user)
-    if not records:
-        return data, []
-    for rec in records:
-        results.write_record(rec, config.out / "records")
-    variant = config.variants.get(name) or variant_label(name, user)
-    log(f"[{variant} x {task.name}] reusing {len(records)} record(s) of the same run (same request, data, "
-        "weights and code: bench.run_memo)")
-    skipped = (records[0].get("data") or {}).get("skipped_count") or 0
-    if skipped:
-        log(f"[{task.name}] {skipped} file(s) were skipped as unreadable when these records were made (listed in "
-            "the records' data.skipped)")
-    return data, records
-
-
-def guarded(what: str, failures: list[str], out: Path, fn: Any, *args: Any, **kwargs: Any) -> Any:
+def guarded(what: str, failures: list[str], out: Path, fn: Callable[P, R], *args: P.args,
+            **kwargs: P.kwargs) -> R | None:
     """Run one part of a job; on failure record it (message, and the traceback of a non-bench error) and go on."""
     try:
         return fn(*args, **kwargs)
@@ -470,62 +320,6 @@ def guarded(what: str, failures: list[str], out: Path, fn: Any, *args: Any, **kw
         failures.append(f"{what}: {type(exc).__name__}: {shorten(exc)} ({where})")
         log(f"error: {what}: {type(exc).__name__}: {shorten(exc)} ({where})")
     return None
-
-
-def run(config: RunConfig) -> RunOutcome:
-    from bench import leaderboard, procs
-
-    group = procs.current(config.device)
-    if group.several:  # under accelerate launch: this process's GPU; progress bars from the main process only
-        config = replace(config, device=group.device, progress=config.progress and group.is_main)
-    config.out.mkdir(parents=True, exist_ok=True)
-    check_option_scopes(config.encoder_options, config.encoders)
-    if _memo_on(config):
-        from bench import cache as embcache
-        from bench import run_memo
-
-        run_memo.new_run()
-        embcache.EmbeddingCache.open(enabled=True)  # the file-digest memo, before any pair is indexed
-    records: list[dict[str, Any]] = []
-    failures: list[str] = []
-    task_objs: dict[str, Task] = {}
-    for tname in config.tasks:
-        task = guarded(f"task {tname}", failures, config.out, make_task, tname, config.protocol)
-        if task is not None:
-            task_objs[tname] = task
-    for ename in config.encoders:
-        pending: dict[str, tuple[Task, TaskData | None]] = {t: (task, None) for t, task in task_objs.items()}
-        if _memo_on(config) and _memo_applies(ename):  # pairs run before with nothing changed: no encoder, no torch
-            for tname, task in task_objs.items():
-                got = guarded(f"{ename} x {tname}", failures, config.out, reuse_pair, ename, task, config)
-                if got is None:  # indexing failed: reported, not tried again
-                    del pending[tname]
-                elif got[1]:
-                    records.extend(got[1])
-                    del pending[tname]
-                else:
-                    pending[tname] = (task, got[0])
-        if not pending:
-            continue
-        prep = guarded(f"encoder {ename}", failures, config.out, prepare_encoder, ename, config)
-        if prep is None:
-            continue
-        for tname, (task, data) in pending.items():
-            recs = guarded(f"{ename} x {tname}", failures, config.out, run_pair, prep, task, config, data)
-            records.extend(recs or [])
-    outcome = RunOutcome(records, failures, config.out)
-    if not group.is_main:
-        procs.finish()  # wait for the main process's probes and records, then leave together
-        return outcome
-    if records:
-        outcome.files = leaderboard.write(records, config.out)
-        print(leaderboard.render(records))
-        log(f"Records written to {config.out / 'records'}")
-        log(f"Leaderboard: {outcome.files['markdown']} (also .csv, .json, .html, .png)")
-    else:
-        log(f"No records were written: every part of the run failed (see above). Output folder: {config.out}")
-    procs.finish()
-    return outcome
 
 
 def _task_provenance(name: str) -> dict[str, str]:

@@ -48,12 +48,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from bench.config import DataRoots
+    from bench.encoder import LabelSpec, Recipe
     from bench.plugins import Entry
+    from bench.settings import EvalSettings, IndexedTask, PreparedEncoder, RunConfig
     from bench.task import Task
-
-# the run's own types (bench.run.RunConfig, PreparedEncoder, TaskData) are ``Any`` here: bench.run calls this
-# module, and this module must not import it back (tests/test_structure.py)
-RunConfig = PreparedEncoder = TaskData = Any
 
 #: version of the entry format (a change makes every old entry a miss)
 FORMAT = 1
@@ -101,7 +100,7 @@ def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, A
     from bench import plugins, results
 
     enc, tsk = plugins.encoders().get(prep_name), plugins.tasks().get(task.name)
-    roots = config.data_roots
+    roots = config.settings.data_roots
     payload = {
         "format": FORMAT,
         "schema": results.SCHEMA_VERSION,
@@ -111,11 +110,11 @@ def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, A
         "checkpoint": str(Path(config.checkpoint).resolve()) if config.checkpoint else None,
         "task": [tsk.name, tsk.plugin.name, tsk.plugin.distribution, tsk.plugin.version],
         "task_settings": task.settings,
-        "protocol": config.protocol,
-        "probe_grid": config.probe_grid,
-        "seeds": list(config.seeds),
-        "device": config.device,
-        "batch_size": config.batch_size,
+        "protocol": config.settings.protocol,
+        "probe_grid": config.settings.probe_grid,
+        "seeds": list(config.settings.seeds),
+        "device": config.settings.device,
+        "batch_size": config.settings.batch_size,
         "data_roots": [roots.general, dict(sorted(roots.per_task.items())), roots.demo_size, roots.demo_seed],
         "versions": {k: v for k, v in results.versions().items() if k != "platform"},
         "code": code_digest(_module_of(enc), _module_of(tsk)),
@@ -136,6 +135,14 @@ def _stat(path: str | None) -> dict[str, Any] | None:
         return {"path": path, "missing": True}
     return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
             "inode": st.st_ino}
+
+
+def enabled(settings: EvalSettings) -> bool:
+    """Whether finished pairs are kept and reused: with the cache, in one process, in this user's writable
+    cache folder."""
+    from bench import procs
+
+    return settings.cache and not procs.launched() and trusted()
 
 
 def trusted() -> bool:
@@ -168,7 +175,8 @@ def _option_files(options: dict[str, Any]) -> dict[str, Any]:
     return {k: _stat(v) for k, v in sorted(options.items()) if isinstance(v, str) and os.path.isfile(v)}
 
 
-def pools_of(spec: Any, recipe: Any, config: RunConfig, sources: dict[str, Any] | None = None) -> dict[str, Any]:
+def pools_of(spec: LabelSpec, recipe: Recipe, roots: DataRoots,
+             sources: dict[str, Any] | None = None) -> dict[str, Any]:
     """The pools witness of a trainable encoder about to be pretrained or found by key: its label spec and
     recipe (as JSON) and the data sources its checkpoint key hashes, taken *before* the checkpoint is chosen
     (data that changes during the run must not vouch for a checkpoint trained on the old data). ``sources``:
@@ -178,12 +186,11 @@ def pools_of(spec: Any, recipe: Any, config: RunConfig, sources: dict[str, Any] 
     if sources is not None:
         sources = json.loads(json.dumps(sources, sort_keys=True, default=str))  # as _pool_sources stores it
     return {"spec": spec_d, "recipe": recipe_d,
-            "sources": sources if sources is not None else _pool_sources(spec_d, recipe_d, config)}
+            "sources": sources if sources is not None else _pool_sources(spec_d, recipe_d, roots)}
 
 
-def _pool_sources(spec: dict[str, Any], recipe: dict[str, Any], config: RunConfig) -> dict[str, Any]:
+def _pool_sources(spec: dict[str, Any], recipe: dict[str, Any], roots: DataRoots) -> dict[str, Any]:
     """What the checkpoint key of a trainable encoder hashes about its data, from the stored spec and recipe."""
-    roots = config.data_roots
     return json.loads(_pool_sources_text(json.dumps([spec, recipe], sort_keys=True), roots.general,
                                          json.dumps(roots.per_task, sort_keys=True), roots.demo_size,
                                          roots.demo_seed))
@@ -209,7 +216,7 @@ def _pool_sources_text(spec_recipe: str, general: str | None, per_task: str, dem
     return json.dumps(plan.data_sources(), sort_keys=True, default=str)
 
 
-def lookup(name: str, task: Task, config: RunConfig, data: TaskData,
+def lookup(name: str, task: Task, config: RunConfig, data: IndexedTask,
            user: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The records of encoder ``name`` (``-O`` options ``user``) on ``task`` if this request was run before and
     nothing it depends on changed (``data``: the task indexed now); else None."""
@@ -229,7 +236,8 @@ def lookup(name: str, task: Task, config: RunConfig, data: TaskData,
         if _option_files(entry["request"]["options"]) != entry.get("option_files"):
             return None
         pools = entry.get("pools")
-        if pools is not None and _pool_sources(pools["spec"], pools["recipe"], config) != pools["sources"]:
+        roots = config.settings.data_roots
+        if pools is not None and _pool_sources(pools["spec"], pools["recipe"], roots) != pools["sources"]:
             return None
         records = entry["records"]
     except Exception:  # a damaged or foreign entry is a miss, never an error
@@ -245,7 +253,7 @@ def lookup(name: str, task: Task, config: RunConfig, data: TaskData,
     return records
 
 
-def store(prep: PreparedEncoder, task: Task, config: RunConfig, data: TaskData,
+def store(prep: PreparedEncoder, task: Task, config: RunConfig, data: IndexedTask,
           records: list[dict[str, Any]]) -> Path | None:
     """Keep the records of one finished pair for the next run of the same request; None when not kept."""
     from bench.encoder import TrainableEncoder

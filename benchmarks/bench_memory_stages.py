@@ -44,22 +44,23 @@ def main() -> None:
 
     from bench import allocator
     from bench.config import DataRoots
-    from bench.run import RunConfig, embed, evaluate, index_task, make_task, prepare_encoder
+    from bench.run import embed, evaluate, index_task, make_task, prepare_encoder
+    from bench.settings import EvalSettings, RunConfig
 
     allocator.tune()
-    cfg = RunConfig(encoders=["logmel"], tasks=["mtat"], out=Path("bench-results/memory-stages"),
-                    data_roots=DataRoots(general=args.root), seeds=(0,), probe_grid="fast", cache=False,
-                    progress=False)
+    settings = EvalSettings(out=Path("bench-results/memory-stages"), data_roots=DataRoots(general=args.root),
+                            seeds=(0,), probe_grid="fast", cache=False, progress=False)
+    cfg = RunConfig(encoders=["logmel"], tasks=["mtat"], settings=settings)
     peak("start")
     prep = prepare_encoder("logmel", cfg)
     task = make_task("mtat")
     if args.trace:  # after the imports and the encoder: what follows is the run's own data
         tracemalloc.start()
-    data = index_task(task, cfg.data_roots)
+    data = index_task(task, settings.data_roots)
     peak(f"encoder built, {sum(len(s) for s in data.splits.values())} tracks indexed")
-    embs, _ = embed(prep, data, cfg)
+    embs, _ = embed(prep, data, settings)
     peak("every split extracted")
-    evaluate(data, embs, cfg, 0)
+    evaluate(data, embs, settings, 0)
     peak("probe fitted, bootstrap intervals")
 
 

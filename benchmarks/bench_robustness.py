@@ -50,7 +50,7 @@ def main() -> None:
     from bench.audio import load
     from bench.config import DataRoots
     from bench.corruptions import parse_conditions, track_seed
-    from bench.experiments.pairs import corruption_transform
+    from bench.pair import corruption_transform
     from bench.extract import extract
 
     if a.threads:

@@ -218,7 +218,8 @@ def test_checkpoint_brings_its_encoder_options_and_dash_o_sets_them(tmp_path):
     from bench.config import DataRoots
     from bench.weights import save_checkpoint
     from bench.errors import BenchError, PluginError
-    from bench.run import RunConfig, prepare_encoder
+    from bench.run import prepare_encoder
+    from bench.settings import EvalSettings, RunConfig
 
     assert parse_options(["label_fraction=0.05", "weighted=true", "label_task=mtat,gtzan", "seed=7"]) == {
         "label_fraction": 0.05, "weighted": True, "label_task": "mtat,gtzan", "seed": 7}
@@ -234,7 +235,7 @@ def test_checkpoint_brings_its_encoder_options_and_dash_o_sets_them(tmp_path):
     save_checkpoint(trained, path)
 
     def config(**kw):
-        return RunConfig(encoders=["semisupcon"], tasks=[], out=tmp_path, data_roots=DataRoots(), **kw)
+        return RunConfig(encoders=["semisupcon"], tasks=[], settings=EvalSettings(tmp_path, DataRoots()), **kw)
 
     enc = prepare_encoder("semisupcon", config(checkpoint=str(path))).encoder
     assert enc.config() == trained.config() and enc.objective["label_fraction"] == 0.05

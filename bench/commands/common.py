@@ -7,9 +7,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import BenchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bench.config import DataRoots
+    from bench.settings import RunConfig
 
 def demo_sizes() -> tuple[str, ...]:
     from bench.config import DEMO_SIZES
@@ -69,7 +73,7 @@ def check_protocol_grid(protocol: str, grid: str | None) -> str:
     return grid or "default"
 
 
-def data_roots(args: argparse.Namespace) -> Any:
+def data_roots(args: argparse.Namespace) -> DataRoots:
     from bench.config import DataRoots
 
     return DataRoots.from_args(args.data_root, demo_size=getattr(args, "demo_size", "small"))
@@ -176,8 +180,8 @@ def check_out(out: Path) -> Path:
 
 
 def run_config(args: argparse.Namespace, encoders: list[str], tasks: list[str], default_out: str,
-               **extra: Any) -> Any:
-    """The :class:`bench.run.RunConfig` of a verb's parsed arguments; every bad value is refused before work starts.
+               **extra: Any) -> RunConfig:
+    """The :class:`bench.settings.RunConfig` of a verb's parsed arguments; every bad value is refused before work starts.
 
     ``default_out``: the output folder's name under ./bench-results when --out is not given
     (``%`` codes of time.strftime are expanded).
@@ -185,7 +189,8 @@ def run_config(args: argparse.Namespace, encoders: list[str], tasks: list[str], 
     from bench import plugins
     from bench.device import resolve_device
     from bench.probe import parse_grid
-    from bench.run import RunConfig, check_option_scopes
+    from bench.run import check_option_scopes
+    from bench.settings import EvalSettings, RunConfig
 
     grid = check_protocol_grid(args.protocol, args.probe_grid)
     parse_grid(grid)  # a bad grid is an error before any work is done
@@ -198,21 +203,18 @@ def run_config(args: argparse.Namespace, encoders: list[str], tasks: list[str], 
         check_option_scopes(options, encoders)
     roots = data_roots(args)
     roots.check_tasks(plugins.tasks().names())
-    return RunConfig(
-        encoders=encoders,
-        tasks=tasks,
+    settings = EvalSettings(
         out=check_out(args.out or Path("bench-results") / time.strftime(default_out)),
         data_roots=roots,
         device=resolve_device(args.device),
         seeds=seeds,
         batch_size=args.batch_size,
-        encoder_options=options,
         probe_grid=grid,
         protocol=args.protocol,
         cache=not args.no_cache,
         progress=progress_enabled(args),
-        **extra,
     )
+    return RunConfig(encoders=encoders, tasks=tasks, settings=settings, encoder_options=options, **extra)
 
 
 def report_failures(failures: list[str], any_records: bool, what: str = "run") -> int:

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.device import resolve_device
     from bench.errors import BenchError
     from bench.export import write_task
-    from bench.run import RunConfig, check_option_scopes, embed, index_task, make_task, prepare_encoder
+    from bench.run import check_option_scopes, embed, index_task, make_task, prepare_encoder
+    from bench.settings import EvalSettings, RunConfig
 
     encoders = plugins.encoders().resolve(args.encoder)
     tasks = plugins.tasks().resolve(args.tasks)
@@ -53,14 +54,15 @@ def run(args: argparse.Namespace) -> int:
     check_option_scopes(options, encoders)
     roots = data_roots(args)
     roots.check_tasks(plugins.tasks().names())
-    config = RunConfig(encoders=encoders, tasks=tasks, out=check_out(args.to), data_roots=roots,
-                       device=resolve_device(args.device), batch_size=args.batch_size, checkpoint=args.checkpoint,
-                       progress=progress_enabled(args), encoder_options=options, cache=not args.no_cache)
+    settings = EvalSettings(out=check_out(args.to), data_roots=roots, device=resolve_device(args.device),
+                            batch_size=args.batch_size, progress=progress_enabled(args), cache=not args.no_cache)
+    config = RunConfig(encoders=encoders, tasks=tasks, settings=settings, checkpoint=args.checkpoint,
+                       encoder_options=options)
     for name in encoders:
         prep = prepare_encoder(name, config)
         for task_name in tasks:
-            data = index_task(make_task(task_name), config.data_roots)
-            embs, _ = embed(prep, data, config)
+            data = index_task(make_task(task_name), settings.data_roots)
+            embs, _ = embed(prep, data, settings)
             where = write_task(args.to, args.format, encoder=name, variant=prep.variant,
                                weights_hash=prep.weights_hash, data=data, embs=embs)
             sizes = ", ".join(f"{s} {len(e.items)}" for s, e in embs.items())

@@ -55,11 +55,11 @@ def run(args: argparse.Namespace) -> int:
     from bench.errors import BenchError
     from bench.experiments.robustness import run_robustness
 
-    conditions = parse_conditions(args.conditions)  # unknown names: did-you-mean, exit 2, before any work
+    parse_conditions(args.conditions)  # unknown names: did-you-mean, exit 2, before any work
     if args.corruption_seed < 0:
         raise BenchError(f"--corruption-seed must be 0 or more, got {args.corruption_seed}")
     encoders = plugins.encoders().resolve(args.encoder)
     tasks = plugins.tasks().resolve(args.tasks)
     config = run_config(args, encoders, tasks, "robustness-%Y%m%d-%H%M%S")
-    outcome = run_robustness(config, conditions, args.corruption_seed)
+    outcome = run_robustness(config, args.conditions, args.corruption_seed)
     return report_failures(outcome.failures, bool(outcome.records), "robustness run")

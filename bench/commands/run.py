@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench import plugins
-    from bench.run import run as run_job
+    from bench.experiments.main import run as run_job
 
     encoders = plugins.encoders().resolve(args.encoder)
     tasks = plugins.tasks().resolve(args.tasks)

@@ -1,8 +1,6 @@
-"""The paper's experiments as stages that compose the run steps of :mod:`bench.run`.
+"""The commands' stages: jobs (:mod:`bench.jobs`) of the pair driver (:mod:`bench.pair`), then their outputs.
 
-- :mod:`bench.experiments.pairs`: one encoder on one task, clean and under
-  corruption conditions (probe trained on clean embeddings once per seed,
-  paired drop at scoring time); reuses matching records already written.
+- :mod:`bench.experiments.main`: ``bench run`` (records and the leaderboard).
 - :mod:`bench.experiments.robustness`: ``bench robustness``.
 - :mod:`bench.experiments.sweep`: ``bench sweep`` (a grid of encoder and recipe
   options, each variant pretrained once, one comparative leaderboard, a plot).

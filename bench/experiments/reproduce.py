@@ -14,7 +14,7 @@ corruption conditions of its test audio:
   conditions at demo scale).
 
 Each job goes through the run steps (:func:`bench.run.prepare_encoder`:
-pretrained once, cached by key; :func:`bench.experiments.pairs.evaluate_pair`:
+pretrained once, cached by key; :func:`bench.pair.evaluate_pair`:
 embeddings cached, records reused when they match), so a second run only
 rewrites the report. The claims and their comparisons are built by
 :func:`claims_for`; :mod:`bench.experiments.report` writes the report.
@@ -28,11 +28,17 @@ real data and GPUs, and refuses to run on demo data.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import BenchError
 from bench.experiments.claims import Claim, Spec
+from bench.jobs import Job
+from bench.settings import RunConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bench.config import DataRoots
 
 #: every task the claims use, in the order of the report
 TASKS = ("mtat", "nsynth_pitch", "giantsteps_key", "gtzan")
@@ -72,18 +78,6 @@ SCALES = {
     "paper": Scale("paper", {"preset": "paper"}, (0, 1, 2), "default", (0.01, 0.05, 0.2), "nsynth_pitch", "mtat",
                    "default", demo=False, budget="days on one GPU"),
 }
-
-
-@dataclass
-class Job:
-    label: str
-    encoder: str
-    options: dict[str, Any]
-    tasks: tuple[str, ...]
-    #: tasks whose test audio is also scored under the conditions
-    robustness_tasks: tuple[str, ...] = ()
-    tags: dict[str, Any] = field(default_factory=dict)
-    role: str = ""
 
 
 @dataclass
@@ -166,43 +160,24 @@ def claims_for(p: Plan) -> list[Claim]:
     return claims
 
 
-def run_plan(p: Plan, config: Any, workers: int = 1, threads: int | None = None,
+def run_plan(p: Plan, config: RunConfig, workers: int = 1, threads: int | None = None,
              ) -> tuple[list[dict[str, Any]], list[str], dict[str, float]]:
     """Run every job (pretraining cached, records reused); returns records, failures and the jobs' seconds.
 
     ``workers`` > 1: the jobs run side by side in that many worker processes
-    of ``threads`` torch threads each (:mod:`bench.experiments.parallel`).
+    of ``threads`` torch threads each (:func:`bench.jobs.run_jobs`).
     """
-    from bench import plugins
-    from bench.corruptions import parse_conditions
-    from bench.experiments.jobs import run_job
-    from bench.run import guarded, log
+    from bench.jobs import JobSet, run_jobs
 
-    conditions = parse_conditions(p.scale.conditions)  # a bad condition is named before anything runs
     failures: list[str] = []
     if workers > 1 and len(p.jobs) > 1:
-        from bench.experiments import parallel
-
         _build_demo_data(config, p.tasks)
-        records, seconds = parallel.run_jobs(p, config, workers, threads, failures)
-        return records, failures, seconds
-    records: list[dict[str, Any]] = []
-    seconds: dict[str, float] = {}
-    tasks = {}
-    for tname in p.tasks:
-        task = guarded(f"task {tname}", failures, config.out, lambda n=tname: plugins.tasks().get(n).create())
-        if task is not None:
-            tasks[tname] = task
-    for i, job in enumerate(p.jobs, 1):
-        t0 = time.perf_counter()
-        log(f"== reproduce: job {i}/{len(p.jobs)}: {job.label} ({job.role}) on {', '.join(job.tasks)}"
-            + (f"; corruptions on {', '.join(job.robustness_tasks)}" if job.robustness_tasks else ""))
-        records.extend(run_job(job, config, tasks, conditions, failures))
-        seconds[job.label] = round(time.perf_counter() - t0, 1)
+    records, seconds = run_jobs(p.jobs, JobSet(config, p.scale.conditions, announce="reproduce"), workers, threads,
+                                failures)
     return records, failures, seconds
 
 
-def _build_demo_data(config: Any, names: tuple[str, ...]) -> None:
+def _build_demo_data(config: RunConfig, names: tuple[str, ...]) -> None:
     """Build the demo data of the plan's tasks that use it, here, before jobs run side by side.
 
     Two jobs starting together would otherwise both render the same datasets
@@ -212,10 +187,11 @@ def _build_demo_data(config: Any, names: tuple[str, ...]) -> None:
     from bench import plugins
 
     for name in names:
-        if not config.data_roots.is_demo(name):
+        roots = config.settings.data_roots
+        if not roots.is_demo(name):
             continue
         try:
-            config.data_roots.root(plugins.get_task(name))
+            roots.root(plugins.get_task(name))
         except Exception:  # noqa: BLE001 - reported by the jobs that need this task
             continue
 
@@ -229,12 +205,12 @@ class Outcome:
     lines: list[str]
 
 
-def run(p: Plan, roots: Any, *, out: Any, device: str = "auto", progress: bool = False,
+def run(p: Plan, roots: DataRoots, *, out: Path, device: str = "auto", progress: bool = False,
         started: float | None = None, jobs: int | None = 1, threads: int | None = None) -> Outcome:
     """Run the plan into ``out`` and write the report; the verdicts come back as lines for the terminal.
 
     ``jobs``: how many jobs run side by side in worker processes (None: as many
-    as suit this machine, :func:`bench.experiments.parallel.auto_workers`);
+    as suit this machine, :func:`bench.jobs.auto_workers`);
     ``threads``: torch threads per worker (None: the cores shared out).
     """
     import sys
@@ -242,18 +218,20 @@ def run(p: Plan, roots: Any, *, out: Any, device: str = "auto", progress: bool =
     from bench import __version__
     from bench.device import resolve_device
     from bench.experiments import report
-    from bench.run import RunConfig, log
+    from bench.run import log
+    from bench.settings import EvalSettings
 
     started = time.perf_counter() if started is None else started
     s = p.scale
-    config = RunConfig(encoders=[], tasks=list(p.tasks), out=out, data_roots=roots, device=resolve_device(device),
-                       seeds=s.seeds, probe_grid=s.probe_grid, progress=progress)
+    settings = EvalSettings(out=out, data_roots=roots, device=resolve_device(device), seeds=s.seeds,
+                            probe_grid=s.probe_grid, progress=progress)
+    config = RunConfig(encoders=[], tasks=list(p.tasks), settings=settings)
     log(f"reproduce --scale {s.name}: {len(p.jobs)} jobs on {', '.join(p.tasks)}"
         + (f" (demo data, size {p.demo_size})" if s.demo else "") + f"; output {out}")
     if jobs is None:
-        from bench.experiments.parallel import auto_workers
+        from bench.jobs import auto_workers
 
-        jobs, auto_threads = auto_workers(len(p.jobs), config.device)
+        jobs, auto_threads = auto_workers(len(p.jobs), settings.device)
         threads = threads or auto_threads
     records, failures, seconds = run_plan(p, config, jobs, threads)
     meta = {

@@ -1,6 +1,6 @@
 """``bench robustness`` as a stage: encoders x tasks x corruption conditions -> records, tables, curves, report.
 
-Per encoder x task (:func:`bench.experiments.pairs.evaluate_pair`): the probe
+Per encoder x task (the pair driver, :func:`bench.pair.evaluate_pair`): the probe
 of each seed is trained on clean embeddings once and tested on the clean test
 split and on the test audio under every condition. Outputs in the output
 folder: ``records/`` (one per encoder x task x condition x seed; corrupted ones
@@ -14,44 +14,36 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from bench import plugins
-from bench.corruptions import Condition
-from bench.experiments.pairs import evaluate_pair
-from bench.run import RunConfig, RunOutcome, guarded, log, prepare_encoder
+from bench.jobs import Job, JobSet, run_jobs
+from bench.run import check_option_scopes, log
+from bench.settings import RunConfig, RunOutcome
 
 
-def run_robustness(config: RunConfig, conditions: Sequence[Condition], corruption_seed: int = 0) -> RunOutcome:
-    """Evaluate every encoder x task clean and under ``conditions``; write records, tables, curves and report."""
-    from bench.run import check_option_scopes
+def run_robustness(config: RunConfig, conditions: str, corruption_seed: int = 0) -> RunOutcome:
+    """Evaluate every encoder x task clean and under ``conditions`` (a spec: bench.corruptions.parse_conditions);
+    write records, tables, curves and report."""
+    from bench.corruptions import parse_conditions
 
-    config.out.mkdir(parents=True, exist_ok=True)
+    settings = config.settings
+    settings.out.mkdir(parents=True, exist_ok=True)
     check_option_scopes(config.encoder_options, config.encoders)
-    records: list[dict[str, Any]] = []
+    n_conditions = len(parse_conditions(conditions))
+    log(f"robustness: {len(config.encoders)} encoder(s) x {len(config.tasks)} task(s) x {n_conditions} "
+        f"condition(s) + clean, probe seeds {list(settings.seeds)}, corruption seed {corruption_seed}")
+    tasks = tuple(config.tasks)
+    jobs = [Job(name, name, dict(config.encoder_options), tasks, tasks, names_rows=False, title=f"encoder {name}")
+            for name in config.encoders]
     failures: list[str] = []
-    tasks = {}
-    for tname in config.tasks:
-        task = guarded(f"task {tname}", failures, config.out, lambda n=tname: plugins.tasks().get(n).create())
-        if task is not None:
-            tasks[tname] = task
-    log(f"robustness: {len(config.encoders)} encoder(s) x {len(tasks)} task(s) x {len(conditions)} condition(s) "
-        f"+ clean, probe seeds {list(config.seeds)}, corruption seed {corruption_seed}")
-    for ename in config.encoders:
-        prep = guarded(f"encoder {ename}", failures, config.out, prepare_encoder, ename, config)
-        if prep is None:
-            continue
-        for tname, task in tasks.items():
-            recs = guarded(f"{ename} x {tname}", failures, config.out, evaluate_pair, prep, task, config,
-                           conditions, corruption_seed, failures)
-            records.extend(recs or [])
-    outcome = RunOutcome(records, failures, config.out)
+    records, _ = run_jobs(jobs, JobSet(config, conditions, corruption_seed), failures=failures)
+    outcome = RunOutcome(records, failures, settings.out)
     if records:
-        outcome.files = write_outputs(records, config.out)
+        outcome.files = write_outputs(records, settings.out)
         log(f"Robustness report: {outcome.files['report']} (tables: {outcome.files['markdown']}, curves: "
             f"robustness_<task>.png; leaderboard: {outcome.files['leaderboard']})")
     else:
-        log(f"No records were written: every part failed (see above). Output folder: {config.out}")
+        log(f"No records were written: every part failed (see above). Output folder: {settings.out}")
     return outcome
 
 

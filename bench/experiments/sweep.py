@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench import plugins
 from bench.errors import BenchError
-from bench.run import RunConfig, RunOutcome, guarded, log, prepare_encoder, split_options, variant_label
+from bench.run import log, split_options, variant_label
+from bench.settings import RunConfig, RunOutcome
 
 SWEEP_HELP = ("-O KEY=V1,V2,... sweeps KEY over the values (several swept keys: every combination); a list value "
               "joins its names with '+' (-O label_task=mtat+gtzan,nsynth_pitch), or separate the sweep values with "
@@ -177,7 +179,7 @@ def check_variants(variants: list[Variant], fixed: dict[str, Any], config: RunCo
             v.label = v.encoder
         if isinstance(encoder, TrainableEncoder) and recipe is not None:
             try:
-                path, _ = default_checkpoint(encoder, recipe, config.data_roots, cache_dir())
+                path, _ = default_checkpoint(encoder, recipe, config.settings.data_roots, cache_dir())
                 v.cached = path.is_file()
             except BenchError:  # the pools cannot be planned (data missing): the run says why, per variant
                 v.cached = None
@@ -185,44 +187,26 @@ def check_variants(variants: list[Variant], fixed: dict[str, Any], config: RunCo
 
 def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis]) -> RunOutcome:
     """Pretrain (if needed) and evaluate every variant on every task; one leaderboard, a table and a plot."""
-    from bench.experiments.pairs import evaluate_pair
+    from bench.jobs import Job, JobSet, run_jobs
 
-    config.out.mkdir(parents=True, exist_ok=True)
-    records: list[dict[str, Any]] = []
-    failures: list[str] = []
-    tasks = {}
-    for tname in config.tasks:
-        task = guarded(f"task {tname}", failures, config.out, lambda n=tname: plugins.tasks().get(n).create())
-        if task is not None:
-            tasks[tname] = task
+    out = config.settings.out
+    out.mkdir(parents=True, exist_ok=True)
     trained = sum(1 for v in variants if v.cached)
-    log(f"sweep: {len(variants)} variant(s) x {len(tasks)} task(s); {trained} already pretrained, "
+    log(f"sweep: {len(variants)} variant(s) x {len(config.tasks)} task(s); {trained} already pretrained, "
         f"{sum(1 for v in variants if v.cached is False)} to pretrain")
-    for v in variants:
-        vconfig = _variant_config(config, v)
-        prep = guarded(f"variant {v.label}", failures, config.out, prepare_encoder, v.encoder, vconfig)
-        if prep is None:
-            continue
-        for tname, task in tasks.items():
-            recs = guarded(f"{v.label} x {tname}", failures, config.out, evaluate_pair, prep, task, vconfig, (), 0,
-                           failures, {"sweep": dict(v.swept)})
-            records.extend(recs or [])
-    outcome = RunOutcome(records, failures, config.out)
+    jobs = [Job(v.label, v.encoder, dict(v.options), tuple(config.tasks), tags={"sweep": dict(v.swept)},
+                title=f"variant {v.label}") for v in variants]
+    failures: list[str] = []
+    records, _ = run_jobs(jobs, JobSet(config), failures=failures)
+    outcome = RunOutcome(records, failures, out)
     if records:
-        outcome.files = write_outputs(records, config.out, [a.name for a in axes])
+        outcome.files = write_outputs(records, out, [a.name for a in axes])
     else:
-        log(f"No records were written: every part of the sweep failed (see above). Output folder: {config.out}")
+        log(f"No records were written: every part of the sweep failed (see above). Output folder: {out}")
     return outcome
 
 
-def _variant_config(config: RunConfig, v: Variant) -> RunConfig:
-    import dataclasses
-
-    return dataclasses.replace(config, encoders=[v.encoder], encoder_options=dict(v.options),
-                               variants={v.encoder: v.label})
-
-
-def write_outputs(records: list[dict[str, Any]], out: Any, axes: list[str]) -> dict[str, Any]:
+def write_outputs(records: list[dict[str, Any]], out: Path, axes: list[str]) -> dict[str, Path]:
     """The comparative leaderboard, ``sweep.md`` (variants x tasks) and ``sweep.png`` (metric vs swept value)."""
     from bench import leaderboard
     from bench.experiments.sweep_plot import sweep_png, sweep_table
