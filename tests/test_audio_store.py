@@ -92,3 +92,10 @@ def test_unknown_store_dtype_is_a_clear_error(tmp_path):
         AudioStore([], 4000, tmp_path, dtype="float16")
     assert "store_dtype" not in Recipe(steps=1, batch_size=2, lr=1e-3).key_dict()
     assert Recipe(steps=1, batch_size=2, lr=1e-3, store_dtype="int16").key_dict()["store_dtype"] == "int16"
+
+
+def test_the_paper_preset_stores_int16_and_the_demo_float32():
+    from bench import plugins
+
+    assert plugins.get_encoder("semisupcon", preset="paper").recipe().store_dtype == "int16"
+    assert plugins.get_encoder("semisupcon", preset="demo").recipe().store_dtype == "float32"
