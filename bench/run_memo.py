@@ -48,7 +48,6 @@ from bench.store import EntryError, Store, kind_root, persist_digests, remove, w
 if TYPE_CHECKING:  # pragma: no cover
     from bench.config import DataRoots
     from bench.encoder import LabelSpec, Recipe
-    from bench.plugins import Entry
     from bench.settings import EvalSettings, IndexedTask, PreparedEncoder, RunConfig
     from bench.task import Task
 
@@ -61,25 +60,19 @@ def root() -> Path:
     return kind_root(KIND)
 
 
-def _module_of(entry: Entry) -> str:
-    target = entry.target
-    return target.partition(":")[0] if isinstance(target, str) else getattr(target, "__module__", "")
-
-
 def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, Any]) -> keys.Key:
     """The key of everything the request states for one pair (``user``: the encoder's ``-O`` options)."""
-    from bench import plugins, results
+    from bench import results
 
-    enc, tsk = plugins.encoders().get(prep_name), plugins.tasks().get(task.name)
     roots = config.settings.data_roots
     fields = {
         "format": FORMAT,
         "schema": results.SCHEMA_VERSION,
-        "encoder": [enc.name, enc.plugin.name, enc.plugin.distribution, enc.plugin.version],
+        "encoder": [prep_name, keys.plugin_identity("encoder", prep_name)],
         "options": user,
         "variant": config.variants.get(prep_name),
         "checkpoint": str(Path(config.checkpoint).resolve()) if config.checkpoint else None,
-        "task": [tsk.name, tsk.plugin.name, tsk.plugin.distribution, tsk.plugin.version],
+        "task": [task.name, keys.plugin_identity("task", task.name)],
         "task_settings": task.settings,
         "protocol": config.settings.protocol,
         "probe_grid": config.settings.probe_grid,
@@ -88,10 +81,9 @@ def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, A
         "batch_size": config.settings.batch_size,
         "data_roots": [roots.general, dict(sorted(roots.per_task.items())), roots.demo_size, roots.demo_seed],
         "versions": {k: v for k, v in results.versions().items() if k != "platform"},
-        "code": keys.code_digest("bench", recursive=True) + keys.code_digest(_module_of(enc), _module_of(tsk),
-                                                                               package=True),
+        "code": keys.code_digest("bench", recursive=True),  # the plugins' code is in their identities
     }
-    return keys.make(fields, enc.name, tsk.name)
+    return keys.make(fields, prep_name, task.name)
 
 
 def enabled(settings: EvalSettings) -> bool:
