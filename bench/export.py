@@ -58,7 +58,8 @@ def write_task(root: Path, fmt: str, *, encoder: str, variant: str, weights_hash
         else:
             import pandas as pd
 
-            labels = [list(map(int, it.label)) if task.kind == "multilabel" else int(it.label) for it in e.items]
+            labels = [list(map(int, it.label)) if task.kind == "multilabel" else list(map(float, it.label))
+                      if task.kind == "regression" else int(it.label) for it in e.items]
             pd.DataFrame({"track_id": ids, "label": labels, "embedding": list(X)}).to_parquet(
                 out / f"{split}.parquet", index=False)
     meta = {
@@ -75,6 +76,8 @@ def write_task(root: Path, fmt: str, *, encoder: str, variant: str, weights_hash
 
 
 def _labels(kind: str, items: list[Any], n_classes: int) -> np.ndarray:
+    if kind == "regression":
+        return np.asarray([list(it.label) for it in items], dtype=np.float32).reshape(len(items), n_classes)
     if kind == "multilabel":
         y = np.zeros((len(items), n_classes), dtype=np.uint8)
         for i, it in enumerate(items):
@@ -92,7 +95,7 @@ def read_split(path: Path, split: str) -> tuple[list[str], np.ndarray, np.ndarra
 
         df = pd.read_parquet(path / f"{split}.parquet")
         X = np.stack([np.asarray(v, dtype=np.float32) for v in df["embedding"]]) if len(df) else np.zeros((0, 0))
-        labels = [list(v) for v in df["label"]] if meta["kind"] == "multilabel" else df["label"].to_numpy()
+        labels = [list(v) for v in df["label"]] if meta["kind"] in ("multilabel", "regression") else df["label"].to_numpy()
         return list(df["track_id"]), X, labels
     ids = json.loads((path / f"{split}.track_ids.json").read_text())
     return ids, np.load(path / f"{split}.embeddings.npy"), np.load(path / f"{split}.labels.npy")

@@ -6,8 +6,14 @@ then a row per encoder and corruption condition (``simclr [reverb@0.5]``),
 ranked among the rows of their condition; per task the primary metric as
 the mean over probe seeds with its 95% interval, then the tasks' other
 metrics (means over seeds), then the average rank over tasks (rank of the
-primary metric, 1 = best, ties averaged). The best value of every column
-among the rows of one condition is marked (bold in markdown and HTML).
+primary metric, 1 = best, ties averaged). A primary-metric cell is marked
+(bold in markdown and HTML) only when its row is the best of its condition and
+its interval lies above the interval of every other row of that condition
+(overlapping intervals: no mark; columns without intervals are never marked).
+When the records carry a ``chance`` block (:func:`bench.metrics.chance_scores`:
+the task's metrics for a predictor that outputs the test split's class
+frequencies), a ``chance`` row shows it: never ranked, never marked, never in
+the baseline entries that ``bench compare`` gates.
 Interval: the seeds' bootstrap resamples over test tracks are paired
 (same resamples for every seed), averaged resample by resample, and the 2.5 /
 97.5 percentiles of those averages are the interval ("pooled paired
@@ -20,8 +26,10 @@ how many seeds each row pools and the notes give the seeds' spread; with one
 pretraining seed every file is as before.
 
 Written as markdown (tabulate), CSV and JSON of the same numbers, a
-self-contained HTML report (tables and the chart inline as a base64 PNG) and a
-PNG chart (one panel per task, a bar per encoder with interval whiskers).
+self-contained HTML report (tables, the chart inline as a base64 PNG and a
+provenance block from the records, :mod:`bench.provenance`) and a PNG chart
+(:mod:`bench.leaderboard_chart`: one panel per task, a bar per encoder with
+interval whiskers, a shared y axis per metric and the chance line).
 
 Trust rules: a table whose numbers come from the generated demo data says so
 in its title; demo and real records are never averaged together (rows are
@@ -45,19 +53,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import io
 import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from bench import render_cache
+from bench import provenance, render_cache
 from bench.corruptions import CLEAN, display_order
 from bench.errors import BenchError
+# drawn through the render cache, whose key holds the code of the drawing function's own module
+from bench.leaderboard_chart import chart_png
 
 DEMO_NOTE = "DEMO DATA: generated data in the real formats; these numbers say nothing about real music."
 RANK_COL = "avg rank"
+#: the label of the chance row ("chance (label prior)" if an encoder row is already called "chance")
+CHANCE = "chance"
 #: the column of pretraining seeds per row (present when some row pools 2+ seeds)
 PT_COL = "n_pt"
 BASELINE_FORMAT = "bench-baseline"
@@ -231,6 +242,61 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def chance_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chance row(s) of ``records``: per task and metric the mean chance level of its records.
+
+    From the records' ``chance`` blocks (records without one add nothing: no chance row for their task). The
+    clean records of a task are used when it has any (corruptions keep the labels). In a table of demo and
+    real records each gets its own row, labelled like the encoder rows. Each row: ``encoder`` (its label),
+    ``task``, ``metric``, ``primary``, ``mean``, the ``min`` and ``max`` over the records (they differ when the
+    records scored different test tracks: files skipped, other data), ``n_records`` and ``method``.
+    """
+    taken = {str(r.get("variant") or r.get("encoder")) for r in records}
+    base = CHANCE if CHANCE not in taken else f"{CHANCE} (label prior)"
+    mixed = _mixed(records)
+    clean = {r["task"] for r in records if str(r.get("condition") or CLEAN) == CLEAN}
+    vals: dict[tuple[str, str, str], list[float]] = {}
+    meta: dict[tuple[str, str, str], tuple[bool, str]] = {}
+    for r in records:
+        block = r.get("chance")
+        if not isinstance(block, dict) or not isinstance(block.get("metrics"), dict):
+            continue
+        if r["task"] in clean and str(r.get("condition") or CLEAN) != CLEAN:
+            continue
+        label = base + (" (demo data)" if mixed and r.get("demo_data") else "")
+        for metric, v in block["metrics"].items():
+            if metric in r["metrics"] and isinstance(v, (int, float)) and not isinstance(v, bool):
+                key = (label, r["task"], metric)
+                vals.setdefault(key, []).append(float(v))
+                meta[key] = (metric == r["primary_metric"], str(block.get("method") or ""))
+    out = []
+    for (label, task, metric), vs in vals.items():
+        finite = [v for v in vs if math.isfinite(v)]
+        out.append({"encoder": label, "task": task, "metric": metric, "primary": meta[(label, task, metric)][0],
+                    "mean": sum(finite) / len(finite) if finite else float("nan"),
+                    "min": min(finite, default=float("nan")), "max": max(finite, default=float("nan")),
+                    "n_records": len(vs), "method": meta[(label, task, metric)][1]})
+    return out
+
+
+def _with_chance(df, chance: list[dict[str, Any]]):
+    """``df`` with the chance row(s) appended (unranked; their labels in ``df.attrs["chance"]``)."""
+    import pandas as pd
+
+    new: dict[str, dict[str, float]] = {}
+    for c in chance:
+        col = c["task"] if c["primary"] else f"{c['task']} {c['metric']}"
+        if col in df.columns:
+            new.setdefault(c["encoder"], {})[col] = c["mean"]
+    if not new:
+        return df
+    extra = pd.DataFrame.from_dict(new, orient="index").reindex(columns=df.columns).astype(float)
+    out = pd.concat([df, extra])
+    out.index.name = df.index.name
+    out.attrs = {**df.attrs, "chance": list(new)}
+    return out
+
+
 def _mean(vals: list[float]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
@@ -240,8 +306,9 @@ def _undefined_to_nan(v: Any) -> float:
 
 
 def table(records: list[dict[str, Any]]):
-    """A pandas DataFrame indexed by encoder: per task the primary mean and its bounds, other metrics, avg rank."""
-    return _wide(summary(records))
+    """A pandas DataFrame indexed by encoder: per task the primary mean and its bounds, other metrics, avg rank;
+    last, the chance row when the records carry their chance levels (:func:`chance_rows`)."""
+    return _with_chance(_wide(summary(records)), chance_rows(records))
 
 
 def _wide(rows: list[dict[str, Any]]):
@@ -313,11 +380,28 @@ def title(records: list[dict[str, Any]]) -> str:
     return head
 
 
-def _notes(rows: list[dict[str, Any]]) -> str:
+#: what a marked (bold) cell means, said in every table's notes
+BOLD_RULE = ("Bold: the best row of a task's primary metric, only when its 95% interval lies entirely above the "
+             "interval of every other row (overlapping intervals: no row is bold; the other metrics and the average "
+             "rank have no interval and are never bold); a row under a corruption is ranked and compared among the "
+             "rows of its condition only.")
+
+
+def _notes(rows: list[dict[str, Any]], chance: list[dict[str, Any]] = ()) -> str:
     how = sorted({r["interval"] for r in rows if r["primary"] and r["interval"]})
     text = "Intervals: " + (", ".join(how) if how else "none recorded") + " (bootstrap over test tracks). "
-    text += (f"'{RANK_COL}': mean rank of the primary metric over tasks (1 = best). Best per column in bold "
-             "(a row under a corruption is ranked and compared among the rows of its condition only).")
+    text += f"'{RANK_COL}': mean rank of the primary metric over tasks (1 = best). " + BOLD_RULE
+    if chance:
+        labels = ", ".join(f"'{x}'" for x in dict.fromkeys(c["encoder"] for c in chance))
+        methods = sorted({c["method"] for c in chance if c["method"]})
+        text += (f" Row {labels}: the chance level on the test split, scored by "
+                 f"{'; '.join(methods) or 'a predictor that ignores the audio'}. It is not ranked, never bold and "
+                 "not gated.")
+        differ = [c for c in chance if c["primary"] and c["max"] - c["min"] > 1e-9]
+        if differ:
+            text += " The chance level differs between the records of " + "; ".join(
+                f"{c['task']} ({c['min']:.4f}-{c['max']:.4f})" for c in differ) + " (they scored different test " \
+                "tracks: skipped files or other data); their mean is shown."
     spread = [r for r in rows if r["primary"] and r.get("n_pt")]
     if spread:
         text += (f" '{PT_COL}': pretraining seeds pooled in the row; the interval is then a multi-bootstrap over "
@@ -341,23 +425,19 @@ def _display(df, bold: str) -> tuple[list[str], list[list[str]]]:
     from bench.references import is_published
 
     undefined = {tuple(u) for u in df.attrs.get("undefined", ())}
-    # the best of a column among the measured rows of one condition (clean rows compete with clean rows
-    # only; published rows are never marked best)
+    # the measured rows of one condition compete (clean rows with clean rows only); published and chance rows
+    # never do
     cond = df.attrs.get("conditions", {})
+    chance = set(df.attrs.get("chance", ()))
     groups: dict[str, list[Any]] = {}
     for enc in df.index:
-        if not is_published(enc):
+        if not is_published(enc) and enc not in chance:
             groups.setdefault(cond.get(enc, CLEAN), []).append(enc)
-    best: dict[tuple[str, str], float] = {}
-    for g, members in groups.items():
-        for c in shown:
-            col = df.loc[members, c].dropna()
-            if len(col):
-                best[(g, c)] = col.min() if c == RANK_COL else col.max()
+    marked = {(enc, c) for members in groups.values() for c in primary for enc in [_separated_best(df, members, c)]
+              if enc is not None}
     cells = []
     for enc, row in df.iterrows():
         out = [str(enc)]
-        g = cond.get(enc, CLEAN)
         for c in shown:
             v = row[c]
             if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -369,11 +449,28 @@ def _display(df, bold: str) -> tuple[list[str], list[list[str]]]:
             text = f"{v:.2f}" if c == RANK_COL else f"{v:.4f}"
             if c in primary and not math.isnan(row[f"{c} lo"]):
                 text += f" [{row[f'{c} lo']:.4f}, {row[f'{c} hi']:.4f}]"
-            if not is_published(enc) and (g, c) in best and abs(v - best[(g, c)]) < 1e-12 and len(groups[g]) > 1:
+            if (enc, c) in marked:
                 text = bold.format(text)
             out.append(text)
         cells.append(out)
     return ["encoder"] + shown, cells
+
+
+def _separated_best(df, members: list[Any], col: str) -> Any:
+    """The row of ``members`` with the best ``col`` when its interval lies above every other member's
+    (:data:`BOLD_RULE`); None when it does not, when the best is tied, or when a row has no interval."""
+    vals = df.loc[members, col].dropna()
+    if len(vals) < 2:
+        return None
+    ranked = vals.sort_values(ascending=False)
+    top, others = ranked.index[0], ranked.index[1:]
+    if ranked.iloc[1] >= ranked.iloc[0] - 1e-12:
+        return None
+    lo = df.loc[top, f"{col} lo"]
+    his = df.loc[others, f"{col} hi"]
+    if math.isnan(lo) or his.isna().any() or not lo > his.max():
+        return None
+    return top
 
 
 def to_markdown(df) -> str:
@@ -383,39 +480,13 @@ def to_markdown(df) -> str:
     return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def chart_png(rows: list[dict[str, Any]], demo: bool) -> bytes:
-    """A PNG: one panel per task, a bar per encoder (primary mean) with its interval as whiskers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    prim = [r for r in rows if r["primary"]]
-    if any(r.get("condition", CLEAN) == CLEAN for r in prim):  # corrupted rows have their own curves
-        prim = [r for r in prim if r.get("condition", CLEAN) == CLEAN]
-    tasks = sorted({r["task"] for r in prim})
-    encoders = list(dict.fromkeys(r["encoder"] for r in prim))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(max(4.0, 2.2 + 0.9 * len(encoders)) * len(tasks), 4.2),
-                             squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
-    for ax, task in zip(axes[0], tasks):
-        rs = {r["encoder"]: r for r in prim if r["task"] == task}
-        names = [e for e in encoders if e in rs]
-        means = [rs[e]["mean"] for e in names]
-        err = [[max(0.0, rs[e]["mean"] - rs[e]["lo"]) if rs[e]["lo"] is not None else 0.0 for e in names],
-               [max(0.0, rs[e]["hi"] - rs[e]["mean"]) if rs[e]["hi"] is not None else 0.0 for e in names]]
-        ax.bar(range(len(names)), means, yerr=err, capsize=4,
-               color=[colors[i % len(colors)] for i in range(len(names))])
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
-        ax.set_title(f"{task}\n{rs[names[0]]['metric']}" if names else task, fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(("DEMO DATA - " if demo else "") + "primary metric, mean over seeds, 95% interval", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+def _chance_by_task(chance: list[dict[str, Any]]) -> dict[str, float]:
+    """The primary metric's chance level per task, for the chart (the clean-data row of a mixed table)."""
+    out: dict[str, float] = {}
+    for c in chance:
+        if c["primary"] and math.isfinite(c["mean"]) and (c["task"] not in out or c["encoder"] == CHANCE):
+            out[c["task"]] = c["mean"]
+    return out
 
 
 def to_html(records: list[dict[str, Any]], df, rows: list[dict[str, Any]], png: bytes, note: str = "") -> str:
@@ -423,8 +494,20 @@ def to_html(records: list[dict[str, Any]], df, rows: list[dict[str, Any]], png: 
     return _html(records, headers, cells, rows, png, note)
 
 
+#: the page's style: at most 1,300 px of content (a 1,400 px window shows all of it), tables scroll sideways
+#: inside the page rather than widening it, the chart is scaled down to the page when the window is narrower
+STYLE = ("body{font-family:sans-serif;margin:2em auto;padding:0 1em;max-width:1300px}"
+         ".scroll{max-width:100%;overflow-x:auto}table{border-collapse:collapse}"
+         "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}td:first-child,th:first-child"
+         "{text-align:left;white-space:nowrap}.demo{background:#fff3cd;border:1px solid #e0c060;padding:8px;font-weight:bold}"
+         "img.chart{display:block;max-width:100%;height:auto}")
+
+
 def _html(records: list[dict[str, Any]], headers: list[str], cells: list[list[str]], rows: list[dict[str, Any]],
-          png: bytes, note: str = "") -> str:
+          png: bytes, note: str = "", chance: list[dict[str, Any]] = ()) -> str:
+    from bench import provenance
+    from bench.leaderboard_chart import MAX_WIDTH_PX
+
     demo = all(r.get("demo_data") for r in records)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{_esc_keep_bold(c)}</td>" for c in row) + "</tr>" for row in cells)
@@ -435,14 +518,14 @@ def _html(records: list[dict[str, Any]], headers: list[str], cells: list[list[st
     title_lines = "<br>".join(html.escape(x) for x in title(records).splitlines() if x != DEMO_NOTE)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>bench leaderboard</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
-.demo{{background:#fff3cd;border:1px solid #e0c060;padding:8px;font-weight:bold}}</style></head>
+<style>{STYLE}</style></head>
 <body><h1>bench leaderboard</h1>{banner}<p>{title_lines}</p>
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<p>{html.escape(_notes(rows) + note)}</p>
-<img alt="primary metric per task and encoder with 95% intervals" src="data:image/png;base64,{img}">
-<p>{len(records)} record(s).</p></body></html>
+<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>
+<p>{html.escape(_notes(rows, chance) + note)}</p>
+<img class="chart" style="max-width:min(100%,{MAX_WIDTH_PX}px)" alt="primary metric per task and encoder with 95% \
+intervals, the chance level dashed" src="data:image/png;base64,{img}">
+{provenance.html_block(records)}
+</body></html>
 """
 
 
@@ -502,18 +585,21 @@ def with_reference(records: list[dict[str, Any]], df, reference: str | None) -> 
     ref = references.get(reference)
     tasks, refused = references.eligible_tasks(ref, records)
     primary = {r["task"]: r["primary_metric"] for r in records}
-    return references.add_rows(df, ref, tasks, primary), " " + references.notes(ref, tasks, refused)
+    out = references.add_rows(df, ref, tasks, primary)
+    out.attrs = dict(df.attrs)  # which row is of which condition, which cells are undefined
+    return out, " " + references.notes(ref, tasks, refused)
 
 
 def write(records: list[dict[str, Any]], out_dir: Path, reference: str | None = None) -> dict[str, Path]:
     """Write leaderboard .md/.csv/.json/.html/.png into ``out_dir`` and return their paths."""
     rows = summary(records)
-    tables, ref_note = _rendered(records, rows, reference)
+    chance = chance_rows(records)
+    tables, ref_note = _rendered(records, rows, reference, chance)
     out_dir.mkdir(parents=True, exist_ok=True)
     head = title(records)
     files: dict[str, Path] = {}
     md = out_dir / "leaderboard.md"
-    md.write_text(head + "\n\n" + tables["markdown"] + "\n\n" + _notes(rows) + ref_note + "\n")
+    md.write_text(head + "\n\n" + tables["markdown"] + "\n\n" + _notes(rows, chance) + ref_note + "\n")
     files["markdown"] = md
     csv = out_dir / "leaderboard.csv"
     csv.write_text(tables["csv"])
@@ -522,38 +608,43 @@ def write(records: list[dict[str, Any]], out_dir: Path, reference: str | None = 
     doc = baseline(records)
     doc.update({
         "title": head,
-        "notes": _notes(rows) + ref_note,
+        "notes": _notes(rows, chance) + ref_note,
         "rows": tables["rows"],
         "summary": [{k: _num(v) for k, v in r.items()} for r in rows],
+        # the chance levels (also the table's chance row); never among the gated "entries"
+        "chance": [{k: _num(v) for k, v in c.items()} for c in chance],
+        "provenance": {head_: lines for head_, lines in provenance.items(records)},
     })
     js.write_text(json.dumps(doc, indent=2))
     files["json"] = js
     # drawn once per distinct chart: a warm rerun reads the PNG instead of importing matplotlib
-    png = render_cache.png("leaderboard", chart_png, rows, all(r.get("demo_data") for r in records))
+    png = render_cache.png("leaderboard", chart_png, rows, all(r.get("demo_data") for r in records),
+                           _chance_by_task(chance))
     (out_dir / "leaderboard.png").write_bytes(png)
     files["png"] = out_dir / "leaderboard.png"
     page = out_dir / "leaderboard.html"
-    page.write_text(_html(records, *tables["html"], rows, png, ref_note))
+    page.write_text(_html(records, *tables["html"], rows, png, ref_note, chance))
     files["html"] = page
     return files
 
 
-def _rendered(records: list[dict[str, Any]], rows: list[dict[str, Any]],
-              reference: str | None) -> tuple[dict[str, Any], str]:
+def _rendered(records: list[dict[str, Any]], rows: list[dict[str, Any]], reference: str | None,
+              chance: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     """(the wide table's renderings, the reference note). Without a reference they are made once per distinct
-    set of summary rows (bench.render_cache): a warm rerun reads them instead of importing pandas."""
+    set of summary and chance rows (bench.render_cache): a warm rerun reads them instead of importing pandas."""
     if reference:
         df, ref_note = with_reference(records, _wide(rows), reference)
-        return json.loads(_tables_of(df)), ref_note
-    return json.loads(render_cache.blob("leaderboard-tables", _tables, rows, _table_libs(), ext="json")), ""
+        return json.loads(_tables_of(_with_chance(df, chance))), ref_note
+    return json.loads(render_cache.blob("leaderboard-tables", _tables, rows, chance, _table_libs(), ext="json")), ""
 
 
-def _tables(rows: list[dict[str, Any]], libs: list[str]) -> bytes:
-    """The wide table's renderings (markdown, CSV, JSON rows, HTML cells) from the summary rows, as JSON bytes.
+def _tables(rows: list[dict[str, Any]], chance: list[dict[str, Any]], libs: list[str]) -> bytes:
+    """The wide table's renderings (markdown, CSV, JSON rows, HTML cells) from the summary and chance rows, as
+    JSON bytes.
 
     ``libs`` (pandas and tabulate versions) is only part of the render cache's key.
     """
-    return _tables_of(_wide(rows)).encode()
+    return _tables_of(_with_chance(_wide(rows), chance)).encode()
 
 
 def _tables_of(df) -> str:
@@ -585,5 +676,6 @@ def _csv_cells(df):
 
 def render(records: list[dict[str, Any]], reference: str | None = None) -> str:
     rows = summary(records)
-    tables, ref_note = _rendered(records, rows, reference)
-    return title(records) + "\n\n" + tables["markdown"] + "\n\n" + _notes(rows) + ref_note
+    chance = chance_rows(records)
+    tables, ref_note = _rendered(records, rows, reference, chance)
+    return title(records) + "\n\n" + tables["markdown"] + "\n\n" + _notes(rows, chance) + ref_note

@@ -4,6 +4,9 @@ Multiclass: ``accuracy`` (top-1). Multilabel: ``roc_auc`` (macro ROC-AUC) and
 ``average_precision`` (macro PR-AUC), equal to scikit-learn's per-class scores. Classes absent from the test labels (no
 positive or no negative) are left out of the macro averages, as is usual; how
 many were left out is reported as ``<metric>_classes``.
+Regression: ``r2`` (the coefficient of determination per target, then the
+plain mean over targets: scikit-learn's ``r2_score`` with
+``multioutput="uniform_average"``); :func:`r2_per_target` gives each target's.
 Task-specific metrics (key weighted score, pitch-class accuracy) live in their
 task and call :func:`score` for the rest.
 """
@@ -120,8 +123,32 @@ def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
     return _macro(_one(weighted_average_precision), y_true, scores)[0]
 
 
+def r2_per_target(y_true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """R² of each column (scikit-learn's ``r2_score(..., multioutput="raw_values")``, force_finite).
+
+    A constant target scores 1.0 when predicted exactly, else 0.0; fewer than two rows: NaN.
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    p = check_finite(np.asarray(pred, dtype=np.float64), "predictions")
+    if y.ndim == 1:
+        y, p = y[:, None], p.reshape(len(p), -1)
+    if len(y) < 2:
+        return np.full(y.shape[1], np.nan)
+    ss_res = ((y - p) ** 2).sum(axis=0)
+    ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = 1.0 - ss_res / ss_tot
+    return np.where(ss_tot > 0, r2, np.where(ss_res > 0, 0.0, 1.0))
+
+
+def r2(y_true: np.ndarray, pred: np.ndarray) -> float:
+    """Mean R² over the targets (scikit-learn's ``multioutput="uniform_average"``)."""
+    return float(np.mean(r2_per_target(y_true, pred)))
+
+
 METRICS = {
     "accuracy": accuracy,
+    "r2": r2,
     "roc_auc": roc_auc,
     "average_precision": average_precision,
 }
@@ -134,4 +161,36 @@ def score(kind: str, y_true, scores, names) -> dict[str, float]:
         if name not in METRICS:
             raise KeyError(f"metric {name!r} is not a generic metric; the task must compute it")
         out[name] = METRICS[name](y_true, scores)
+    return out
+
+
+#: how :func:`chance_scores` scores (recorded in each record's ``chance`` block and said in the leaderboard notes)
+CHANCE_METHOD = ("a predictor that ignores the audio and outputs the test split's class frequencies for every "
+                 "track: the most frequent class's accuracy and key score, ROC-AUC 0.5, each tag's positive rate as "
+                 "average precision (macro-averaged)")
+
+
+def chance_scores(task, labels, n_classes: int) -> dict[str, object]:
+    """The ``chance`` block of a record: ``task``'s own metrics for a predictor that ignores the audio.
+
+    ``labels``: the test split's labels as the task gives them (a class index per track, or a list of class
+    indices per track for a multilabel task). The predictor outputs the test split's class frequencies for every
+    track, so every metric of the task (its own scorer included) is that of the label prior: the majority class
+    for top-1 metrics, 0.5 for ROC-AUC (all scores tied), the positive rate for average precision. A scorer that
+    fails on this constant input gives ``metrics: {}`` and its error: the record is kept, without a chance level.
+    """
+    if task.kind == "multiclass":
+        y = np.asarray(labels, dtype=np.int64)
+        prior = np.bincount(y, minlength=n_classes)[:n_classes] / max(len(y), 1)
+    else:
+        y = np.zeros((len(labels), n_classes), dtype=np.float32)
+        for i, lab in enumerate(labels):
+            y[i, list(lab)] = 1.0
+        prior = y.mean(axis=0) if len(y) else np.zeros(n_classes)
+    scores = np.tile(prior.astype(np.float64), (len(y), 1))
+    out: dict[str, object] = {"method": CHANCE_METHOD, "n_tracks": int(len(y))}
+    try:
+        out["metrics"] = {k: float(v) for k, v in task.score(y, scores).items()}
+    except Exception as exc:  # a task's own scorer (plugin code): the record must not be lost for its chance level
+        out.update(metrics={}, error=f"{type(exc).__name__}: {exc}"[:300])
     return out

@@ -71,6 +71,9 @@ class Entry:
     target: Any
     description: str
     plugin: PluginInfo
+    #: "" (part of ``all``) or a group name such as ``extended``: then left out of ``all`` and selected
+    #: by the group's name (``--tasks extended``), so ``all`` keeps its cost as tasks are added
+    group: str = ""
 
     def load(self) -> Callable[..., Any]:
         """Resolve the factory, importing a lazy ``"module:attr"`` target now."""
@@ -105,7 +108,7 @@ class Registry:
     kind: str
     entries: dict[str, Entry] = field(default_factory=dict)
 
-    def add(self, name: str, target: Any, description: str, plugin: PluginInfo) -> None:
+    def add(self, name: str, target: Any, description: str, plugin: PluginInfo, group: str = "") -> None:
         if not isinstance(name, str) or not name or name != name.strip():
             raise PluginError(f"plugin {plugin.describe()} registered a {self.kind} with an invalid name {name!r}")
         if name in self.entries:
@@ -114,7 +117,10 @@ class Registry:
                 f"duplicate {self.kind} name {name!r}: registered by plugin {other.describe()} "
                 f"and by plugin {plugin.describe()}. Uninstall one of them or ask its author to rename."
             )
-        self.entries[name] = Entry(self.kind, name, target, description, plugin)
+        if not isinstance(group, str) or group in ("all",) or group != group.strip():
+            raise PluginError(f"plugin {plugin.describe()} registered {self.kind} {name!r} with an invalid group "
+                              f"{group!r} (use '' or a word such as 'extended')")
+        self.entries[name] = Entry(self.kind, name, target, description, plugin, group)
 
     def names(self) -> list[str]:
         return sorted(self.entries)
@@ -128,16 +134,33 @@ class Registry:
         raise UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Available {self.kind}s: {available}.")
 
     def resolve(self, spec: str) -> list[str]:
-        """Turn ``"all"`` or ``"a,b"`` into a list of known names, each once (``all`` may stand in the list:
-        ``all,all`` and ``all,gtzan`` are every name); unknown names raise."""
+        """Turn ``"all"``, a group name or ``"a,b"`` into a list of known names, each once.
+
+        ``all`` is every name registered without a group (``all,all`` and ``all,gtzan`` are those); a
+        group's name (``extended``) stands for its members and may be combined (``all,extended``);
+        unknown names raise."""
         names = [n.strip() for n in spec.split(",") if n.strip()]
         if not names:
             raise UnknownNameError(f"no {self.kind} given. Available {self.kind}s: {', '.join(self.names())}.")
-        if "all" in names:
-            return self.names()
+        groups = self.groups()
+        out: list[str] = []
         for n in names:
-            self.get(n)
-        return list(dict.fromkeys(names))
+            if n == "all":
+                out += [k for k in self.names() if not self.entries[k].group]
+            elif n in groups and n not in self.entries:
+                out += groups[n]
+            else:
+                self.get(n)
+                out.append(n)
+        return list(dict.fromkeys(out))
+
+    def groups(self) -> dict[str, list[str]]:
+        """Group name -> its members (sorted); names in no group are not listed."""
+        out: dict[str, list[str]] = {}
+        for k in self.names():
+            if self.entries[k].group:
+                out.setdefault(self.entries[k].group, []).append(k)
+        return out
 
 
 @dataclass
@@ -225,9 +248,10 @@ def _collect(kind: str, hook_name: str, strict: bool) -> Registry:
     for impl in hook.get_hookimpls():
         info = plugin_info(impl.plugin)
 
-        def register(name: str, target: Any, description: str = "", _info: PluginInfo = info) -> None:
+        def register(name: str, target: Any, description: str = "", group: str = "",
+                     _info: PluginInfo = info) -> None:
             try:
-                registry.add(name, target, description, _info)
+                registry.add(name, target, description, _info, group)
             except PluginError as exc:  # a duplicate or invalid name: this one is skipped, the others stay
                 if strict:
                     raise

@@ -3,7 +3,9 @@
 Protocol ``bench`` (the defaults of :class:`ProbeConfig`; method.md): track-mean
 features standardised with the train split's mean and std; a linear head or an
 MLP (one hidden layer of 512, ReLU); Adam, batch 64; cross-entropy for
-multiclass, BCE for multilabel; early stopping on the validation loss, and the
+multiclass, BCE for multilabel, mean squared error for regression (the head's
+outputs are the predicted targets; a task's ``probe = "linear"`` makes it the
+ridge-like linear regression, weight decay from the grid); early stopping on the validation loss, and the
 best-on-validation weights are the ones tested. The other protocols
 (:mod:`bench.protocols`) change the fields: no standardisation, heads without
 bias, dropout, crop or segment training (:mod:`bench.probe_data`), tracks drawn
@@ -91,7 +93,7 @@ class ProbeConfig:
 
 @dataclass
 class ProbeResult:
-    test_scores: np.ndarray  # logits (multiclass) or probabilities (multilabel), [N_test, C]
+    test_scores: np.ndarray  # logits (multiclass), probabilities (multilabel) or predictions (regression), [N_test, C]
     valid_loss: float
     best_epoch: int
     epochs: int
@@ -156,9 +158,12 @@ def parse_grid(spec: str | None) -> list[tuple[float, float]]:
 
 
 def targets(labels: list, n_classes: int, kind: str) -> np.ndarray:
-    """Class indices ``[N]`` (multiclass) or multi-hot ``[N, C]`` (multilabel)."""
+    """Class indices ``[N]`` (multiclass), multi-hot ``[N, C]`` (multilabel) or target values ``[N, C]``
+    (regression: ``n_classes`` is the number of targets)."""
     if kind == "multiclass":
         return np.asarray(labels, dtype=np.int64)
+    if kind == "regression":
+        return np.asarray([tuple(lab) for lab in labels], dtype=np.float32).reshape(len(labels), n_classes)
     y = np.zeros((len(labels), n_classes), dtype=np.float32)
     for i, lab in enumerate(labels):
         y[i, list(lab)] = 1.0
@@ -199,6 +204,17 @@ def _head(config: ProbeConfig, dim: int, n_classes: int):
     raise ValueError(f"unknown probe head {config.head!r}; use 'linear' or 'mlp'")
 
 
+def _loss(kind: str):
+    """The training loss of a task kind: cross-entropy, per-tag BCE, or mean squared error (regression:
+    the head's outputs are the predicted targets, never squashed)."""
+    from torch import nn
+
+    losses = {"multiclass": nn.CrossEntropyLoss, "multilabel": nn.BCEWithLogitsLoss, "regression": nn.MSELoss}
+    if kind not in losses:
+        raise ValueError(f"unknown task kind {kind!r}; expected one of {sorted(losses)}")
+    return losses[kind]()
+
+
 def _batches(n: int, config: ProbeConfig, gen) -> list:
     """The index batches of one epoch: a permutation, or n draws with replacement; last partial batch dropped
     when asked (unless the epoch has no full batch: a split smaller than a batch still trains)."""
@@ -213,7 +229,6 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
          score_fn: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None,
          y_valid: np.ndarray | None = None) -> ProbeResult:
     import torch
-    from torch import nn
 
     t0 = time.perf_counter()
     dev = data.dev
@@ -221,7 +236,7 @@ def _fit(data: ProbeData, *, kind: str, n_classes: int, config: ProbeConfig, see
         torch.manual_seed(seed)
         model = _head(config, data.dim, n_classes)
         model.to(dev)
-        loss_fn = nn.CrossEntropyLoss() if kind == "multiclass" else nn.BCEWithLogitsLoss()
+        loss_fn = _loss(kind)
         try:
             opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
         except (RuntimeError, TypeError):  # no fused kernel for this device/build

@@ -229,6 +229,8 @@ PROTOCOLS: dict[str, Protocol] = {
             "gtzan": TaskRule(head="mlp", lr=5e-3, patience=20, plateau_patience=6, monitor="accuracy"),
             "nsynth_pitch": TaskRule(head="mlp", patience=10, plateau_patience=3, max_epochs=50, monitor="accuracy",
                                      settings={"pitch_min": 0, "pitch_max": 127}),
+            # MARBLE's technique split: validation drawn by file index, not singer-disjoint (bench_tasks.vocalset)
+            "vocalset_technique": TaskRule(monitor="accuracy", settings={"split": "marble"}),
         },
     ),
 }

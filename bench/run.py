@@ -237,6 +237,7 @@ def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embed
                  conditions: dict[str, Embeddings] | None = None, seconds: float = 0.0) -> list[dict[str, Any]]:
     """One record per condition of one evaluation (the clean test split first)."""
     from bench import protocols, results
+    from bench.metrics import chance_scores
 
     conditions = conditions or {}
     task, res, sel = data.task, ev.selected.result, ev.selected
@@ -264,6 +265,7 @@ def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embed
             task_settings=task.settings,
             task_kind=task.kind,
             n_classes=len(data.classes),
+            chance=chance_scores(task, [it.label for it in test.items], len(data.classes)),
             data={
                 "root": str(data.root),
                 "fingerprint": data.fingerprint,

@@ -11,7 +11,7 @@ A minimal task::
 
     class MyTask(Task):
         name = "my_task"
-        kind = "multiclass"             # or "multilabel"
+        kind = "multiclass"             # or "multilabel", or "regression"
         dataset_dirs = ("my-dataset",)   # folder(s) under the data root
         primary_metric = "accuracy"
         metrics = ("accuracy",)
@@ -29,7 +29,9 @@ A minimal task::
             ...                                    # write my-dataset/ in the real format
 
 Labels: an ``int`` class index for multiclass, a tuple of class indices for
-multilabel. Problems with single rows or files (a malformed line, a missing
+multilabel, a tuple of floats (one per target, in the order of ``classes()``,
+which then names the targets: ``["arousal", "valence"]``) for regression; a
+regression probe predicts those numbers with a mean-squared-error loss. Problems with single rows or files (a malformed line, a missing
 file, an unknown label) are recorded on the :class:`Split` and the rest loads;
 a data root that is missing or is not this dataset raises
 :class:`bench.errors.DataError` with :meth:`Task.data_help` in the message.
@@ -44,7 +46,7 @@ from typing import Any, Iterator
 from bench.errors import DataError, shorten
 
 SPLITS = ("train", "valid", "test")
-KINDS = ("multiclass", "multilabel")
+KINDS = ("multiclass", "multilabel", "regression")
 
 
 @dataclass(frozen=True)
@@ -148,8 +150,9 @@ class Task:
     def score(self, y_true: Any, scores: Any) -> dict[str, float]:
         """Metrics from true labels and probe outputs (logits or probabilities).
 
-        ``y_true``: class indices ``[N]`` (multiclass) or multi-hot ``[N, C]``
-        (multilabel); ``scores``: ``[N, C]``. Returns every name in ``metrics``.
+        ``y_true``: class indices ``[N]`` (multiclass), multi-hot ``[N, C]``
+        (multilabel) or target values ``[N, C]`` (regression); ``scores``: ``[N, C]``
+        (regression: the predicted values). Returns every name in ``metrics``.
         """
         from bench import metrics
 

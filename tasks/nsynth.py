@@ -73,7 +73,6 @@ class NSynthPitch(Task):
         if not isinstance(examples, dict):
             raise DataError(f"{index}: expected an object keyed by note_str, found {type(examples).__name__}")
         out = Split(split)
-        lo, hi = self.settings["pitch_min"], self.settings["pitch_max"]
         present, leaving = list_files(folder / "audio", base)
         seen_notes: set[int] = set()
         for key, ex in examples.items():
@@ -86,8 +85,13 @@ class NSynthPitch(Task):
                             "duplicate")
                 continue
             seen_notes.add(ex["note"])
-            if not lo <= ex["pitch"] <= hi:
-                continue  # outside the task's pitch range by design, not a problem
+            try:
+                label = self.label_of(ex)
+            except ValueError as exc:  # the label fields of this entry are unusable for this task
+                out.problem(index, _line_of(text, key), f"entry {key!r}: {exc}; skipped", "unknown_label")
+                continue
+            if label is None:
+                continue  # outside the task's label set by design (pitch range), not a problem
             fname = f"{key}.wav"
             if fname in leaving:
                 out.problem(folder / "audio" / fname, None, link_problem(folder / "audio" / fname, base,
@@ -97,8 +101,14 @@ class NSynthPitch(Task):
                 out.problem(folder / "audio" / fname, None, "audio file listed in examples.json is missing",
                            "missing_audio")
                 continue
-            out.items.append(Item(key, str(folder / "audio" / fname), ex["pitch"] - lo))
+            out.items.append(Item(key, str(folder / "audio" / fname), label))
         return out
+
+    def label_of(self, ex: dict) -> int | None:
+        """The class index of a valid ``examples.json`` entry, None to leave the note out by design, or
+        ValueError (the entry is recorded as a problem)."""
+        lo, hi = self.settings["pitch_min"], self.settings["pitch_max"]
+        return ex["pitch"] - lo if lo <= ex["pitch"] <= hi else None
 
     def score(self, y_true, scores) -> dict[str, float]:
         import numpy as np

@@ -36,9 +36,12 @@ def run(args: argparse.Namespace) -> int:
         for name in reg.names():
             e = reg.entries[name]
             src = f"{e.plugin.distribution} {e.plugin.version}".strip() or "in-process"
-            print(f"  {name:<{width}}  {e.description}  [plugin {e.plugin.name}, {src}]")
+            grp = f" (group {e.group}: not in 'all')" if e.group else ""
+            print(f"  {name:<{width}}  {e.description}{grp}  [plugin {e.plugin.name}, {src}]")
         if not reg.names():
             print("  (none)")
+        for g, members in reg.groups().items():
+            print(f"  --{title.lower()} {g}: {', '.join(members)}")
     failed = plugins.failures()
     if failed:
         print("Plugins that failed to load:")
@@ -76,7 +79,7 @@ def _task(entry: Any, source: dict[str, Any] | None) -> dict[str, Any]:
     from bench.errors import BenchError
     from bench.task import SPLITS
 
-    out: dict[str, Any] = {"name": entry.name, **_provider(entry)}
+    out: dict[str, Any] = {"name": entry.name, **_provider(entry), "group": entry.group or None}
     try:
         task = entry.create()
     except BenchError as exc:  # a task that cannot be built is listed with why, the others still are

@@ -115,7 +115,10 @@ def _meta_md(meta: dict[str, Any]) -> str:
 
 
 def to_html(assessed: Assessed, meta: dict[str, Any],
-            appendix_html: dict[str, str]) -> str:
+            appendix_html: dict[str, str], records: list[dict[str, Any]] | None = None) -> str:
+    """The report page; with ``records``, their provenance (:func:`bench.provenance.html_block`) after the list
+    of what was run."""
+    from bench import provenance
     from bench.experiments.robustness import html_page
 
     esc = html.escape
@@ -127,6 +130,9 @@ def to_html(assessed: Assessed, meta: dict[str, Any],
         for line, sub in _meta_items(meta)) + "</ul>")
     rows = "".join(f"<tr><td>{c.number}</td><td>{esc(c.sentence)}</td><td><b>{esc(v)}</b></td></tr>"
                    for c, _, v in assessed)
+    if records:
+        body.append("<details><summary>Provenance of the records (versions, data, weights)</summary>"
+                    + provenance.html_block(records) + "</details>")
     body.append(f"<h2>Verdicts</h2><table><tr><th>#</th><th>claim</th><th>verdict</th></tr>{rows}</table>")
     body.append(f"<p>How a verdict is decided: {esc(RULE).replace('**', '')}</p><p>{esc(DETECTABLE)}</p>")
     for c, items_, v in assessed:
@@ -176,7 +182,7 @@ def write(records: list[dict[str, Any]], claims: list[Claim], meta: dict[str, An
     md = out / "report.md"
     md.write_text(to_markdown(assessed, meta, appendix))
     page = out / "report.html"
-    page.write_text(to_html(assessed, meta, appendix_html))
+    page.write_text(to_html(assessed, meta, appendix_html, records))
     files.update({"report": md, "report_html": page})
     return files, assessed
 

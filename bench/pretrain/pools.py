@@ -167,7 +167,8 @@ def plan_pools(spec: LabelSpec, recipe: Recipe, data_roots: DataRoots) -> PoolPl
     if spec.share < 1.0:
         plan.unlabeled_default = recipe.unlabeled_tasks is None
         if recipe.unlabeled_tasks is None:
-            names = [] if plan.dirs else plugins.tasks().names()
+            # the tasks of `--tasks all` (not the `extended` groups: nsynth_instrument reads nsynth_pitch's files)
+            names = [] if plan.dirs else plugins.tasks().resolve("all")
         else:
             names = list(recipe.unlabeled_tasks)
         for name in names:
@@ -239,6 +240,9 @@ def held_out_tracks(data_roots: DataRoots) -> tuple[set[str], dict[str, set[str]
 
 def _multi_hot(label: Any, n: int, task_name: str) -> tuple[int, ...]:
     idx = (label,) if isinstance(label, (int, np.integer)) else tuple(label)
+    if any(isinstance(i, (float, np.floating)) for i in idx):
+        raise DataError(f"task {task_name!r} is a regression task (float targets): it cannot be a labeled "
+                        "pretraining task (-O label_task); name a classification or tagging task")
     for i in idx:
         if not 0 <= int(i) < n:
             raise DataError(f"task {task_name!r}: label index {i} outside its {n} classes")

@@ -184,8 +184,10 @@ def _draw_curves(rs: list[dict[str, Any]], meta: dict[str, dict[str, Any] | None
     return buf.getvalue()
 
 
-def html_fragment(rows: list[dict[str, Any]], curves: dict[str, bytes] | None = None) -> str:
-    """A ``<section>`` for the HTML report: per task the table and (if given) its curves as an inline PNG."""
+def html_fragment(rows: list[dict[str, Any]], curves: dict[str, bytes] | None = None,
+                  records: list[dict[str, Any]] | None = None) -> str:
+    """A ``<section>`` for the HTML report: per task the table and (if given) its curves as an inline PNG; with
+    ``records``, their provenance (:func:`bench.provenance.html_block`) last."""
     parts = ['<section class="robustness"><h2>Robustness to corruptions</h2>']
     if rows and all(r["demo_data"] for r in rows):
         parts.append(f'<p class="demo">{html.escape(DEMO_NOTE)}</p>')
@@ -199,7 +201,12 @@ def html_fragment(rows: list[dict[str, Any]], curves: dict[str, bytes] | None = 
             img = base64.b64encode(curves[task]).decode()
             parts.append(f'<img alt="{html.escape(task)}: metric against corruption strength per encoder" '
                          f'src="data:image/png;base64,{img}">')
-    parts.append(f"<p>{html.escape(_notes(rows))}</p></section>")
+    parts.append(f"<p>{html.escape(_notes(rows))}</p>")
+    if records:
+        from bench import provenance
+
+        parts.append(provenance.html_block(records, "Provenance of the robustness records"))
+    parts.append("</section>")
     return "\n".join(parts) + "\n"
 
 
@@ -213,7 +220,7 @@ def write_report(records: list[dict[str, Any]], folder: Path) -> dict[str, Path]
         "markdown": (folder / "robustness.md", to_markdown(rows)),
         "csv": (folder / "robustness.csv", to_csv(rows)),
         "json": (folder / "robustness.json", to_json(rows)),
-        "html": (folder / "robustness_fragment.html", html_fragment(rows, curves)),
+        "html": (folder / "robustness_fragment.html", html_fragment(rows, curves, records)),
     }
     out = {}
     for key, (path, text) in files.items():

@@ -208,6 +208,12 @@ def _labels(t: Any, splits: dict[str, Any], classes: list[str]) -> str:
                                 "map label names to their index in classes(); an unknown label is a "
                                 "split.problem(..., 'unknown_label'), not an item")
                 used.add(lab)
+            elif t.kind == "regression":
+                ok = (isinstance(lab, tuple) and len(lab) == n and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in lab))
+                if not ok:
+                    raise _Fail(f"{s} item {it.track_id!r} has label {lab!r}: expected a tuple of {n} finite numbers "
+                                f"(regression, targets {classes})", "one float per target named by classes()")
             else:
                 ok = (isinstance(lab, tuple) and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n
                                                      for c in lab) and len(set(lab)) == len(lab))
@@ -216,6 +222,12 @@ def _labels(t: Any, splits: dict[str, Any], classes: list[str]) -> str:
                                 f"indices in 0..{n - 1} (multilabel, {n} classes)",
                                 "use a tuple of class indices (an empty tuple for a clip with no tag)")
                 used.update(lab)
+    if t.kind == "regression":
+        flat = {it.label for it in splits["train"].items}
+        if len(flat) < 2:
+            raise _Fail(f"the train split has {len(flat)} distinct target value(s); a probe needs at least 2",
+                        "make the demo's train split cover a range of values")
+        return f"every label a tuple of {n} finite numbers ({', '.join(classes)}); {len(flat)} distinct in train"
     train = {it.label for it in splits["train"].items} if t.kind == "multiclass" else \
         {c for it in splits["train"].items for c in it.label}
     if len(train) < 2:
@@ -234,6 +246,8 @@ def _metrics(t: Any, splits: dict[str, Any], classes: list[str]) -> str:
     y = targets(labels, n, t.kind)
     if t.kind == "multiclass":
         perfect = np.eye(n, dtype=np.float32)[y] * 10.0
+    elif t.kind == "regression":
+        perfect = y.astype(np.float32)
     else:
         perfect = y.astype(np.float32) * 10.0 - 5.0
     constant = np.zeros((len(labels), n), dtype=np.float32)
