@@ -248,6 +248,10 @@ class Recipe:
     #: emulate the official SemiSupCon code, which cuts the labeled pool by p_s twice (about p_s squared of the
     #: train split kept; docs/protocols.md, "Label fraction"); off: p_s once, as the paper's text says
     official_ps_twice: bool = False
+    #: the sample type of the pretraining audio store: "float32" (the demo's) or "int16" (half the disk and
+    #: page cache; the paper preset's): the stored audio differs by up to 0.5/32767, so it is a cause of the
+    #: checkpoint (bench.pretrain.audio_store)
+    store_dtype: str = "float32"
     #: learning curve: probe the encoder on the tasks' valid splits every this many steps (and at the first
     #: and last step); 0 = off (bench.pretrain.probing, docs/pretraining.md "Learning curves")
     probe_every: int = 0
@@ -258,7 +262,8 @@ class Recipe:
         "p_apply": "float",
         "checkpoint_every": "int", "log_every": "int", "labeled_mix": "str", "unlabeled_tasks": "names?",
         "unlabeled_dirs": "names", "early_stopping_patience": "int", "validate_every": "int",
-        "labeled_sampler": "str", "per_class": "int", "official_ps_twice": "bool", "probe_every": "int",
+        "labeled_sampler": "str", "per_class": "int", "official_ps_twice": "bool",
+        "store_dtype": "str", "probe_every": "int",
     }
     #: the keys whose change makes a training checkpoint another run (refused on resume)
     IDENTITY: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "views", "seed", "augment", "augment_variant",
@@ -267,7 +272,8 @@ class Recipe:
     #: (default) values, so every run that does not use them keeps its checkpoint key and its resumable state
     OPTIONAL: ClassVar[dict[str, Any]] = {"early_stopping_patience": 0, "validate_every": 0,
                                           "labeled_sampler": "uniform", "per_class": 4,
-                                          "official_ps_twice": False, "probe_every": 0}
+                                          "official_ps_twice": False, "store_dtype": "float32",
+                                          "probe_every": 0}
     #: the augmentation variants of bench.augment.Augmenter (checked equal by a test)
     AUGMENT_VARIANTS: ClassVar[tuple[str, ...]] = ("bench", "official")
 
@@ -291,6 +297,7 @@ class Recipe:
                   ("labeled_sampler", self.labeled_sampler in ("uniform", "balanced"), "'uniform' or 'balanced'"),
                   ("per_class", self.per_class >= 1 and (self.labeled_sampler == "balanced" or self.per_class == 4),
                    "at least 1, and is used with labeled_sampler=balanced only"),
+                  ("store_dtype", self.store_dtype in ("float32", "int16"), "'float32' or 'int16'"),
                   ("augment_variant", self.augment_variant in self.AUGMENT_VARIANTS,
                    " or ".join(map(repr, self.AUGMENT_VARIANTS))))
         for name, ok, rule in checks:
