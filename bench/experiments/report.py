@@ -171,6 +171,11 @@ def write(records: list[dict[str, Any]], claims: list[Claim], meta: dict[str, An
         appendix["label-fraction sweep"] = table + "\n![metric against label_fraction](sweep_label_fraction.png)\n"
         appendix_html["label-fraction sweep"] = ("<pre>" + html.escape(table) + "</pre>"
                                                  + _img(png, "primary metric against label_fraction"))
+    curves = _learning_curves(clean, out)
+    if curves is not None:
+        appendix["learning curves (probe on the valid splits during pretraining)"] = f"![learning curves]({curves.name})\n"
+        appendix_html["learning curves (probe on the valid splits during pretraining)"] = _img(
+            curves.read_bytes(), "probe metric on the valid splits over the pretraining steps, per encoder")
     if any((r.get("condition") or "clean") != "clean" for r in records):
         labels = {r.get("variant") for r in records if (r.get("condition") or "clean") != "clean"}
         rob = [r for r in records if r.get("variant") in labels]
@@ -185,6 +190,29 @@ def write(records: list[dict[str, Any]], claims: list[Claim], meta: dict[str, An
     page.write_text(to_html(assessed, meta, appendix_html, records))
     files.update({"report": md, "report_html": page})
     return files, assessed
+
+
+CURVE_ENCODERS = ("semisupcon", "simclr", "supervised")
+
+
+def _learning_curves(clean: list[dict[str, Any]], out: Path) -> Path | None:
+    """``curves.png``: the learning curves of the pretrained encoders side by side (one per encoder and
+    pretraining seed, from the first record of each), so a reader sees whether and when each one learns;
+    None when no record carries a curve (a run without ``probe_every``)."""
+    from bench.pretrain.curves import curves_of, plot_curves
+
+    runs: dict[str, Any] = {}
+    for r in clean:
+        pre = r.get("pretraining") or {}
+        if r.get("encoder") not in CURVE_ENCODERS or not pre.get("probe_curve"):
+            continue
+        seed = pre.get("seed")
+        name = str(r.get("variant") or r.get("encoder")) + ("" if seed is None else f" s{seed}")
+        if name not in runs:
+            runs[name] = curves_of(pre)
+    if not runs:
+        return None
+    return plot_curves(runs, out / "curves.png", title="Learning curves (probe on the valid splits)")
 
 
 def summary_lines(assessed: Assessed) -> list[str]:
