@@ -115,6 +115,7 @@ class Prober:
                 "seed": SEED}
 
     def _windows(self, track: Track) -> np.ndarray:
+        assert self.store is not None, "a track to embed implies a store"
         audio = np.asarray(self.store.get(track), dtype=np.float32)
         w = self.window
         out = np.zeros((CROPS, w), dtype=np.float32)
@@ -127,7 +128,7 @@ class Prober:
     def _embed(self, encoder: TrainableEncoder, tracks: list[Track], device: Any) -> tuple[np.ndarray, list[int]]:
         import torch
 
-        usable = [i for i, t in enumerate(tracks) if self.store.has(t)]
+        usable = [i for i, t in enumerate(tracks) if self.store is not None and self.store.has(t)]
         if not usable:
             return np.zeros((0, encoder.dim)), []
         x = torch.from_numpy(np.stack([self._windows(tracks[i]) for i in usable])).to(device)
@@ -158,6 +159,7 @@ class Prober:
 def _targets(pt: ProbeTask, tracks: list[Track]) -> np.ndarray:
     y = np.zeros((len(tracks), pt.n_classes))
     for k, t in enumerate(tracks):
+        assert t.label is not None, "probe tasks hold labelled tracks only"
         y[k, list(t.label)] = 1.0
     return y
 
