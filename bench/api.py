@@ -72,7 +72,8 @@ def _silenced(quiet: bool) -> Iterator[None]:
 def evaluate(encoders: str | Iterable[str], tasks: str | Iterable[str] = "all", data_root: str | Path | None = None,
              seeds: Iterable[int] = (0,), out: str | Path | None = None, *, device: str = "cpu",
              batch_size: int = 32, probe_grid: str = "default", protocol: str = "bench", cache: bool = True,
-             options: dict[str, Any] | None = None, checkpoint: str | None = None, progress: bool = False,
+             options: dict[str, Any] | None = None, checkpoint: str | None = None, limit: int | None = None,
+             progress: bool = False,
              quiet: bool = True) -> Results:
     """Evaluate ``encoders`` on ``tasks``, as ``bench run`` does; a :class:`Results`.
 
@@ -97,6 +98,8 @@ def evaluate(encoders: str | Iterable[str], tasks: str | Iterable[str] = "all", 
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise BenchError("evaluate(seeds=...) needs at least one seed")
+    if limit is not None and limit < 1:
+        raise BenchError(f"evaluate(limit=...) must be at least 1 (tracks per split), got {limit}")
     if batch_size < 1:
         raise BenchError(f"evaluate(batch_size=...) must be at least 1, got {batch_size}")
     grid = check_protocol_grid(protocol, probe_grid)
@@ -112,7 +115,7 @@ def evaluate(encoders: str | Iterable[str], tasks: str | Iterable[str] = "all", 
             folder = check_out(Path(out))
         settings = EvalSettings(out=folder, data_roots=roots, device=resolve_device(device), seeds=seeds,
                                 batch_size=batch_size, probe_grid=grid, protocol=protocol, cache=cache,
-                                progress=progress)
+                                progress=progress, limit=limit)
         config = RunConfig(encoders=enc, tasks=tsk, settings=settings, checkpoint=checkpoint, encoder_options=opts)
         with _silenced(quiet):
             outcome = run_job(config)

@@ -79,7 +79,7 @@ def reuse_by_request(name: str, task: Task, config: RunConfig) -> tuple[IndexedT
 
     settings = config.settings
     user = encoder_options_for(name, config.encoder_options)
-    data = index_task(task, settings.data_roots)
+    data = index_task(task, settings.data_roots, settings.limit)
     records = run_memo.lookup(name, task, config, data, user)
     if not records:
         return data, []
@@ -141,7 +141,8 @@ def _matches(rec: dict[str, Any], prep: PreparedEncoder, data: IndexedTask, sett
             and rec.get("task_settings") == _json(data.task.settings)
             and all(probe.get(k) == v for k, v in wanted.items())
             and probe.get("grid_spec") == grid_spec
-            and (rec.get("corruption") or {}).get("token") == token)
+            and (rec.get("corruption") or {}).get("token") == token
+            and rec.get("limit") == settings.limit)
 
 
 def reusable_records(prep: PreparedEncoder, data: IndexedTask, settings: EvalSettings,
@@ -208,7 +209,7 @@ def evaluate_pair(prep: PreparedEncoder, task: Task, config: RunConfig, conditio
     settings = config.settings
     failures = failures if failures is not None else []
     t_start = time.perf_counter()
-    data = data or index_task(task, settings.data_roots)
+    data = data or index_task(task, settings.data_roots, settings.limit)
     tokens: dict[str, str | None] = {CLEAN: None, **{c.id: c.cache_token(corruption_seed) for c in conditions}}
     reused = None if own_heads else reusable_records(prep, data, settings, tokens, tags)
     if reused is not None:

@@ -118,6 +118,7 @@ def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, A
         "data_roots": [roots.general, dict(sorted(roots.per_task.items())), roots.demo_size, roots.demo_seed],
         "versions": {k: v for k, v in results.versions().items() if k != "platform"},
         "code": code_digest(_module_of(enc), _module_of(tsk)),
+        **({"limit": config.settings.limit} if config.settings.limit is not None else {}),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32], payload

@@ -39,6 +39,9 @@ class EvalSettings:
     cache: bool = True
     #: probing protocol (bench.protocols): probe config and task settings; part of every record
     protocol: str = "bench"
+    #: ``--limit N``: at most N tracks per split (a deterministic choice, :func:`bench.run.limit_items`); part of
+    #: every record, and ``bench compare`` refuses such records
+    limit: int | None = None
 
 
 @dataclass
