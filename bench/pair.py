@@ -80,7 +80,7 @@ def reuse_by_request(name: str, task: Task, config: RunConfig) -> tuple[IndexedT
     settings = config.settings
     user = encoder_options_for(name, config.encoder_options)
     data = index_task(task, settings.data_roots, settings.limit)
-    records = run_memo.lookup(name, task, config, data, user)
+    records = None if settings.log_predictions else run_memo.lookup(name, task, config, data, user)
     if not records:
         return data, []
     for rec in records:
@@ -154,7 +154,7 @@ def reusable_records(prep: PreparedEncoder, data: IndexedTask, settings: EvalSet
     """
     from bench.results import record_name
 
-    if not settings.cache:
+    if not settings.cache or settings.log_predictions:
         return None
     out = []
     for seed in settings.seeds:
@@ -254,6 +254,10 @@ def evaluate_pair(prep: PreparedEncoder, task: Task, config: RunConfig, conditio
             rec.update(tags or {})
             rec["_file"] = str(results.write_record(rec, settings.out / "records"))
             out.append(rec)
+            if settings.log_predictions and cid == CLEAN:
+                from bench import predictions
+
+                predictions.write(rec, embs["test"].items, res.test_scores, data.classes, task.kind)
         _log_seed(prep, task, ev, out[-len(recs):])
     if own_heads:
         out.extend(_own_head_records(prep, data, embs, status, settings))

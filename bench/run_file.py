@@ -22,7 +22,7 @@ from bench.settings import EvalSettings, RunConfig
 
 NAME = "run_config.json"
 FORMAT = 1
-_SETTINGS = ("device", "seeds", "batch_size", "probe_grid", "cache", "protocol", "limit")
+_SETTINGS = ("device", "seeds", "batch_size", "probe_grid", "cache", "protocol", "limit", "log_predictions")
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:

@@ -48,3 +48,23 @@ def test_bad_limit_and_config_are_usage_errors(tmp_path, capsys):
     assert "run_config.json" in capsys.readouterr().err
     assert main(["run"]) == 2
     assert "--encoder" in capsys.readouterr().err
+
+
+def test_log_predictions_writes_targets_and_scores_that_give_the_recorded_accuracy(nsynth_tiny, tmp_path):
+    import numpy as np
+
+    from bench import predictions
+
+    out = tmp_path / "out"
+    assert main(["run", "-e", "logmel", "-t", "nsynth_pitch", "--data-root", str(nsynth_tiny), "--out", str(out),
+                 "--limit", "6", "--probe-grid", "fast", "--seeds", "0,1", "--log-predictions"]) == 0
+    for seed in (0, 1):
+        rec = json.loads((out / "records" / f"logmel__nsynth_pitch__seed{seed}.json").read_text())
+        header, rows = predictions.read(out / "records" / f"logmel__nsynth_pitch__seed{seed}.predictions.jsonl")
+        assert header["seed"] == seed and header["kind"] == "multiclass" and header["task"] == "nsynth_pitch"
+        assert len(rows) == rec["data"]["tracks"]["test"] == 6
+        assert all(len(r["scores"]) == len(header["classes"]) for r in rows)
+        assert all(r["predicted"] == int(np.argmax(r["scores"])) for r in rows)
+        accuracy = np.mean([r["predicted"] == r["target"] for r in rows])
+        assert accuracy == rec["metrics"]["accuracy"]  # the file holds what the record scored
+    assert json.loads((out / "run_config.json").read_text())["log_predictions"] is True

@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="at most N tracks per split of every task (a fixed choice by track id): a quick look that "
                         "runs in seconds; its records say `limit: N` and `bench compare` refuses them")
+    p.add_argument("--log-predictions", action="store_true",
+                   help="write each test track's target and the probe's scores beside its record "
+                        "(records/<name>.predictions.jsonl; see docs/api.md)")
     p.add_argument("--config", type=Path, default=None, metavar="FILE",
                    help="rerun the run_config.json a run wrote in its --out: its encoders, tasks and settings "
                         "(--out, --encoder and --tasks given here override it)")
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         tasks = plugins.tasks().resolve(args.tasks or ",".join(config.tasks))
         settings = replace(config.settings, out=check_out(config.settings.out),
                            device=resolve_device(config.settings.device),
-                           limit=args.limit if args.limit is not None else config.settings.limit)
+                           limit=args.limit if args.limit is not None else config.settings.limit,
+                           log_predictions=args.log_predictions or config.settings.log_predictions)
         config = replace(config, encoders=encoders, tasks=tasks, settings=settings)
     else:
         if not args.encoder:
@@ -70,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         encoders = plugins.encoders().resolve(args.encoder)
         tasks = plugins.tasks().resolve(args.tasks or "all")
         config = run_config(args, encoders, tasks, "run-%Y%m%d-%H%M%S", checkpoint=args.checkpoint)
-        config = replace(config, settings=replace(config.settings, limit=args.limit))
+        config = replace(config, settings=replace(config.settings, limit=args.limit,
+                                                  log_predictions=args.log_predictions))
     run_file.save(config)
     outcome = run_job(config)
     return report_failures(outcome.failures, bool(outcome.records))
