@@ -19,7 +19,7 @@ from bench.settings import RunConfig, RunOutcome
 
 
 def run(config: RunConfig) -> RunOutcome:
-    from bench import leaderboard, procs, run_memo
+    from bench import leaderboard, plan, procs, run_memo
 
     settings = config.settings
     group = procs.current(settings.device)
@@ -34,6 +34,9 @@ def run(config: RunConfig) -> RunOutcome:
 
         run_memo.new_run()
         embcache.EmbeddingCache.open(enabled=True)  # the file-digest memo, before any pair is indexed
+    if group.is_main:
+        for line in plan.describe(config):
+            log(line)
     jobs = [Job(name, name, dict(config.encoder_options), tuple(config.tasks), names_rows=False,
                 title=f"encoder {name}") for name in config.encoders]
     failures: list[str] = []
@@ -43,6 +46,7 @@ def run(config: RunConfig) -> RunOutcome:
     if not group.is_main:
         procs.finish()  # wait for the main process's probes and records, then leave together
         return outcome
+    plan.observe(records)
     if records:
         outcome.files = leaderboard.write(records, settings.out)
         print(leaderboard.render(records))
