@@ -247,6 +247,10 @@ class Recipe:
     #: emulate the official SemiSupCon code, which cuts the labeled pool by p_s twice (about p_s squared of the
     #: train split kept; docs/protocols.md, "Label fraction"); off: p_s once, as the paper's text says
     official_ps_twice: bool = False
+    #: the sample type of the pretraining audio store: "float32" (the demo's) or "int16" (half the disk and
+    #: page cache; the paper preset's): the stored audio differs by up to 0.5/32767, so it is a cause of the
+    #: checkpoint (bench.pretrain.audio_store)
+    store_dtype: str = "float32"
 
     KINDS: ClassVar[dict[str, str]] = {
         "steps": "int", "batch_size": "int", "lr": "float", "views": "int", "seed": "int",
@@ -255,6 +259,7 @@ class Recipe:
         "checkpoint_every": "int", "log_every": "int", "labeled_mix": "str", "unlabeled_tasks": "names?",
         "unlabeled_dirs": "names", "early_stopping_patience": "int", "validate_every": "int",
         "labeled_sampler": "str", "per_class": "int", "official_ps_twice": "bool",
+        "store_dtype": "str",
     }
     #: the keys whose change makes a training checkpoint another run (refused on resume)
     IDENTITY: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "views", "seed", "augment", "augment_variant",
@@ -263,7 +268,7 @@ class Recipe:
     #: (default) values, so every run that does not use them keeps its checkpoint key and its resumable state
     OPTIONAL: ClassVar[dict[str, Any]] = {"early_stopping_patience": 0, "validate_every": 0,
                                           "labeled_sampler": "uniform", "per_class": 4,
-                                          "official_ps_twice": False}
+                                          "official_ps_twice": False, "store_dtype": "float32"}
     #: the augmentation variants of bench.augment.Augmenter (checked equal by a test)
     AUGMENT_VARIANTS: ClassVar[tuple[str, ...]] = ("bench", "official")
 
@@ -286,6 +291,7 @@ class Recipe:
                   ("labeled_sampler", self.labeled_sampler in ("uniform", "balanced"), "'uniform' or 'balanced'"),
                   ("per_class", self.per_class >= 1 and (self.labeled_sampler == "balanced" or self.per_class == 4),
                    "at least 1, and is used with labeled_sampler=balanced only"),
+                  ("store_dtype", self.store_dtype in ("float32", "int16"), "'float32' or 'int16'"),
                   ("augment_variant", self.augment_variant in self.AUGMENT_VARIANTS,
                    " or ".join(map(repr, self.AUGMENT_VARIANTS))))
         for name, ok, rule in checks:

@@ -47,24 +47,31 @@ def make(fields: dict[str, Any], *parts: Any) -> Key:
     return Key(json.loads(canon), hashlib.sha256(canon.encode()).hexdigest(), "__".join(safe(p) for p in parts))
 
 
-def _files(module: str, package: bool) -> list[Path]:
+def _files(module: str, package: bool, recursive: bool) -> dict[str, Path]:
+    """The module's source files by name (relative to its folder)."""
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.origin or not os.path.isfile(spec.origin):
-        return []
-    return sorted(Path(spec.origin).parent.glob("*.py")) if package else [Path(spec.origin)]
+        return {}
+    folder = Path(spec.origin).parent
+    if recursive:
+        files = sorted(folder.rglob("*.py"))
+    else:
+        files = sorted(folder.glob("*.py")) if package else [Path(spec.origin)]
+    return {p.relative_to(folder).as_posix(): p for p in files}
 
 
-def code_digest(*modules: str, package: bool = False) -> str:
+def code_digest(*modules: str, package: bool = False, recursive: bool = False) -> str:
     """SHA-256 over the content of the modules' source files (``package``: every ``.py`` of each module's
-    folder, for a plugin whose module imports its siblings). Found without importing the modules."""
+    folder, for a plugin whose module imports its siblings; ``recursive``: and of its subfolders, for a whole
+    package such as bench). Found without importing the modules."""
     h = hashlib.sha256()
     for module in modules:
-        files = _files(module, package)
-        for path, digest in zip(files, file_digests().digests(files)):
-            h.update(f"{module}\t{path.name}\t{digest}\n".encode())
+        files = _files(module, package, recursive)
+        for name, digest in zip(files, file_digests().digests(files.values())):
+            h.update(f"{module}\t{name}\t{digest}\n".encode())
         if not files:
             h.update(f"{module}\tnot found\n".encode())
     return h.hexdigest()

@@ -175,7 +175,7 @@ def index_task(task: Task, data_roots: DataRoots, limit: int | None = None) -> I
 def embed(prep: PreparedEncoder, data: IndexedTask, settings: EvalSettings, splits: tuple[str, ...] = SPLITS,
           transform: AudioTransform | None = None) -> tuple[dict[str, Embeddings], dict[str, dict[str, Any]]]:
     """Embeddings of ``splits`` through the cache (after ``transform``, when given) and each split's cache status."""
-    from bench import cache as embcache
+    from bench import embedding_cache as embcache
     from bench import decoder_messages, procs, protocols, shard
 
     store = embcache.EmbeddingCache.open(enabled=settings.cache)

@@ -4,42 +4,37 @@ Why: with embeddings and probe results cached, a rerun of the same command
 still built every encoder, loaded its checkpoint and hashed its weights only
 to find the cache keys; importing torch alone was 2.6 s of a 4.0 s warm main
 job (``benchmarks/bench_warm.py``). Here the records a pair produced are kept
-under a key of everything the request states, and reused only when what it
-does not state is unchanged, all checked without torch:
+in the one store (:mod:`bench.store`: a checksummed manifest, verified on every
+read; a damaged entry is said once, removed and computed again) under a key
+(:func:`bench.keys.make`) of everything the request states, and reused only
+when what it does not state is unchanged, all checked without torch:
 
-- **the code and libraries**: size and mtime of every source file of bench and
-  of the encoder's and the task's plugin packages, and the versions every
-  record lists (torch, numpy, ...): new code or a new torch is a miss;
-- **the task's data**: its splits indexed again and fingerprinted (every
-  file's bytes, memoised by stat: :mod:`bench.fingerprint`);
-- **the weights**: the checkpoint file the records were made from (resolved path,
-  size, mtime, ctime, inode), and any option naming a file; for a trainable
-  encoder without ``--checkpoint`` also its pools
+- **the code and libraries**: the content digest of every source file of bench
+  and of the encoder's and the task's plugin packages (:func:`bench.keys.code_digest`),
+  and the versions every record lists (torch, numpy, ...);
+- **the task's data**: its splits indexed again and fingerprinted (the data key);
+- **the weights**: the weights key (:func:`bench.keys.weights_key`, the content
+  digest of the checkpoint file the records were made from) and of any option
+  naming a file; for a trainable encoder without ``--checkpoint`` also its pools
   (:func:`bench.pretrain.pools.plan_pools` from the stored label spec and
   recipe, with the train splits' fingerprints: what the checkpoint key hashes,
-  taken before the checkpoint was chosen),
-  so new or changed pretraining data means another checkpoint, as in the
-  full path. A ``random``-style encoder's seeded weights follow from its code,
-  options and torch version, all in the key.
+  taken before the checkpoint was chosen). A ``random``-style encoder's seeded
+  weights follow from its code, options and torch version, all in the key.
 
-Only encoders that declare their weights self-contained
+File contents go through the store's one file-identity memo, so a warm check
+costs a stat per file. Only encoders that declare their weights self-contained
 (:attr:`bench.encoder.Encoder.self_contained`: the built-in SampleCNN family
 and logmel; not the Hugging Face encoder, whose hub weights can change under
-the same name) are kept. Anything else goes the full way and stores the pair
-for the next run.
-``--no-cache`` neither reads nor writes here; a run of several processes
-(``accelerate launch``) never uses it, nor does a run whose cache folder is not
-this user's writable one (the embedding cache then falls back elsewhere). Entries are small JSON files under
-``<cache>/results/``; ``bench cache list`` shows them (kind ``results``), and
-clearing embeddings or probes clears them too, so a cleared cache is a cold run.
+the same name) are kept. ``--no-cache`` neither reads nor writes here; a run of
+several processes (``accelerate launch``) never uses it, nor does a run whose
+cache folder is not this user's writable one. ``bench cache list`` shows the
+entries (kind ``results``); clearing embeddings or probes clears them too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import importlib.util
 import json
 import os
 import sys
@@ -47,68 +42,37 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench import keys
+from bench.store import EntryError, Store, kind_root, persist_digests, remove, writable
+
 if TYPE_CHECKING:  # pragma: no cover
     from bench.config import DataRoots
     from bench.encoder import LabelSpec, Recipe
-    from bench.plugins import Entry
     from bench.settings import EvalSettings, IndexedTask, PreparedEncoder, RunConfig
     from bench.task import Task
 
 #: version of the entry format (a change makes every old entry a miss)
-FORMAT = 1
+FORMAT = 2
+KIND, RECORDS = "results", "records.json"
 
 
 def root() -> Path:
-    from bench.config import cache_dir
-
-    return cache_dir() / "results"
+    return kind_root(KIND)
 
 
-def _module_of(entry: Entry) -> str:
-    target = entry.target
-    return target.partition(":")[0] if isinstance(target, str) else getattr(target, "__module__", "")
+def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, Any]) -> keys.Key:
+    """The key of everything the request states for one pair (``user``: the encoder's ``-O`` options)."""
+    from bench import results
 
-
-def _package_files(module: str) -> list[Path]:
-    """The source files of ``module``'s package folder (a plugin's module imports its siblings)."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
-        return []
-    return sorted(Path(spec.origin).parent.glob("*.py"))
-
-
-def code_digest(*modules: str) -> str:
-    """SHA-256 over (path, size, mtime) of bench's source files and of the given modules' package folders."""
-    files = sorted(Path(__file__).parent.rglob("*.py"))
-    for m in modules:
-        files.extend(_package_files(m))
-    h = hashlib.sha256()
-    for f in dict.fromkeys(files):
-        try:
-            st = f.stat()
-        except OSError:
-            continue
-        h.update(f"{f}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
-def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(digest, payload) of everything the request states for one pair (``user``: the encoder's ``-O`` options)."""
-    from bench import plugins, results
-
-    enc, tsk = plugins.encoders().get(prep_name), plugins.tasks().get(task.name)
     roots = config.settings.data_roots
-    payload = {
+    fields = {
         "format": FORMAT,
         "schema": results.SCHEMA_VERSION,
-        "encoder": [enc.name, enc.plugin.name, enc.plugin.distribution, enc.plugin.version],
+        "encoder": [prep_name, keys.plugin_identity("encoder", prep_name)],
         "options": user,
         "variant": config.variants.get(prep_name),
         "checkpoint": str(Path(config.checkpoint).resolve()) if config.checkpoint else None,
-        "task": [tsk.name, tsk.plugin.name, tsk.plugin.distribution, tsk.plugin.version],
+        "task": [task.name, keys.plugin_identity("task", task.name)],
         "task_settings": task.settings,
         "protocol": config.settings.protocol,
         "probe_grid": config.settings.probe_grid,
@@ -117,25 +81,10 @@ def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, A
         "batch_size": config.settings.batch_size,
         "data_roots": [roots.general, dict(sorted(roots.per_task.items())), roots.demo_size, roots.demo_seed],
         "versions": {k: v for k, v in results.versions().items() if k != "platform"},
-        "code": code_digest(_module_of(enc), _module_of(tsk)),
+        "code": keys.code_digest("bench", recursive=True),  # the plugins' code is in their identities
         **({"limit": config.settings.limit} if config.settings.limit is not None else {}),
     }
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32], payload
-
-
-def _stat(path: str | None) -> dict[str, Any] | None:
-    """Identity of a weights file: resolved path, size, mtime, ctime and inode (a file replaced with its old
-    mtime kept, as ``rsync -t`` does, still has another ctime or inode)."""
-    if not path:
-        return None
-    path = str(Path(path).resolve())
-    try:
-        st = os.stat(path)
-    except OSError:
-        return {"path": path, "missing": True}
-    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
-            "inode": st.st_ino}
+    return keys.make(fields, prep_name, task.name)
 
 
 def enabled(settings: EvalSettings) -> bool:
@@ -148,18 +97,18 @@ def enabled(settings: EvalSettings) -> bool:
 
 def trusted() -> bool:
     """Whether the cache folder is this user's writable one (not a fallback): entries are read and written only
-    there, as the embedding cache and the file-digest memo do (bench.cache.EmbeddingCache.open)."""
-    from bench.cache import default_root
-
-    return _writable_once(str(default_root()))
+    there (another user's folder could hold planted records)."""
+    return _writable_once(str(root()))
 
 
 @functools.lru_cache(maxsize=8)
 def _writable_once(folder: str) -> bool:
     """The write test of ``folder``, once per run (:func:`new_run`) rather than once per pair: it writes a file."""
-    from bench.cache import _writable
+    return not writable(Path(folder))
 
-    return not _writable(Path(folder))
+
+def _store() -> Store:
+    return Store(KIND, root() if trusted() else None)
 
 
 def applies(name: str) -> bool:
@@ -171,9 +120,9 @@ def applies(name: str) -> bool:
     return isinstance(factory, type) and issubclass(factory, Encoder) and factory.self_contained
 
 
-def _option_files(options: dict[str, Any]) -> dict[str, Any]:
-    """Size and mtime of every option that names a file (``-O checkpoint=...``): its bytes are weights too."""
-    return {k: _stat(v) for k, v in sorted(options.items()) if isinstance(v, str) and os.path.isfile(v)}
+def _option_files(options: dict[str, Any]) -> dict[str, str]:
+    """The weights key of every option that names a file (``-O checkpoint=...``): its bytes are weights too."""
+    return {k: keys.weights_key(v) for k, v in sorted(options.items()) if isinstance(v, str) and os.path.isfile(v)}
 
 
 def pools_of(spec: LabelSpec, recipe: Recipe, roots: DataRoots,
@@ -198,9 +147,12 @@ def _pool_sources(spec: dict[str, Any], recipe: dict[str, Any], roots: DataRoots
 
 
 def new_run() -> None:
-    """Forget what the last run in this process computed (data may have changed since)."""
+    """Forget what the last run in this process computed (data may have changed since); keep the file digest
+    memo in the cache folder when it is trusted, before any pair is indexed."""
     _pool_sources_text.cache_clear()
     _writable_once.cache_clear()
+    if trusted():
+        persist_digests(root().parent)
 
 
 @functools.lru_cache(maxsize=32)
@@ -221,97 +173,65 @@ def lookup(name: str, task: Task, config: RunConfig, data: IndexedTask,
            user: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The records of encoder ``name`` (``-O`` options ``user``) on ``task`` if this request was run before and
     nothing it depends on changed (``data``: the task indexed now); else None."""
-    key, _ = request_key(name, task, config, user)
-    path = root() / f"{_safe(name)}__{_safe(task.name)}__{key}.json"
-    try:
-        entry = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    try:
-        if (entry.get("format") != FORMAT or entry.get("fingerprint") != data.fingerprint
-                or entry.get("classes") != list(data.classes)):
-            return None
-        ckpt = entry.get("checkpoint")
-        if ckpt is not None and _stat(ckpt.get("path")) != ckpt:
-            return None
-        if _option_files(entry["request"]["options"]) != entry.get("option_files"):
-            return None
+    key = request_key(name, task, config, user)
+    roots = config.settings.data_roots
+
+    def current(folder: Path, _manifest: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The entry's records while the data, weights and pools they were made from are unchanged."""
+        try:
+            entry = json.loads((folder / RECORDS).read_text())
+        except (OSError, ValueError) as exc:
+            raise EntryError(f"{RECORDS} unreadable: {exc}") from None
         pools = entry.get("pools")
-        roots = config.settings.data_roots
-        if pools is not None and _pool_sources(pools["spec"], pools["recipe"], roots) != pools["sources"]:
+        if (entry.get("fingerprint") != data.fingerprint or entry.get("classes") != list(data.classes)
+                or (entry.get("checkpoint") and keys.weights_key(entry["checkpoint"]) != entry["weights"])
+                or _option_files(user) != entry.get("option_files")
+                or (pools is not None and _pool_sources(pools["spec"], pools["recipe"], roots) != pools["sources"])):
             return None
-        records = entry["records"]
-    except Exception:  # a damaged or foreign entry is a miss, never an error
+        return list(entry["records"])
+
+    records, _ = _store().get(key.name, key.fields, key.digest, current)
+    if not records:
         return None
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for rec in records:
-        rec["reused"] = {"from": str(path), "created": rec.get("created")}
+        rec["reused"] = {"from": str(_store().path(key.name)), "created": rec.get("created")}
         rec["created"], rec["command"] = now, " ".join(sys.argv)
-    try:
-        os.utime(path)  # recently used
-    except OSError:
-        pass
     return records
 
 
 def store(prep: PreparedEncoder, task: Task, config: RunConfig, data: IndexedTask,
-          records: list[dict[str, Any]]) -> Path | None:
-    """Keep the records of one finished pair for the next run of the same request; None when not kept."""
+               records: list[dict[str, Any]]) -> bool:
+    """Keep the records of one finished pair for the next run of the same request; False when not kept."""
     from bench.encoder import TrainableEncoder
 
     if not records:
-        return None
-    key, payload = request_key(prep.entry.name, task, config, prep.options)
+        return False
+    key = request_key(prep.entry.name, task, config, prep.options)
     pools = None
     if isinstance(prep.encoder, TrainableEncoder) and not config.checkpoint:
         if prep.pools is None:
-            return None  # the pools the checkpoint was chosen by are unknown: not kept
+            return False  # the pools the checkpoint was chosen by are unknown: not kept
         pools = prep.pools
+    checkpoint = prep.weights.get("checkpoint")
     entry = {
-        "format": FORMAT,
-        "encoder": prep.entry.name,
-        "task": task.name,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "request": payload,
         "fingerprint": data.fingerprint,
         "classes": list(data.classes),
-        "checkpoint": _stat(prep.weights.get("checkpoint")),
-        "option_files": _option_files(payload["options"]),
+        "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+        "weights": keys.weights_key(checkpoint),
+        "option_files": _option_files(prep.options),
         "pools": pools,
         "records": [{k: v for k, v in r.items() if k not in ("_file", "reused")} for r in records],
     }
-    path = root() / f"{_safe(prep.entry.name)}__{_safe(task.name)}__{key}.json"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(entry, default=_plain))
-        os.replace(tmp, path)
-    except OSError:
-        return None  # an unwritable cache means recomputing next time, never an error
-    return path
+    target = _store()
+    if target.enabled:  # an entry of the same request made from other data or weights is replaced
+        remove(target.path(key.name))
+    return target.put(key.name, key.fields, key.digest,
+                      lambda folder: (folder / RECORDS).write_text(json.dumps(entry, default=_plain)),
+                      label={"encoder": prep.entry.name, "task": task.name})
 
 
 def _plain(obj: Any) -> Any:
     if type(obj).__module__ == "numpy":
         return obj.tolist()
     return str(obj)
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-
-
-def entries() -> list[dict[str, Any]]:
-    """One dict per stored pair, in the shape of :func:`bench.cache_inventory.entries`."""
-    folder = root()
-    if not folder.is_dir():
-        return []
-    out = []
-    for path in sorted(folder.glob("*.json")):
-        parts = path.stem.split("__")
-        st = path.stat()
-        out.append({"kind": "results", "encoder": parts[0], "task": parts[1] if len(parts) > 2 else "-",
-                    "split": "-", "rows": None, "skipped": 0,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(st.st_mtime)),
-                    "status": "complete", "path": str(path), "paths": [str(path)], "size": st.st_size})
-    return out

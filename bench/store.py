@@ -450,9 +450,6 @@ def entries(kinds: Sequence[str] = KINDS) -> list[dict[str, Any]]:
         found = sorted(folder.iterdir()) if folder.is_dir() else []
         if kind == "checkpoints":
             out.extend(checkpoint_entries(folder))
-        elif kind == "results":  # finished pairs' records, one JSON file each (bench.run_memo)
-            out.extend(row(kind, p, encoder=p.stem.split("__")[0], task=(p.stem.split("__") + ["-"])[1])
-                       for p in found if p.suffix == ".json")
         elif kind == "demo":
             out.extend(row(kind, p, task=",".join(sorted(m.name[1:-5] for m in p.glob(".*.done"))) or "-",
                            split=p.name) for p in found if p.is_dir())

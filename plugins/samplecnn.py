@@ -60,7 +60,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "proj_hidden": 512,
         "proj_dim": 128,
         "recipe": {"lr": 1e-4, "batch_size": 96, "views": 2, "steps": 50_000, "seed": 123,
-                   "checkpoint_every": 1000, "log_every": 50, "augment_variant": "official"},
+                   "checkpoint_every": 1000, "log_every": 50, "augment_variant": "official",
+                   "store_dtype": "int16"},
     },
     "demo": {
         "sample_rate": 16000,

@@ -77,7 +77,8 @@ def test_off_by_default_and_default_checkpoint_keys_unchanged(tiny_task, tmp_pat
     enc, recipe = make(SemiSupConEncoder, label_task="tiny", unlabeled_tasks=("tiny",))
     plan = plan_pools(enc.label_spec(), recipe, tiny_task)
     old = {k: v for k, v in recipe.to_dict().items()
-           if k not in ("early_stopping_patience", "validate_every", "labeled_sampler", "per_class")}
+           if k not in ("early_stopping_patience", "validate_every", "labeled_sampler", "per_class",
+                        "official_ps_twice", "store_dtype")}
     payload = {"config": enc.config(), "recipe": old, "pools": plan.data_sources()}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert checkpoint_key(enc, recipe, plan, tiny_task) == f"semisupcon-{digest}"

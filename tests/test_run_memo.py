@@ -3,12 +3,15 @@ and anything the records depend on (data, checkpoint, pools, cache clearing, --n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+
+import pytest
 
 from bench.cli import main
 
@@ -17,6 +20,13 @@ FAST = ["--seeds", "0", "--probe-grid", "fast", "--device", "cpu", "--no-progres
 
 def _records(folder: Path) -> dict[str, dict]:
     return {p.name: json.loads(p.read_text()) for p in sorted((folder / "records").glob("*.json"))}
+
+
+def _entry(pattern: str = "*") -> Path:
+    """The records file of the one stored pair matching ``pattern``."""
+    from bench import run_memo
+
+    return next(run_memo.root().glob(pattern)) / run_memo.RECORDS
 
 
 def _run(nsynth_tiny, out, *extra):
@@ -78,39 +88,48 @@ def test_trainable_encoder_checkpoint_and_pools_are_checked(tiny_task, tmp_path,
             "unlabeled_tasks=tiny", "-O", "augment=false", "--tasks", "tiny", "--data-root",
             f"tiny={tiny_task.per_task['tiny']}", "--out", str(tmp_path / "a"), *FAST]
     assert main(argv) == 0
-    entry_path = next(run_memo.root().glob("semisupcon__tiny__*.json"))
-    entry = json.loads(entry_path.read_text())
-    assert entry["checkpoint"]["path"].endswith(".safetensors")
+    entry = json.loads(_entry("semisupcon__tiny__*").read_text())
+    assert entry["checkpoint"].endswith(".safetensors") and entry["weights"].startswith("file:")
     assert entry["pools"]["sources"]["labeled"]["tiny"]["train"]
     capsys.readouterr()
     assert main(argv) == 0
     assert "reusing" in capsys.readouterr().err
     # other pretraining data (what the checkpoint key hashes) is another checkpoint: not reused
-    entry["pools"]["sources"]["labeled"]["tiny"]["train"] = "0" * 64
-    entry_path.write_text(json.dumps(entry))
-    assert main(argv) == 0
+    real = run_memo._pool_sources
+
+    def other_data(spec, recipe, roots):
+        sources = real(spec, recipe, roots)
+        sources["labeled"]["tiny"]["train"] = "0" * 64
+        return sources
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run_memo, "_pool_sources", other_data)
+        assert main(argv) == 0
     assert "reusing" not in capsys.readouterr().err
-    # the checkpoint file itself changed (rewritten, another mtime): not reused
+    # the checkpoint file's bytes changed (its mtime kept): not reused
     assert main(argv) == 0
     assert "reusing" in capsys.readouterr().err
-    ckpt = Path(json.loads(next(run_memo.root().glob("semisupcon__tiny__*.json")).read_text())["checkpoint"]["path"])
+    ckpt = Path(json.loads(_entry("semisupcon__tiny__*").read_text())["checkpoint"])
     st = ckpt.stat()
-    os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    data = bytearray(ckpt.read_bytes())
+    data[-1] ^= 1
+    ckpt.write_bytes(bytes(data))
+    os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert main(argv) == 0
     assert "reusing" not in capsys.readouterr().err
 
 
 def test_cache_list_shows_results_and_a_damaged_entry_is_a_miss(nsynth_tiny, tmp_path, capsys):
-    from bench import run_memo
 
     assert _run(nsynth_tiny, tmp_path / "a") == 0
     capsys.readouterr()
     assert main(["cache", "list", "--kind", "results"]) == 0
     out = capsys.readouterr().out
     assert "results" in out and "logmel" in out and "nsynth_pitch" in out
-    next(run_memo.root().glob("*.json")).write_text("{not json")
+    _entry().write_text("{not json")
     assert _run(nsynth_tiny, tmp_path / "b") == 0
-    assert "reusing" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "reusing" not in err and err.count("results cache entry") == 1 and "checksum" in err
 
 
 def test_warm_rerun_does_not_import_torch(nsynth_tiny, tmp_path):
@@ -139,30 +158,24 @@ def test_auto_device_without_gpu_device_nodes_is_cpu_without_torch(monkeypatch):
     assert device.resolve_device("auto") == "cpu" and device.resolve_device(None) == "cpu"
 
 
-def test_other_classes_a_failing_store_and_an_unwritable_entry_do_not_mislead(nsynth_tiny, tmp_path, capsys,
-                                                                              monkeypatch):
+def test_other_classes_and_a_failing_store_do_not_mislead(nsynth_tiny, tmp_path, capsys, monkeypatch):
     from bench import run_memo
 
     assert _run(nsynth_tiny, tmp_path / "a") == 0
-    path = next(run_memo.root().glob("*.json"))
-    entry = json.loads(path.read_text())
     # the same files under other class names (a renamed tag column) is another evaluation: not reused
-    entry["classes"] = list(reversed(entry["classes"]))
-    path.write_text(json.dumps(entry))
-    capsys.readouterr()
-    assert _run(nsynth_tiny, tmp_path / "b") == 0
-    assert "reusing" not in capsys.readouterr().err
-    # an entry whose time stamp cannot be touched (another user's cache file) is still reused, not a failure
-    real_utime = os.utime
+    import bench.pair
 
-    def refuse(p, *a, **k):
-        if str(p).startswith(str(run_memo.root())):
-            raise PermissionError(13, "Permission denied")
-        return real_utime(p, *a, **k)
+    real_index = bench.pair.index_task
 
-    monkeypatch.setattr(os, "utime", refuse)
-    assert _run(nsynth_tiny, tmp_path / "c") == 0
-    assert "reusing 1 record(s)" in capsys.readouterr().err
+    def renamed(*a, **k):
+        data = real_index(*a, **k)
+        return dataclasses.replace(data, classes=list(reversed(data.classes)))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench.pair, "index_task", renamed)
+        capsys.readouterr()
+        assert _run(nsynth_tiny, tmp_path / "b") == 0
+        assert "reusing" not in capsys.readouterr().err
     # keeping a pair that is done must never fail it
     monkeypatch.setattr(run_memo, "store", lambda *a, **k: 1 / 0)
     assert _run(nsynth_tiny, tmp_path / "d", "--seeds", "1") == 0

@@ -158,8 +158,40 @@ def _pretrain_audio(tmp_path, monkeypatch):
     return run, entry, fresh
 
 
+def _results(tmp_path, monkeypatch):
+    """The run memo (bench.run_memo) of one logmel pair: its records against the records computed afresh."""
+    from types import SimpleNamespace
+
+    from bench import run_memo
+    from bench.config import DataRoots
+
+    from bench_tasks.nsynth import NSynthPitch
+
+    task = NSynthPitch()
+    settings = SimpleNamespace(data_roots=DataRoots(None, {}, "small", 0), protocol="bench", probe_grid="fast",
+                               seeds=(0,), device="cpu", batch_size=8)
+    config = SimpleNamespace(settings=settings, variants={}, checkpoint=None)
+    data = SimpleNamespace(fingerprint="f" * 64, classes=["a", "b"])
+    prep = SimpleNamespace(entry=SimpleNamespace(name="logmel"), encoder=object(), options={}, weights={},
+                           pools=None)
+
+    def compute():
+        return [{"encoder": "logmel", "task": task.name, "seed": 0, "metrics": {"accuracy": 0.3125},
+                 "ci": {"accuracy": [0.125, 0.5625]}}]
+
+    def run():
+        records = run_memo.lookup("logmel", task, config, data, {})
+        if records:
+            return [{k: v for k, v in r.items() if k not in ("reused", "created", "command")} for r in records], "hit"
+        records = compute()
+        assert run_memo.store(prep, task, config, data, records)
+        return records, "miss"
+
+    return run, lambda: next(p for p in run_memo.root().iterdir() if not p.name.startswith(".")), compute()
+
+
 KINDS = {"embeddings": _embeddings, "probes": _probes, "renders": _renders, "checkpoints": _checkpoints,
-         "pretrain-audio": _pretrain_audio}
+         "pretrain-audio": _pretrain_audio, "results": _results}
 
 
 @pytest.mark.parametrize("damage", DAMAGES)

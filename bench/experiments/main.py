@@ -30,10 +30,7 @@ def run(config: RunConfig) -> RunOutcome:
     settings.out.mkdir(parents=True, exist_ok=True)
     check_option_scopes(config.encoder_options, config.encoders)
     if run_memo.enabled(settings):
-        from bench import cache as embcache
-
-        run_memo.new_run()
-        embcache.EmbeddingCache.open(enabled=True)  # the file-digest memo, before any pair is indexed
+        run_memo.new_run()  # and the file-digest memo kept in the cache folder, before any pair is indexed
     if group.is_main:
         for line in plan.describe(config):
             log(line)

@@ -64,6 +64,8 @@ class PoolPlan:
     labeled: list[TaskData] = field(default_factory=list)
     unlabeled: list[TaskData] = field(default_factory=list)
     dirs: tuple[str, ...] = ()
+    #: FMA folders (``-O unlabeled_dirs=fma:DIR``, or a folder with FMA's layout): their training split
+    fma: dict[str, Any] = field(default_factory=dict)
     #: task -> why its train split could not be used (no data under the root, a broken plugin, ...)
     absent: dict[str, str] = field(default_factory=dict)
     #: labeled tasks of the encoder's default that were left out because their data is absent
@@ -85,17 +87,23 @@ class PoolPlan:
         def source(d: TaskData) -> dict[str, str]:
             return {"origin": "demo" if d.demo else str(d.root), "train": data_fingerprint({"train": d.items}, d.root)}
 
+        from bench.pretrain.fma import fingerprint
+
         return {
             "labeled": {d.task.name: source(d) for d in self.labeled},
             "unlabeled": {d.task.name: source(d) for d in self.unlabeled},
             # no folder: an empty list, as before, so checkpoints without one keep their key
             "dirs": {d: folder_fingerprint(d) for d in self.dirs} if self.dirs else [],
+            # no FMA folder: no entry, so every other checkpoint keeps its key
+            **({"fma": {d: fingerprint(f) for d, f in self.fma.items()}} if self.fma else {}),
         }
 
     def describe(self) -> str:
         """One paragraph for the terminal: what feeds each pool and what was not found."""
         lab = ", ".join(f"{d.task.name} ({len(d.items)} train tracks)" for d in self.labeled) or "none"
         unl = [f"{d.task.name} ({len(d.items)})" for d in self.unlabeled] + [f"folder {p}" for p in self.dirs]
+        unl += [f"FMA {f.audio_dir} ({len(f.files)} training tracks; {f.missing} without a file, {f.bad_rows} "
+                f"unreadable rows)" for f in self.fma.values()]
         lines = [f"labeled pool: {lab}", f"unlabeled pool: {', '.join(unl) or 'none'}"]
         if self.labeled_dropped:
             lines.append(f"left out of the labeled pool (no data): {', '.join(self.labeled_dropped)}")
@@ -127,7 +135,16 @@ def _train_data(name: str, data_roots: DataRoots) -> TaskData:
 
 def plan_pools(spec: LabelSpec, recipe: Recipe, data_roots: DataRoots) -> PoolPlan:
     """Decide the pools' sources from the encoder's label spec, the recipe and the data present."""
-    plan = PoolPlan(spec=spec, dirs=tuple(_resolve(d) for d in recipe.unlabeled_dirs))
+    from bench.pretrain import fma
+
+    dirs, fma_dirs = [], {}
+    for d in recipe.unlabeled_dirs:
+        path = _resolve(d[len(fma.PREFIX):] if d.startswith(fma.PREFIX) else d)
+        if d.startswith(fma.PREFIX) or fma.is_fma(path):  # read now: a bad FMA folder fails before decoding
+            fma_dirs[path] = fma.read(path)
+        else:
+            dirs.append(path)
+    plan = PoolPlan(spec=spec, dirs=tuple(dirs), fma=fma_dirs)
     found: dict[str, TaskData] = {}
 
     def find(name: str) -> TaskData | None:
@@ -168,7 +185,7 @@ def plan_pools(spec: LabelSpec, recipe: Recipe, data_roots: DataRoots) -> PoolPl
         plan.unlabeled_default = recipe.unlabeled_tasks is None
         if recipe.unlabeled_tasks is None:
             # the tasks of `--tasks all` (not the `extended` groups: nsynth_instrument reads nsynth_pitch's files)
-            names = [] if plan.dirs else plugins.tasks().resolve("all")
+            names = [] if plan.dirs or plan.fma else plugins.tasks().resolve("all")
         else:
             names = list(recipe.unlabeled_tasks)
         for name in names:
@@ -179,7 +196,7 @@ def plan_pools(spec: LabelSpec, recipe: Recipe, data_roots: DataRoots) -> PoolPl
                 raise DataError(f"unlabeled task {name!r}: {plan.absent[name]}")
             if data is not None:
                 plan.unlabeled.append(data)
-        if not plan.unlabeled and not plan.dirs:
+        if not plan.unlabeled and not plan.dirs and not plan.fma:
             raise DataError(
                 "the unlabeled pool is empty: no task has data"
                 + (" (" + "; ".join(f"{k}: {v}" for k, v in sorted(plan.absent.items())) + ")" if plan.absent else "")
@@ -364,6 +381,12 @@ def build_pools(plan: PoolPlan, data_roots: DataRoots, *, seed: int = 123, valid
                 if keep(str(f), f.stem, all_bad_ids | stems, f"dir:{folder}")]
         pools.unlabeled += kept
         pools.sources["unlabeled"].append({"dir": str(folder), "files": len(files), "tracks": len(kept)})
+    for where, pool in plan.fma.items():
+        stems = {Path(p).stem for p in bad_paths}
+        kept = [Track(str(f), f.stem, f"fma:{where}") for f in pool.files
+                if keep(str(f), f.stem, all_bad_ids | stems, f"fma:{where}")]
+        pools.unlabeled += kept
+        pools.sources["unlabeled"].append({**pool.record(), "kept": len(kept)})
     if spec.share < 1.0 and not pools.unlabeled:
         raise DataError("the unlabeled pool is empty after removing valid/test tracks; give another folder or task")
     pools.held_out = {**record, "excluded_count": len(excluded), "excluded": excluded[:200],

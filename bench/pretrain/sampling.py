@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.errors import BenchError, DataError
-from bench.pretrain.audio_store import AudioStore
+from bench.pretrain.audio_store import INT16_SCALE, AudioStore
 from bench.pretrain.pools import Pools, Track
 
 __all__ = ["AudioStore", "BatchSampler", "crop_views", "label_rows", "validation_batches"]
@@ -33,17 +33,20 @@ def crop_views(audio: np.ndarray, n_views: int, window: int, u: np.ndarray) -> n
     A clip of at least ``n_views * window`` samples gives one span cut into
     adjacent views (start from ``u[0]``); a shorter one gives independent
     random windows (start ``u[k]`` each), zero-padded if shorter than a window.
+    int16 audio (an int16 store) is scaled to float32 by :data:`INT16_SCALE`.
     """
     out = np.zeros((n_views, window), dtype=np.float32)
     span = n_views * window
     if len(audio) >= span:
         start = int(u[0] * (len(audio) - span + 1))
         out[:] = np.asarray(audio[start : start + span]).reshape(n_views, window)
-        return out
-    for k in range(n_views):
-        start = int(u[k] * max(1, len(audio) - window + 1))
-        piece = np.asarray(audio[start : start + window])
-        out[k, : len(piece)] = piece
+    else:
+        for k in range(n_views):
+            start = int(u[k] * max(1, len(audio) - window + 1))
+            piece = np.asarray(audio[start : start + window])
+            out[k, : len(piece)] = piece
+    if audio.dtype == np.int16:  # an int16 store: only the crop is converted, never the whole track
+        out *= INT16_SCALE
     return out
 
 

@@ -100,7 +100,7 @@ def _data(encoder: TrainableEncoder, spec: LabelSpec, recipe: Recipe, plan: Pool
     pools = build_pools(plan, data_roots, seed=recipe.seed, validation=patience > 0,
                         ps_twice=recipe.official_ps_twice)
     store = AudioStore(pools.labeled + pools.unlabeled + pools.valid, encoder.sample_rate, cache_dir,
-                       quiet=quiet or not progress)
+                       quiet=quiet or not progress, dtype=recipe.store_dtype)
     sampler = BatchSampler(pools, store, batch_size=recipe.batch_size, labeled_share=spec.share, views=recipe.views,
                            window=encoder.window, seed=recipe.seed, labeled_mix=recipe.labeled_mix,
                            labeled_sampler=recipe.labeled_sampler, per_class=recipe.per_class)
