@@ -37,7 +37,8 @@ augmentation, pools), :meth:`~TrainableEncoder.label_spec` (a
 :class:`LabelSpec`: which tasks' train splits are the labeled pool, p_s, b_s),
 :meth:`~TrainableEncoder.setup_pretraining` (called with the
 :class:`LabelSpace` the trainer built, before the optimizer) and
-:meth:`~TrainableEncoder.pretrain_loss`. A frozen encoder subclasses
+:meth:`~TrainableEncoder.pretrain_loss` (and, optionally,
+:meth:`~TrainableEncoder.loss_terms`: the parts of that loss, logged). A frozen encoder subclasses
 :class:`Encoder` and leaves all of that out. ``examples/bench-trainable-plugin``
 is a complete third-party trainable encoder.
 
@@ -251,6 +252,9 @@ class Recipe:
     #: page cache; the paper preset's): the stored audio differs by up to 0.5/32767, so it is a cause of the
     #: checkpoint (bench.pretrain.audio_store)
     store_dtype: str = "float32"
+    #: learning curve: probe the encoder on the tasks' valid splits every this many steps (and at the first
+    #: and last step); 0 = off (bench.pretrain.probing, docs/pretraining.md "Learning curves")
+    probe_every: int = 0
 
     KINDS: ClassVar[dict[str, str]] = {
         "steps": "int", "batch_size": "int", "lr": "float", "views": "int", "seed": "int",
@@ -259,7 +263,7 @@ class Recipe:
         "checkpoint_every": "int", "log_every": "int", "labeled_mix": "str", "unlabeled_tasks": "names?",
         "unlabeled_dirs": "names", "early_stopping_patience": "int", "validate_every": "int",
         "labeled_sampler": "str", "per_class": "int", "official_ps_twice": "bool",
-        "store_dtype": "str",
+        "store_dtype": "str", "probe_every": "int",
     }
     #: the keys whose change makes a training checkpoint another run (refused on resume)
     IDENTITY: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "views", "seed", "augment", "augment_variant",
@@ -268,7 +272,8 @@ class Recipe:
     #: (default) values, so every run that does not use them keeps its checkpoint key and its resumable state
     OPTIONAL: ClassVar[dict[str, Any]] = {"early_stopping_patience": 0, "validate_every": 0,
                                           "labeled_sampler": "uniform", "per_class": 4,
-                                          "official_ps_twice": False, "store_dtype": "float32"}
+                                          "official_ps_twice": False, "store_dtype": "float32",
+                                          "probe_every": 0}
     #: the augmentation variants of bench.augment.Augmenter (checked equal by a test)
     AUGMENT_VARIANTS: ClassVar[tuple[str, ...]] = ("bench", "official")
 
@@ -287,6 +292,7 @@ class Recipe:
                   ("log_every", self.log_every >= 1, "at least 1"),
                   ("early_stopping_patience", self.early_stopping_patience >= 0, "0 (off) or more"),
                   ("validate_every", self.validate_every >= 0, "0 (once per epoch of the labeled pool) or more"),
+                  ("probe_every", self.probe_every >= 0, "0 (off) or more"),
                   ("labeled_mix", self.labeled_mix in ("step", "row"), "'step' or 'row'"),
                   ("labeled_sampler", self.labeled_sampler in ("uniform", "balanced"), "'uniform' or 'balanced'"),
                   ("per_class", self.per_class >= 1 and (self.labeled_sampler == "balanced" or self.per_class == 4),
@@ -438,6 +444,19 @@ class TrainableEncoder(Encoder):
         synchronised only through the wrapper).
         """
         raise NotImplementedError(f"encoder {self.name!r} does not implement pretrain_loss()")
+
+    def loss_terms(self) -> dict[str, float]:
+        """The named parts of the loss of the last :meth:`pretrain_loss` call (optional; default none).
+
+        The trainer calls it right after each training step's ``pretrain_loss``
+        and logs the mean of each term over the steps since its last log line
+        (``metrics.jsonl``: ``"terms": {name: value}``). Plain floats,
+        computed from detached tensors (no gradient, no random draws: logging
+        them never changes the training). An encoder whose loss is a sum of
+        parts returns the parts, e.g. the view-positive and label-positive
+        terms of a contrastive loss, or one cross-entropy per labeled task.
+        """
+        return {}
 
 
 def check_embeddings(encoder: Encoder, out: Any, batch: int) -> None:

@@ -110,6 +110,32 @@ def contrastive_loss(
     return per_anchor.mean()
 
 
+@torch.no_grad()
+def contrastive_terms(z: torch.Tensor, clip_index: torch.Tensor, labels: torch.Tensor | None = None, *,
+                      tau: float = 0.1, threshold: float = 1.0, weighted: bool = False) -> dict[str, float]:
+    """The parts of :func:`contrastive_loss` (this process's views only), for logging; no gradient.
+
+    Each anchor's loss is split by the kind of its positives: ``view`` (views
+    of the same clip, P) and ``label`` (other clips sharing labels, M - P);
+    with one process the two add up to the loss. ``label_pairs_per_anchor``:
+    the mean number of label positives an anchor has.
+    """
+    z = F.normalize(z.detach().double(), dim=1)
+    _, ids = torch.unique(clip_index, return_inverse=True)
+    sim = z @ z.T / tau
+    eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    log_prob = (sim - torch.logsumexp(sim.masked_fill(eye, float("-inf")), dim=1, keepdim=True)).masked_fill(eye, 0.0)
+    view = (ids[:, None] == ids[None, :]).double().masked_fill(eye, 0.0)
+    m = positive_mask(ids, ids, labels, labels, threshold, weighted).double().masked_fill(eye, 0.0)
+    label = (m - view).clamp_min(0.0)
+    denom = m.sum(1).clamp_min(1.0)
+    out = {"view": float((-(view * log_prob).sum(1) / denom).mean())}
+    if labels is not None:
+        out["label"] = float((-(label * log_prob).sum(1) / denom).mean())
+        out["label_pairs_per_anchor"] = float(label.sum(1).mean())
+    return out
+
+
 def supervised_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str,
                     groups: Sequence[LabelGroup] | None = None) -> torch.Tensor:
     """Loss of the supervised baseline: BCE for multilabel, cross-entropy for multiclass.

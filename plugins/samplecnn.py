@@ -71,8 +71,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dim": 128,
         "proj_hidden": 128,
         "proj_dim": 64,
+        # probe_every 50: the learning curve (docs/pretraining.md "Learning curves"); it cost 3% of the wall
+        # time (6% CPU) of a demo semisupcon pretraining, measured with and without
         "recipe": {"lr": 3e-4, "batch_size": 32, "views": 2, "steps": 300, "seed": 123,
-                   "checkpoint_every": 100, "log_every": 10},
+                   "checkpoint_every": 100, "log_every": 10, "probe_every": 50},
     },
 }
 

@@ -176,6 +176,13 @@ class TrainableSampleCNN(SampleCNNEncoder, TrainableEncoder):
 
 
 class _ContrastiveEncoder(TrainableSampleCNN):
+    #: the parts of the last pretrain_loss (bench.losses.contrastive_terms), for the trainer's log
+    _terms: dict[str, float] = {}
+
+    def loss_terms(self) -> dict[str, float]:
+        """The last batch's loss by kind of positive: ``view`` (same clip) and ``label`` (shared labels)."""
+        return dict(self._terms)
+
     def pretrain_loss(self, views, labels, labeled, model):
         """Contrastive loss of a batch of views ``[B, N, T]``.
 
@@ -196,7 +203,11 @@ class _ContrastiveEncoder(TrainableSampleCNN):
             if labeled is not None:
                 y = y * labeled.to(y.device, y.dtype)[:, None]
             y = y.repeat_interleave(n, dim=0)
+        from bench.losses import contrastive_terms
+
         o = self.objective
+        self._terms = contrastive_terms(z, clip, y, tau=o["tau"], threshold=o.get("threshold", 1.0),
+                                        weighted=o.get("weighted", False))
         return contrastive_loss(
             z, clip, y, tau=o["tau"], threshold=o.get("threshold", 1.0), weighted=o.get("weighted", False),
             gather=o.get("gather", True),
@@ -315,7 +326,36 @@ class SupervisedEncoder(TrainableSampleCNN):
         if labeled is not None and not bool(labeled.all()):
             raise PluginError("encoder 'supervised' trains on labeled clips only (labeled_share must be 1.0)")
         logits = model(views.reshape(b * n, t))
-        return supervised_loss(logits, labels.repeat_interleave(n, dim=0), space.kind, space.groups or None)
+        y = labels.repeat_interleave(n, dim=0)
+        loss = supervised_loss(logits, y, space.kind, space.groups or None)
+        self._terms = self._task_terms(logits.detach(), y, space)
+        return loss
+
+    _terms: dict[str, float] = {}
+
+    def loss_terms(self) -> dict[str, float]:
+        """The last batch's loss per labeled task (``ce:TASK`` or ``bce:TASK``; the loss is their mean)."""
+        return dict(self._terms)
+
+    @staticmethod
+    def _task_terms(logits, y, space: LabelSpace) -> dict[str, float]:
+        import torch
+
+        from bench.losses import supervised_loss
+
+        name = {"multiclass": "ce", "multilabel": "bce"}
+        with torch.no_grad():
+            if space.kind != "multitask":
+                task = space.groups[0].task if space.groups else "labels"
+                return {f"{name[space.kind]}:{task}": float(supervised_loss(logits, y, space.kind))}
+            out = {}
+            for g in space.groups:
+                rows = y[:, g.offset] >= 0
+                if bool(rows.any()):
+                    lo, hi = g.offset, g.offset + g.size
+                    out[f"{name[g.kind]}:{g.task}"] = float(supervised_loss(logits[rows, lo:hi], y[rows, lo:hi],
+                                                                            g.kind))
+            return out
 
 
 def _optional_value(encoder: str, key: str, value: Any, default: Any) -> Any:

@@ -13,6 +13,10 @@ One module per job:
   metrics log, run record) and how it is read back;
 - :mod:`bench.pretrain.early_stopping`: validation on the labeled tasks'
   valid splits, the best weights and the stop decision (optional);
+- :mod:`bench.pretrain.probing`: the learning-curve probe on the tasks' valid
+  splits (``-O probe_every=N``; optional);
+- :mod:`bench.pretrain.curves`: a run's curves read back from its log, and
+  several runs' curves drawn side by side;
 - :mod:`bench.pretrain.checkpoints`: the cache of trained checkpoints that
   ``bench run`` uses.
 
@@ -32,7 +36,7 @@ _WHERE = {
     "save_final": "checkpoints", "PretrainResult": "loop", "load_train_state": "runfolder", "pretrain": "loop",
     "PretrainingInterrupted": "loop", "TrainingState": "state", "setup": "state",
     "PoolPlan": "pools", "Pools": "pools", "Track": "pools", "build_pools": "pools", "held_out_tracks": "pools",
-    "plan_pools": "pools", "AudioStore": "audio_store", "BatchSampler": "sampling", "crop_views": "sampling",
+    "plan_pools": "pools", "load_curves": "curves", "plot_curves": "curves", "AudioStore": "audio_store", "BatchSampler": "sampling", "crop_views": "sampling",
 }
 
 __all__ = sorted(_WHERE)

@@ -128,6 +128,8 @@ def save_final(encoder: TrainableEncoder, path: Path, result: PretrainResult) ->
             "label_positive_pairs": result.record.get("label_positive_pairs"),
             "torch_threads": result.record.get("torch_threads"),
         }
+        if result.record.get("probe_curve") is not None:  # the learning curve (Recipe.probe_every)
+            extra["probe_curve"] = result.record["probe_curve"]
         if result.record.get("early_stopping"):  # the weights are those of best_step, not of the last step
             extra["early_stopping"] = result.record["early_stopping"]
         save_checkpoint(encoder, path, extra=extra)

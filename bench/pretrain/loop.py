@@ -24,6 +24,12 @@ point), :func:`train` is the step loop, :func:`finish` the end of a run;
 - Every step counts the pairs of its global batch that share a label (the
   label positives, :meth:`BatchSampler.label_positive_pairs`): logged per step
   in ``metrics.jsonl``, their mean per step in the run record.
+- Each step's loss terms (:meth:`TrainableEncoder.loss_terms`) are averaged
+  over the steps of a ``train`` line of the log (``terms``).
+- Learning curves (``Recipe.probe_every`` > 0, one process only,
+  :mod:`bench.pretrain.probing`): probed at step 0, every ``probe_every``
+  steps and at the last; ``probe`` events, the record's ``probe_curve`` and
+  ``curves.png`` (:mod:`bench.pretrain.curves`).
 - Early stopping (``Recipe.early_stopping_patience`` > 0, one process only,
   :mod:`bench.pretrain.early_stopping`): validated every ``validate_every``
   steps and at the last one; the run ends with the best validation's weights,
@@ -118,14 +124,18 @@ def train(ts: TrainingState, stop_after: int | None = None) -> PretrainResult:
     bar = tqdm(total=steps, initial=step, desc=f"pretrain {ts.encoder.name}", unit="step",
                disable=ts.quiet or not ts.progress)
     with bar, _sigint_flag() as interrupted:
+        if ts.prober is not None and step == 0:
+            probe(ts, 0)
         while step < steps and not (ts.stopper is not None and ts.stopper.stopped):
             loss, stop_now = train_step(ts, step, interrupted)
-            meter.add(ts.sampler.label_positive_pairs(step), recipe.batch_size)
+            meter.add(ts.sampler.label_positive_pairs(step), recipe.batch_size, ts.encoder.loss_terms())
             step += 1
             bar.update(1)
             if step % recipe.log_every == 0 or step == steps or step == ts.start_step + 1 or stop_now:
                 ts.log({"event": "train", "step": step, "loss": loss, "lr": recipe.lr, **meter.flush()})
                 bar.set_postfix(loss=f"{loss:.4f}")
+            if ts.prober is not None and (step % recipe.probe_every == 0 or step == steps):
+                probe(ts, step)  # before the checkpoint of this step: a resumed run has it already
             if stop_after is not None and step >= stop_after and step < steps:
                 return PretrainResult(step, loss, ts.run_dir, ts.record, stopped_early=True)
             if stop_now and step < steps:  # on the last step the run simply ends
@@ -176,21 +186,37 @@ def train_step(ts: TrainingState, step: int, interrupted: threading.Event) -> tu
 
 
 class _Meter:
-    """Since the last ``train`` line of the log: the label positives of each step, and clips per second."""
+    """Since the last ``train`` line of the log: the label positives of each step, clips per second, and the
+    mean of each loss term (:meth:`TrainableEncoder.loss_terms`) over the steps."""
 
     def __init__(self) -> None:
         self.positives: list[int] = []
         self.t, self.clips = time.perf_counter(), 0
+        self.terms: dict[str, list[float]] = {}
 
-    def add(self, positives: int, clips: int) -> None:
+    def add(self, positives: int, clips: int, terms: dict[str, float]) -> None:
         self.positives.append(positives)
         self.clips += clips
+        for name, value in terms.items():
+            self.terms.setdefault(str(name), []).append(float(value))
 
     def flush(self) -> dict[str, Any]:
         now = time.perf_counter()
         out = {"clips_per_s": self.clips / max(now - self.t, 1e-9), "label_positive_pairs": self.positives}
-        self.positives, self.t, self.clips = [], now, 0
+        if self.terms:
+            out["terms"] = {k: float(np.mean(v)) for k, v in self.terms.items()}
+        self.positives, self.t, self.clips, self.terms = [], now, 0, {}
         return out
+
+
+def probe(ts: TrainingState, step: int) -> list[dict[str, Any]]:
+    """The learning-curve probe of the weights at ``step`` (:mod:`bench.pretrain.probing`), logged."""
+    t0 = time.perf_counter()
+    points = ts.prober.probe(ts.encoder, ts.model, ts.accelerator.device)
+    seconds = time.perf_counter() - t0
+    for p in points:
+        ts.log({"event": "probe", "step": step, **p, "seconds": seconds})
+    return points
 
 
 @contextmanager
@@ -259,6 +285,38 @@ def early_stop_check(ts: TrainingState, step: int) -> bool:
     return stop
 
 
+def _finish_curve(ts: TrainingState, step: int) -> None:
+    """The last probe when the loop ended off its schedule (early stopping), the curve into the record, the plot."""
+    from bench.pretrain.curves import PLOT_FILE, load_curves, plot_curves
+
+    curves = load_curves(ts.run_dir)
+    if not any(s == step for points in curves.probe.values() for s, _ in points):
+        probe(ts, step)
+        curves = load_curves(ts.run_dir)
+    ts.record["probe"] = {**ts.prober.describe(), "every": ts.recipe.probe_every,
+                          "seconds": _probe_seconds(ts.run_dir)}
+    ts.record["probe_curve"] = curves.probe_curve()
+    try:
+        plot_curves({ts.encoder.name: curves}, ts.run_dir / PLOT_FILE,
+                    title=f"pretraining {ts.encoder.name}: probe on valid splits, loss terms")
+    except Exception as exc:  # the curve is in the log and the record; a failed drawing loses nothing
+        print(f"warning: the learning-curve plot could not be drawn ({type(exc).__name__}: {exc})", file=sys.stderr)
+
+
+def _probe_seconds(run_dir: Path) -> float:
+    """Seconds spent probing in this run folder (each probe pass counted once)."""
+    passes: dict[int, float] = {}
+    path = run_dir / METRICS_FILE
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if e.get("event") == "probe":
+            passes[e["step"]] = float(e.get("seconds", 0.0))
+    return float(sum(passes.values()))
+
+
 def finish(ts: TrainingState, step: int, loss: float | None) -> PretrainResult:
     """Load the final weights into the encoder (the best validation's with early stopping), check the processes
     agree, and write the run record."""
@@ -276,6 +334,8 @@ def finish(ts: TrainingState, step: int, loss: float | None) -> PretrainResult:
     per_rank = ts.accelerator.gather(sums.to(ts.accelerator.device).reshape(1, -1)).cpu()
     drift = float((per_rank - per_rank[0]).abs().max())
     record["ranks_in_sync"] = {"processes": ts.world, "max_param_sum_difference": drift, "in_sync": drift == 0.0}
+    if ts.prober is not None and ts.main:  # the last weights (before the best ones of early stopping load)
+        _finish_curve(ts, step)
     trained = ts.encoder.training_module()
     trained.load_state_dict(final_state)
     trained.to("cpu")

@@ -22,7 +22,8 @@ from bench.encoder import LabelSpec, Recipe, TrainableEncoder
 from bench.errors import BenchError
 from bench.pretrain.early_stopping import EarlyStopping
 from bench.pretrain.pools import PoolPlan, Pools, build_pools, plan_pools
-from bench.pretrain.runfolder import METRICS_FILE, STATE_FILE, MetricsLog, load_train_state, set_rng_state
+from bench.pretrain.runfolder import (METRICS_FILE, STATE_FILE, MetricsLog, load_train_state, rng_state,
+                                      set_rng_state)
 from bench.pretrain.sampling import AudioStore, BatchSampler
 
 
@@ -69,6 +70,8 @@ class TrainingState:
     world: int = 1
     rank: int = 0
     main: bool = True
+    #: the learning-curve probe (``Recipe.probe_every`` > 0; :mod:`bench.pretrain.probing`), else None
+    prober: Any = None
 
     @property
     def state_path(self) -> Path:
@@ -115,6 +118,23 @@ def _data(encoder: TrainableEncoder, spec: LabelSpec, recipe: Recipe, plan: Pool
             raise BenchError(f"early stopping: none of the {len(pools.valid)} valid tracks of "
                              f"{', '.join(d.task.name for d in plan.labeled)} could be decoded")
     return plan, pools, store, sampler, stopper
+
+
+def _prober(encoder: TrainableEncoder, recipe: Recipe, plan: PoolPlan, data_roots: DataRoots, cache: Path,
+            quiet: bool) -> tuple[Any, str | None]:
+    """The learning-curve probe's tasks and audio, or (None, why there is none); the global RNG states are left as they were (the head a
+    ``setup_pretraining`` builds next draws from them, and demo data built here must not move them)."""
+    from bench.pretrain.probing import Prober, build_probe_tasks, probe_task_names
+
+    saved = rng_state()
+    try:
+        tasks, skipped = build_probe_tasks(probe_task_names(plan, recipe.unlabeled_tasks), data_roots)
+        if not tasks:
+            return None, ("no classification task with data to probe on ("
+                          + ("; ".join(f"{k}: {v}" for k, v in skipped.items()) or "the pools name none") + ")")
+        return Prober(tasks, skipped, encoder, cache, quiet), None
+    finally:
+        set_rng_state(saved)
 
 
 def _model(encoder: TrainableEncoder, recipe: Recipe, accelerator: Any, sync_batchnorm: bool) -> tuple[Any, Any]:
@@ -164,16 +184,25 @@ def setup(encoder: TrainableEncoder, *, data_roots: DataRoots, run_dir: str | Pa
         raise BenchError(f"early stopping (early_stopping_patience={patience}) runs on one process only, and this "
                          f"launch has {world}: run `bench pretrain` without accelerate launch, or set "
                          "-O early_stopping_patience=0")
+    probe_off = None
+    if recipe.probe_every and world > 1:
+        # the demo preset sets probe_every: a multi-process run of it trains, without its curve, and says so
+        probe_off = f"{world} processes (the probe runs on one process only)"
+    cache = Path(cache_dir) if cache_dir is not None else bench_config.cache_dir()
     with accelerator.main_process_first():
-        plan, pools, store, sampler, stopper = _data(
-            encoder, encoder.label_spec(), recipe, plan, data_roots,
-            Path(cache_dir) if cache_dir is not None else bench_config.cache_dir(), quiet, progress)
+        plan, pools, store, sampler, stopper = _data(encoder, encoder.label_spec(), recipe, plan, data_roots, cache,
+                                                     quiet, progress)
+    prober = None
+    if recipe.probe_every and probe_off is None:
+        prober, probe_off = _prober(encoder, recipe, plan, data_roots, cache, quiet or not progress)
+    if probe_off and not quiet:
+        print(f"Learning curve (probe_every={recipe.probe_every}) off for this run: {probe_off}", file=sys.stderr)
     encoder.setup_pretraining(pools.space)
     model, optimizer = _model(encoder, recipe, accelerator, sync_batchnorm)
 
     ts = TrainingState(encoder, recipe, plan, pools, store, sampler, stopper, accelerator, model, optimizer, None, [],
                        run_dir, MetricsLog(run_dir / METRICS_FILE, main), {}, quiet=quiet, progress=progress,
-                       world=world, rank=rank, main=main)
+                       world=world, rank=rank, main=main, prober=prober)
     if resume and ts.state_path.is_file():
         state = load_train_state(ts.state_path, encoder, recipe)
         model.load_state_dict(state["model"])
@@ -204,6 +233,8 @@ def setup(encoder: TrainableEncoder, *, data_roots: DataRoots, run_dir: str | Pa
         if spec.label_aware_augment:
             ts.skip_by_group = label_variant_transforms(plan, pools)
     ts.record = _record(ts, mixed_precision, sync_batchnorm, spec.label_aware_augment)
+    if probe_off:
+        ts.record["probe"] = {"off": probe_off}
     ts.log({"event": "resume" if ts.resumed_from is not None else "start", "step": ts.start_step, **ts.record})
     return ts
 
@@ -235,6 +266,8 @@ def _record(ts: TrainingState, mixed_precision: str, sync_batchnorm: bool, label
     }
     if ts.stopper is not None:
         record["early_stopping"] = ts.stopper.record()
+    if ts.prober is not None:
+        record["probe"] = ts.prober.describe()
     return record
 
 
