@@ -63,6 +63,7 @@ def load_entries(path: Path, role: str = "baseline") -> dict[str, Any]:
         records = read_records([path])
         if not records:
             raise BenchError(f"{path}: no result records found (expected records/*.json from `bench run`)")
+        _refuse_limited(path, records)
         doc = leaderboard.baseline(records)
         _attach_data(doc, records)
         doc["_newest"] = max((str(r.get("created") or "") for r in records), default="")
@@ -73,7 +74,9 @@ def load_entries(path: Path, role: str = "baseline") -> dict[str, Any]:
             raise BenchError(f"{path}: not a readable JSON file ({exc})") from None
         if not isinstance(doc, dict) or "entries" not in doc:
             if isinstance(doc, dict) and "schema_version" in doc and "encoder" in doc:
-                doc = leaderboard.baseline(read_records([path]))
+                records = read_records([path])
+                _refuse_limited(path, records)
+                doc = leaderboard.baseline(records)
             else:
                 raise BenchError(
                     f"{path}: not a baseline file (no 'entries'). Write one with "
@@ -82,6 +85,9 @@ def load_entries(path: Path, role: str = "baseline") -> dict[str, Any]:
                 )
     else:
         raise BenchError(f"{path} does not exist (expected a results folder or a baseline JSON file)")
+    if doc.get("limited"):
+        raise BenchError(f"{path}: made from `bench run --limit` records (a few tracks per split); their scores "
+                         "cannot pass or set a gate. Run again without --limit.")
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise BenchError(
             f"{path}: written for record schema version {doc.get('schema_version')}, this bench uses "
@@ -95,6 +101,17 @@ def load_entries(path: Path, role: str = "baseline") -> dict[str, Any]:
     doc["_source"] = str(path)
     doc.setdefault("_newest", str(doc.get("created") or ""))
     return doc
+
+
+def _refuse_limited(path: Path, records: list[dict[str, Any]]) -> None:
+    """Records of ``bench run --limit N`` scored a few tracks per split: never a gate's current side or baseline."""
+    limited = sorted({f"{r.get('encoder')} x {r.get('task')} (limit {r['limit']})" for r in records
+                      if r.get("limit") is not None})
+    if limited:
+        raise BenchError(
+            f"{path}: {len(limited)} pair(s) were run with `bench run --limit`, on a few tracks per split: "
+            f"{', '.join(limited[:5])}{' ...' if len(limited) > 5 else ''}. Their scores cannot pass or set a "
+            "gate; run them again without --limit.")
 
 
 def _number(v: Any) -> bool:

@@ -555,6 +555,8 @@ def baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "demo_data": all(r.get("demo_data") for r in records),
+        # `bench run --limit N` records: bench compare refuses a document that has this
+        **({"limited": True} if any(r.get("limit") is not None for r in records) else {}),
         # "encoder" is the row's variant without its condition; "condition" says which test audio
         # ("clean" for the test split as is), so `bench compare` gates each condition on its own
         "entries": [

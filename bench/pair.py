@@ -79,8 +79,8 @@ def reuse_by_request(name: str, task: Task, config: RunConfig) -> tuple[IndexedT
 
     settings = config.settings
     user = encoder_options_for(name, config.encoder_options)
-    data = index_task(task, settings.data_roots)
-    records = run_memo.lookup(name, task, config, data, user)
+    data = index_task(task, settings.data_roots, settings.limit)
+    records = None if settings.log_predictions else run_memo.lookup(name, task, config, data, user)
     if not records:
         return data, []
     for rec in records:
@@ -141,7 +141,8 @@ def _matches(rec: dict[str, Any], prep: PreparedEncoder, data: IndexedTask, sett
             and rec.get("task_settings") == _json(data.task.settings)
             and all(probe.get(k) == v for k, v in wanted.items())
             and probe.get("grid_spec") == grid_spec
-            and (rec.get("corruption") or {}).get("token") == token)
+            and (rec.get("corruption") or {}).get("token") == token
+            and rec.get("limit") == settings.limit)
 
 
 def reusable_records(prep: PreparedEncoder, data: IndexedTask, settings: EvalSettings,
@@ -153,7 +154,7 @@ def reusable_records(prep: PreparedEncoder, data: IndexedTask, settings: EvalSet
     """
     from bench.results import record_name
 
-    if not settings.cache:
+    if not settings.cache or settings.log_predictions:
         return None
     out = []
     for seed in settings.seeds:
@@ -208,7 +209,7 @@ def evaluate_pair(prep: PreparedEncoder, task: Task, config: RunConfig, conditio
     settings = config.settings
     failures = failures if failures is not None else []
     t_start = time.perf_counter()
-    data = data or index_task(task, settings.data_roots)
+    data = data or index_task(task, settings.data_roots, settings.limit)
     tokens: dict[str, str | None] = {CLEAN: None, **{c.id: c.cache_token(corruption_seed) for c in conditions}}
     reused = None if own_heads else reusable_records(prep, data, settings, tokens, tags)
     if reused is not None:
@@ -253,6 +254,10 @@ def evaluate_pair(prep: PreparedEncoder, task: Task, config: RunConfig, conditio
             rec.update(tags or {})
             rec["_file"] = str(results.write_record(rec, settings.out / "records"))
             out.append(rec)
+            if settings.log_predictions and cid == CLEAN:
+                from bench import predictions
+
+                predictions.write(rec, embs["test"].items, res.test_scores, data.classes, task.kind)
         _log_seed(prep, task, ev, out[-len(recs):])
     if own_heads:
         out.extend(_own_head_records(prep, data, embs, status, settings))

@@ -23,6 +23,7 @@ only :func:`prepare_encoder` reads what a command evaluates
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import traceback
 from functools import partial
@@ -133,12 +134,27 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
     return PreparedEncoder(entry, encoder, weights_hash(encoder), variant, user, weights, recipe, pools)
 
 
-def index_task(task: Task, data_roots: DataRoots) -> IndexedTask:
-    """Index every split of ``task`` under its data root; an empty split is an error naming the task."""
+def limit_items(items: list[Any], limit: int) -> list[Any]:
+    """At most ``limit`` of ``items``: those whose track id hashes lowest (the same tracks whatever the order
+    or the machine; spread over the split rather than its first files), kept in their order."""
+    if len(items) <= limit:
+        return items
+    rank = sorted(range(len(items)), key=lambda i: (hashlib.sha256(str(items[i].track_id).encode()).hexdigest(), i))
+    keep = set(rank[:limit])
+    return [it for i, it in enumerate(items) if i in keep]
+
+
+def index_task(task: Task, data_roots: DataRoots, limit: int | None = None) -> IndexedTask:
+    """Index every split of ``task`` under its data root; an empty split is an error naming the task.
+
+    ``limit``: keep at most that many tracks per split (:func:`limit_items`; ``bench run --limit``)."""
     from bench import results
 
     root = data_roots.root(task)
     splits = {s: task.items(s, root) for s in SPLITS}
+    if limit is not None:
+        for s in SPLITS:
+            splits[s].items = limit_items(splits[s].items, limit)
     problems = {s: [str(p) for p in splits[s].problems] for s in SPLITS}
     n_problems = sum(len(v) for v in problems.values())
     if n_problems:
@@ -284,6 +300,7 @@ def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embed
                    "grid_spec": settings.probe_grid if proto.uses_grid else f"protocol {proto.name}: one point",
                    "selection_metric": sel.selection_metric, "grid": sel.grid, "cache": ev.cache},
             device=settings.device,
+            **({"limit": settings.limit} if settings.limit is not None else {}),
             plugins={
                 "encoder": {"name": prep.entry.name, "plugin": prep.entry.plugin.name,
                             "distribution": prep.entry.plugin.distribution, "version": prep.entry.plugin.version},

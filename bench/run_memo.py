@@ -82,6 +82,7 @@ def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, A
         "data_roots": [roots.general, dict(sorted(roots.per_task.items())), roots.demo_size, roots.demo_seed],
         "versions": {k: v for k, v in results.versions().items() if k != "platform"},
         "code": keys.code_digest("bench", recursive=True),  # the plugins' code is in their identities
+        **({"limit": config.settings.limit} if config.settings.limit is not None else {}),
     }
     return keys.make(fields, prep_name, task.name)
 

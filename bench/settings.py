@@ -39,6 +39,12 @@ class EvalSettings:
     cache: bool = True
     #: probing protocol (bench.protocols): probe config and task settings; part of every record
     protocol: str = "bench"
+    #: ``--limit N``: at most N tracks per split (a deterministic choice, :func:`bench.run.limit_items`); part of
+    #: every record, and ``bench compare`` refuses such records
+    limit: int | None = None
+    #: ``--log-predictions``: write each test track's target and scores beside its record (bench.predictions);
+    #: nothing is reused from earlier runs then, so that every record gets its file
+    log_predictions: bool = False
 
 
 @dataclass

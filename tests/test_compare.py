@@ -115,3 +115,25 @@ def test_a_score_under_another_protocol_is_refused(tmp_path, base, capsys):
     assert main(["compare", str(other), str(base)]) == 2
     err = capsys.readouterr().err
     assert "a x t1 x clean" in err and "'semisupcon'" in err and "'bench'" in err and "--protocol bench" in err
+
+
+def test_limited_records_never_pass_or_set_a_gate(tmp_path, base, capsys):
+    """`bench run --limit N` records (a few tracks per split) are refused as CURRENT, as a baseline source, and
+    through the leaderboard.json of such a run: exit 2 with a message, never a silent pass."""
+    from bench import leaderboard
+
+    folder = tmp_path / "limited"
+    for seed in (0, 1):
+        for task, v in (("t1", 0.80), ("t2", 0.50)):
+            write_record({**rec("a", task, seed, v), "limit": 8}, folder / "records")
+    assert main(["compare", str(folder), str(base)]) == 2
+    err = capsys.readouterr().err
+    assert "--limit" in err and "a x t1 (limit 8)" in err
+    assert main(["compare", str(folder), "--write-baseline", str(tmp_path / "b.json")]) == 2
+    assert not (tmp_path / "b.json").exists()
+    from bench.results import read_records
+
+    board = tmp_path / "leaderboard.json"
+    board.write_text(json.dumps(leaderboard.baseline(read_records([folder]))))
+    assert main(["compare", str(board), str(base)]) == 2
+    assert "--limit" in capsys.readouterr().err

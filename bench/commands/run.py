@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from bench.commands.common import (add_data_root, add_device, add_encoder_options, add_evaluation, add_progress,
-                                   add_threads, report_failures, run_config)
+                                   add_threads, check_out, progress_enabled, report_failures, run_config)
+from bench.errors import BenchError
 
 EPILOG = """examples:
   bench run --encoder logmel --tasks all
@@ -23,14 +25,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "A trainable encoder with no weights yet is pretrained first (cached) on the data present. "
                        "With no data root configured, generated demo data is used (and every table says so).",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    p.add_argument("--encoder", "-e", required=True, help="encoder name(s), comma-separated (see `bench list`)")
-    p.add_argument("--tasks", "-t", default="all", help="'all' or task names, comma-separated (default: all)")
+    p.add_argument("--encoder", "-e", default=None,
+                   help="encoder name(s), comma-separated (see `bench list`); required unless --config")
+    p.add_argument("--tasks", "-t", default=None, help="'all' or task names, comma-separated (default: all)")
     add_data_root(p)
     add_device(p)
     add_evaluation(p, "folder for records and leaderboard (default: ./bench-results/run-<time>)")
     p.add_argument("--checkpoint", default=None,
                    help="encoder weights to evaluate (skips pretraining); the encoder takes the options it was "
                         "trained with from the checkpoint")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="at most N tracks per split of every task (a fixed choice by track id): a quick look that "
+                        "runs in seconds; its records say `limit: N` and `bench compare` refuses them")
+    p.add_argument("--log-predictions", action="store_true",
+                   help="write each test track's target and the probe's scores beside its record "
+                        "(records/<name>.predictions.jsonl; see docs/api.md)")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="rerun the run_config.json a run wrote in its --out: its encoders, tasks and settings "
+                        "(--out, --encoder and --tasks given here override it)")
     add_threads(p)
     add_encoder_options(p)
     add_progress(p)
@@ -38,11 +50,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import plugins
+    from dataclasses import replace
+
+    from bench import plugins, run_file
+    from bench.device import resolve_device
     from bench.experiments.main import run as run_job
 
-    encoders = plugins.encoders().resolve(args.encoder)
-    tasks = plugins.tasks().resolve(args.tasks)
-    config = run_config(args, encoders, tasks, "run-%Y%m%d-%H%M%S", checkpoint=args.checkpoint)
+    if args.limit is not None and args.limit < 1:
+        raise BenchError(f"--limit must be at least 1 (tracks per split), got {args.limit}")
+    if args.config is not None:
+        config = run_file.load(args.config, out=check_out(args.out) if args.out else None,
+                               progress=progress_enabled(args))
+        encoders = plugins.encoders().resolve(args.encoder or ",".join(config.encoders))
+        tasks = plugins.tasks().resolve(args.tasks or ",".join(config.tasks))
+        settings = replace(config.settings, out=check_out(config.settings.out),
+                           device=resolve_device(config.settings.device),
+                           limit=args.limit if args.limit is not None else config.settings.limit,
+                           log_predictions=args.log_predictions or config.settings.log_predictions)
+        config = replace(config, encoders=encoders, tasks=tasks, settings=settings)
+    else:
+        if not args.encoder:
+            raise BenchError("bench run needs --encoder NAME[,NAME] (see `bench list`), or --config run_config.json")
+        encoders = plugins.encoders().resolve(args.encoder)
+        tasks = plugins.tasks().resolve(args.tasks or "all")
+        config = run_config(args, encoders, tasks, "run-%Y%m%d-%H%M%S", checkpoint=args.checkpoint)
+        config = replace(config, settings=replace(config.settings, limit=args.limit,
+                                                  log_predictions=args.log_predictions))
+    run_file.save(config)
     outcome = run_job(config)
     return report_failures(outcome.failures, bool(outcome.records))

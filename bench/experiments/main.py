@@ -19,7 +19,7 @@ from bench.settings import RunConfig, RunOutcome
 
 
 def run(config: RunConfig) -> RunOutcome:
-    from bench import leaderboard, procs, run_memo
+    from bench import leaderboard, plan, procs, run_memo
 
     settings = config.settings
     group = procs.current(settings.device)
@@ -31,6 +31,9 @@ def run(config: RunConfig) -> RunOutcome:
     check_option_scopes(config.encoder_options, config.encoders)
     if run_memo.enabled(settings):
         run_memo.new_run()  # and the file-digest memo kept in the cache folder, before any pair is indexed
+    if group.is_main:
+        for line in plan.describe(config):
+            log(line)
     jobs = [Job(name, name, dict(config.encoder_options), tuple(config.tasks), names_rows=False,
                 title=f"encoder {name}") for name in config.encoders]
     failures: list[str] = []
@@ -40,6 +43,7 @@ def run(config: RunConfig) -> RunOutcome:
     if not group.is_main:
         procs.finish()  # wait for the main process's probes and records, then leave together
         return outcome
+    plan.observe(records)
     if records:
         outcome.files = leaderboard.write(records, settings.out)
         print(leaderboard.render(records))
