@@ -61,8 +61,8 @@ def load(path: Path, *, out: Path | None = None, progress: bool = False) -> RunC
                          f"{NAME} a `bench run` wrote in its --out folder")
     try:
         roots = DataRoots(**doc["data_roots"])
-        settings = EvalSettings(out=Path(out or doc["out"]), data_roots=roots, progress=progress,
-                                **{k: tuple(doc[k]) if k == "seeds" else doc[k] for k in _SETTINGS})
+        fields: dict[str, Any] = {k: tuple(doc[k]) if k == "seeds" else doc[k] for k in _SETTINGS}
+        settings = EvalSettings(out=Path(out or doc["out"]), data_roots=roots, progress=progress, **fields)
         return RunConfig(encoders=list(doc["encoders"]), tasks=list(doc["tasks"]), settings=settings,
                          checkpoint=doc["checkpoint"], encoder_options=dict(doc["encoder_options"]),
                          variants=dict(doc["variants"]))
