@@ -169,7 +169,8 @@ def _results(tmp_path, monkeypatch):
 
     task = NSynthPitch()
     settings = SimpleNamespace(data_roots=DataRoots(None, {}, "small", 0), protocol="bench", probe_grid="fast",
-                               seeds=(0,), device="cpu", batch_size=8)
+                               seeds=(0,), device="cpu", batch_size=8, limit=None,
+                               log_predictions=False)
     config = SimpleNamespace(settings=settings, variants={}, checkpoint=None)
     data = SimpleNamespace(fingerprint="f" * 64, classes=["a", "b"])
     prep = SimpleNamespace(entry=SimpleNamespace(name="logmel"), encoder=object(), options={}, weights={},
