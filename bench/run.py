@@ -259,6 +259,7 @@ def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embed
     task, res, sel = data.task, ev.selected.result, ev.selected
     proto = protocols.get(settings.protocol)
     probe_conf, _ = proto.probe_plan(task, settings.device, settings.probe_grid, embs["train"].window_seconds)
+    valid_metrics, valid_ci = _valid_figures(data, embs["valid"], res.valid_scores)
     out = []
     for cond, metrics in ev.metrics.items():
         test = embs["test"] if cond == "clean" else conditions[cond]
@@ -272,6 +273,10 @@ def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embed
             primary_metric=task.primary_metric,
             metrics=metrics,
             confidence=ev.confidence[cond],
+            # the selected probe on the validation split (the same for every condition): what a sweep ranks
+            # recipes by without looking at test (bench sweep --rank-on valid)
+            valid_metrics=valid_metrics,
+            valid_confidence=valid_ci,
             demo_data=data.demo,
             encoder_config=prep.encoder.config(),
             encoder_options=prep.options,
@@ -312,6 +317,24 @@ def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embed
         )
         out.append(rec)
     return out
+
+
+def _valid_figures(data: IndexedTask, valid: Embeddings,
+                   scores: Any) -> tuple[dict[str, float] | None, dict[str, Any] | None]:
+    """Metrics and bootstrap interval of the selected probe's validation scores (None when the probe result
+    has none, or they do not match the validation tracks)."""
+    from bench import confidence
+    from bench.metrics import NonFiniteScores
+    from bench.probe import targets
+
+    task = data.task
+    if scores is None or len(scores) != len(valid.items):
+        return None, None
+    y = targets([it.label for it in valid.items], len(data.classes), task.kind)
+    try:
+        return task.score(y, scores), confidence.bootstrap(task.score, y, scores, task.primary_metric)
+    except NonFiniteScores:  # a diverged probe's validation scores: nothing to rank by (its test is refused too)
+        return None, None
 
 
 def make_task(name: str, protocol: str = "bench") -> Task:

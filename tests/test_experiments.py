@@ -91,9 +91,15 @@ def test_sweep_of_a_recipe_option_resumes_without_training(tiny_task, tmp_path, 
     assert one["sweep"] == {"steps": "1"} and two["sweep"] == {"steps": "2"}
     assert one["pretraining"]["steps"] == 1 and two["pretraining"]["steps"] == 2
     assert one["weights_hash"] != two["weights_hash"]
+    # the selected probe's validation score rides along (what the sweep ranks on), its interval about it
+    for r in (one, two):
+        assert set(r["valid_metrics"]) == set(r["metrics"]) and r["valid_confidence"]["metric"] == r["primary_metric"]
+        assert r["valid_confidence"]["value"] == pytest.approx(r["valid_metrics"][r["primary_metric"]])
+        assert r["probe"]["grid"][0]["valid_score"] == pytest.approx(r["valid_metrics"][r["primary_metric"]], abs=1e-6)
     assert (out / "sweep.png").stat().st_size > 1000
     table = (out / "sweep.md").read_text()
     assert "semisupcon[steps=1]" in table and "| steps" in table.replace("|  steps", "| steps")
+    assert "ranked on validation" in table and "## Final table: test scores" in table
 
     # the rerun (as after an interruption) trains nothing and re-probes nothing
     import bench.pretrain.checkpoints as ck

@@ -30,9 +30,11 @@ examples:
   bench sweep --encoder semisupcon -O label_task=mtat+gtzan,nsynth_pitch --tasks all
   bench sweep --encoder semisupcon -O labeled_share=0.25,0.5,0.75 -O threshold=1,2 -O weighted=false,true
 
-outputs (in --out): records/ (each with the swept values in 'sweep'), leaderboard.* (one row per
-variant), sweep.md (variants x tasks with intervals), sweep.png (metric against the first swept
-option, a line per combination of the others).
+outputs (in --out): records/ (each with the swept values in 'sweep' and the selected probe's
+validation scores in 'valid_metrics'), sweep.md (variants x tasks with intervals, ranked on the
+validation splits, then a final table of test scores; --rank-on test ranks on test),
+sweep.png (the ranked split's metric against the first swept option, a line per combination
+of the others), leaderboard.* (test scores, one row per variant).
 """
 
 
@@ -48,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_data_root(p)
     add_device(p)
     add_evaluation(p, "folder for records, leaderboard and plot (default: ./bench-results/sweep-<time>)")
+    p.add_argument("--rank-on", choices=("valid", "test"), default="valid",
+                   help="rank and plot the variants on the validation splits (default; the test scores then "
+                   "appear only in sweep.md's final table) or on the test splits")
     add_threads(p)
     add_progress(p)
     p.set_defaults(func=run)
@@ -69,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
     config = run_config(args, encoders, tasks, "sweep-%Y%m%d-%H%M%S", encoder_options=fixed)
     variants = plan_variants(encoders, fixed, axes)
     check_variants(variants, fixed, config)  # every value parsed and every variant built before any training
-    outcome = run_sweep(config, variants, axes)
+    outcome = run_sweep(config, variants, axes, rank_on=args.rank_on)
     return report_failures(outcome.failures, bool(outcome.records), "sweep")

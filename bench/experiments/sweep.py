@@ -185,8 +185,9 @@ def check_variants(variants: list[Variant], fixed: dict[str, Any], config: RunCo
                 v.cached = None
 
 
-def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis]) -> RunOutcome:
-    """Pretrain (if needed) and evaluate every variant on every task; one leaderboard, a table and a plot."""
+def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis], rank_on: str = "valid") -> RunOutcome:
+    """Pretrain (if needed) and evaluate every variant on every task; one leaderboard, a table and a plot
+    ranked on ``rank_on`` ("valid": the validation splits; "test")."""
     from bench.jobs import Job, JobSet, run_jobs
 
     out = config.settings.out
@@ -200,25 +201,29 @@ def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis]) -> R
     records, _ = run_jobs(jobs, JobSet(config), failures=failures)
     outcome = RunOutcome(records, failures, out)
     if records:
-        outcome.files = write_outputs(records, out, [a.name for a in axes])
+        outcome.files = write_outputs(records, out, [a.name for a in axes], rank_on)
     else:
         log(f"No records were written: every part of the sweep failed (see above). Output folder: {out}")
     return outcome
 
 
-def write_outputs(records: list[dict[str, Any]], out: Path, axes: list[str]) -> dict[str, Path]:
-    """The comparative leaderboard, ``sweep.md`` (variants x tasks) and ``sweep.png`` (metric vs swept value)."""
+def write_outputs(records: list[dict[str, Any]], out: Path, axes: list[str],
+                  rank_on: str = "valid") -> dict[str, Path]:
+    """``sweep.md`` (variants x tasks ranked on ``rank_on``; with "valid" the test scores only in its final
+    table), ``sweep.png`` (the ranked split's metric vs swept value) and the comparative (test) leaderboard."""
     from bench import leaderboard
     from bench.experiments.sweep_plot import sweep_png, sweep_table
 
+    table = sweep_table(records, axes, rank_on)
     files = leaderboard.write(records, out)
-    print(leaderboard.render(records))
-    table = sweep_table(records, axes)
+    # on the terminal: the ranking the user asked for (with "valid", test scores only in the final table)
+    print(table if rank_on == "valid" else leaderboard.render(records))
     (out / "sweep.md").write_text(table)
     files["sweep"] = out / "sweep.md"
     if axes:
-        (out / "sweep.png").write_bytes(sweep_png(records, axes))
+        (out / "sweep.png").write_bytes(sweep_png(records, axes, split=rank_on))
         files["sweep_png"] = out / "sweep.png"
-    log(f"Sweep: {files['sweep']}" + (f", plot {files['sweep_png']}" if axes else "")
-        + f"; leaderboard {files['markdown']} (also .csv, .json, .html, .png)")
+    log(f"Sweep (ranked on {'validation' if rank_on == 'valid' else 'TEST'}): {files['sweep']}"
+        + (f", plot {files['sweep_png']}" if axes else "")
+        + f"; test leaderboard {files['markdown']} (also .csv, .json, .html, .png)")
     return files

@@ -3,6 +3,14 @@
 Both read the ``sweep`` field of the records (swept option -> value as
 written) and the leaderboard's summary (mean over probe seeds, pooled 95%
 interval), so they can be rebuilt from a results folder.
+
+``rank_on="valid"`` (``bench sweep``'s default) ranks and plots the variants
+by the selected probe's score on the validation splits (the records'
+``valid_metrics`` / ``valid_confidence``), so a recipe is chosen without
+looking at test; the test scores then appear only in a final table titled as
+such. ``rank_on="test"`` ranks on the test splits (flagged as such in the
+table); ``None`` keeps the records' order and shows test scores (the reproduce
+report's figure of a claim).
 """
 
 from __future__ import annotations
@@ -14,14 +22,48 @@ from typing import Any
 from bench import leaderboard
 
 
-def _points(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
-    """The clean primary rows of the leaderboard summary and each row label's swept values."""
+#: what a sweep can rank its variants on: the validation splits (the default) or the test splits
+RANK_ON = ("valid", "test")
+
+
+def valid_view(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records as if their validation figures were their scores: ``metrics`` and ``confidence`` replaced by
+    ``valid_metrics`` and ``valid_confidence``; records without them (written before records carried them, or a
+    probe whose validation scores were not finite) are left out."""
+    return [{**r, "metrics": r["valid_metrics"], "confidence": r.get("valid_confidence")}
+            for r in records if isinstance(r.get("valid_metrics"), dict) and r.get("primary_metric") in r["valid_metrics"]]
+
+
+def _points(records: list[dict[str, Any]],
+            split: str = "test") -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
+    """The clean primary rows of the leaderboard summary of ``split`` and each row label's swept values."""
     sweep = {}
     for r in records:
         if (r.get("condition") or "clean") == "clean":
             sweep[str(r.get("variant") or r["encoder"])] = {k: str(v) for k, v in (r.get("sweep") or {}).items()}
-    rows = [r for r in leaderboard.summary(records) if r["primary"] and r.get("condition", "clean") == "clean"]
+    scored = valid_view(records) if split == "valid" else records
+    rows = [r for r in leaderboard.summary(scored) if r["primary"] and r.get("condition", "clean") == "clean"]
     return rows, sweep
+
+
+def _check_rank_on(rank_on: str | None) -> None:
+    if rank_on is not None and rank_on not in RANK_ON:
+        from bench.errors import BenchError
+
+        raise BenchError(f"--rank-on {rank_on!r}: use 'valid' (rank on the validation splits) or 'test'")
+
+
+def ranking(records: list[dict[str, Any]], split: str) -> list[str]:
+    """Variant labels, best first by the mean over tasks of their clean primary metric on ``split``; variants
+    without a score there (e.g. records written before they carried validation figures) come last."""
+    rows, sweep = _points(records, split)
+    scores: dict[str, list[float]] = {}
+    for r in rows:
+        if r["mean"] is not None and math.isfinite(r["mean"]):
+            scores.setdefault(r["variant"], []).append(r["mean"])
+    mean = {v: sum(vs) / len(vs) for v, vs in scores.items()}
+    everyone = list(dict.fromkeys([*(r["variant"] for r in _points(records)[0]), *mean]))
+    return sorted(everyone, key=lambda v: (v not in mean, -mean.get(v, 0.0)))  # stable: ties keep record order
 
 
 def _number(text: str) -> float | None:
@@ -32,19 +74,42 @@ def _number(text: str) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def sweep_table(records: list[dict[str, Any]], axes: list[str]) -> str:
-    """Markdown: a row per variant, its swept values, and per task the primary metric [95% interval]."""
+def sweep_table(records: list[dict[str, Any]], axes: list[str], rank_on: str | None = None) -> str:
+    """Markdown: a row per variant, its swept values, and per task the primary metric [95% interval].
+
+    ``rank_on="valid"``: the variants ranked on the validation splits, then a final table of their test scores
+    in the same order; ``"test"``: ranked on the test splits; ``None``: test scores in the records' order."""
+    _check_rank_on(rank_on)
+    demo = all(r.get("demo_data") for r in records)
+    text = leaderboard.DEMO_NOTE + "\n\n" if demo else ""
+    if rank_on is None:
+        return text + _table(records, axes, "test", None, "## Sweep: primary metric per variant")
+    order = ranking(records, rank_on)
+    if rank_on == "test":
+        return text + _table(records, axes, "test", order, "## Sweep: test score per variant, ranked on the TEST "
+                             "splits (--rank-on test: do not choose a recipe by this table)")
+    missing = [v for v in order if v not in {r["variant"] for r in _points(records, "valid")[0]}]
+    text += _table(records, axes, "valid", order, "## Sweep: validation score per variant, ranked on validation")
+    if missing:
+        text += (f"\n{len(missing)} variant(s) have no validation scores (records written before records carried "
+                 f"them; rerun with a fresh --out to rank them): {', '.join(missing)}\n")
+    return text + "\n" + _table(records, axes, "test", order, "## Final table: test scores (not used for ranking or "
+                                "choosing; same order as above)")
+
+
+def _table(records: list[dict[str, Any]], axes: list[str], split: str, order: list[str] | None, title: str) -> str:
     from tabulate import tabulate
 
-    rows, sweep = _points(records)
-    tasks = sorted({r["task"] for r in rows})
-    metric = {r["task"]: r["metric"] for r in rows}
+    rows, sweep = _points(records, split)
+    every = _points(records)[0] if split != "test" else rows  # the tasks and metrics of the sweep, scored or not
+    tasks = sorted({r["task"] for r in every})
+    metric = {r["task"]: r["metric"] for r in every}
     at = {(r["variant"], r["task"]): r for r in rows}
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    variants = order if order is not None else list(dict.fromkeys(r["variant"] for r in rows))
     cells = []
-    for v in variants:
+    for i, v in enumerate(variants, 1):
         sv = sweep.get(v, {})
-        line = [v, *[sv.get(a, "") for a in axes]]
+        line = ([str(i)] if order is not None else []) + [v, *[sv.get(a, "") for a in axes]]
         for t in tasks:
             r = at.get((v, t))
             if r is None or r["mean"] is None or not math.isfinite(r["mean"]):
@@ -52,27 +117,29 @@ def sweep_table(records: list[dict[str, Any]], axes: list[str]) -> str:
             else:
                 line.append(f"{r['mean']:.4f}" + (f" [{r['lo']:.4f}, {r['hi']:.4f}]" if r["lo"] is not None else ""))
         cells.append(line)
-    head = [f"{t} ({metric[t]})" for t in tasks]
-    demo = all(r.get("demo_data") for r in records)
-    text = (leaderboard.DEMO_NOTE + "\n\n" if demo else "") + "## Sweep: primary metric per variant\n\n"
-    text += tabulate(cells, headers=["variant", *axes, *head], tablefmt="github", disable_numparse=True)
-    return text + "\n\nMean over probe seeds [95% interval, pooled paired bootstrap over test tracks].\n"
+    head = [f"{t} ({metric[t]}, {split})" if order is not None else f"{t} ({metric[t]})" for t in tasks]
+    text = title + "\n\n" + tabulate(cells, headers=[*(["rank"] if order is not None else []), "variant", *axes,
+                                                      *head], tablefmt="github", disable_numparse=True)
+    where = "validation tracks" if split == "valid" else "test tracks"
+    return text + f"\n\nMean over probe seeds [95% interval, pooled paired bootstrap over {where}].\n"
 
 
-def sweep_png(records: list[dict[str, Any]], axes: list[str], dpi: int = 100) -> bytes:
-    """One panel per task: the primary metric (mean, 95% interval) against the first swept option;
+def sweep_png(records: list[dict[str, Any]], axes: list[str], dpi: int = 100, split: str = "test") -> bytes:
+    """One panel per task: the primary metric on ``split`` ("valid" or "test"; mean, 95% interval) against the
+    first swept option;
     a line per encoder and combination of the other swept options. Numeric values are placed on a
     numeric axis (logarithmic when they span a factor of 10 or more), others side by side. Drawn once
     per set of inputs (:mod:`bench.render_cache`): a rerun with the same numbers reuses the PNG."""
     from bench import render_cache
 
-    rows, sweep = _points(records)
+    _check_rank_on(split)
+    rows, sweep = _points(records, split)
     demo = all(r.get("demo_data") for r in records)
-    return render_cache.png("sweep", _draw, rows, sweep, axes, demo, dpi)
+    return render_cache.png("sweep", _draw, rows, sweep, axes, demo, dpi, split)
 
 
 def _draw(rows: list[dict[str, Any]], sweep: dict[str, dict[str, str]], axes: list[str], demo: bool,
-          dpi: int) -> bytes:
+          dpi: int, split: str = "test") -> bytes:
     """The drawing of :func:`sweep_png` from its points (:func:`_points`)."""
     import matplotlib
 
@@ -118,8 +185,9 @@ def _draw(rows: list[dict[str, Any]], sweep: dict[str, dict[str, str]], axes: li
     handles, labels = axs[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
-    fig.suptitle(("DEMO DATA - " if demo else "") + f"primary metric against {x_axis}\n(mean over probe seeds, "
-                 "95% interval)", fontsize=9)
+    where = "VALIDATION splits" if split == "valid" else "test splits"
+    fig.suptitle(("DEMO DATA - " if demo else "") + f"primary metric on the {where} against {x_axis}\n(mean over "
+                 "probe seeds, 95% interval)", fontsize=9)
     fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 0.9))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
