@@ -52,7 +52,7 @@ def embed_split(cache: "EmbeddingCache", encoder_name: str, encoder: Any, weight
         return ex.extract(encoder, sub, device=device, batch_size=batch_size, max_windows=task.max_windows,
                           progress=progress, desc=desc, transform=transform, keep_windows=windows)
 
-    emb, status = cache.get_or_extract(key, items, run, dim=encoder.dim)
+    emb, status = cache.get_or_extract(key, items, run, dim=encoder.row_size)
     emb.key = key.digest
     return emb, {"status": status, "key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
 

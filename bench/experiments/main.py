@@ -5,7 +5,8 @@ One job per encoder (:class:`bench.jobs.Job`) through the job loop
 request when it ran before (:mod:`bench.run_memo`, no encoder built), else
 evaluated by the pair driver (:func:`bench.pair.evaluate_pair`, with own-head
 rows). A pair that fails is reported with its name and the other pairs go on;
-records are written as soon as a pair finishes; the leaderboard last.
+records are written as soon as a pair finishes; the leaderboard last (and, for an encoder probed layer by
+layer, the per-layer curves: :mod:`bench.layers`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from bench.settings import RunConfig, RunOutcome
 
 
 def run(config: RunConfig) -> RunOutcome:
-    from bench import leaderboard, plan, procs, run_memo
+    from bench import layers, leaderboard, plan, procs, run_memo
 
     settings = config.settings
     group = procs.current(settings.device)
@@ -49,6 +50,11 @@ def run(config: RunConfig) -> RunOutcome:
         print(leaderboard.render(records))
         log(f"Records written to {settings.out / 'records'}")
         log(f"Leaderboard: {outcome.files['markdown']} (also .csv, .json, .html, .png)")
+        curves = layers.write(records, settings.out)  # encoders probed layer by layer: the per-layer curves
+        if curves:
+            outcome.files.update(curves)
+            print(curves["layers_markdown"].read_text())
+            log(f"Per-layer curves: {curves['layers_markdown']} and {curves['layers_png']}")
     else:
         log(f"No records were written: every part of the run failed (see above). Output folder: {settings.out}")
     procs.finish()
