@@ -54,13 +54,16 @@ def split(emb: Embeddings, count: int) -> list[Embeddings]:
     """``emb`` (rows of ``count`` stacked layers) as ``count`` per-layer embeddings, each keyed by its layer."""
     if emb.X.shape[1] % count:
         raise ValueError(f"rows of {emb.X.shape[1]} floats are not {count} layers of equal size")
+    import numpy as np
+
     dim = emb.X.shape[1] // count
     out = []
-    for i in range(count):
+    for i in range(count):  # contiguous copies: together the size of the stack, and what the probes expect
         cols = slice(i * dim, (i + 1) * dim)
-        layer = dataclasses.replace(emb, X=emb.X[:, cols], key=f"{emb.key}#layer{i}" if emb.key else "")
+        layer = dataclasses.replace(emb, X=np.ascontiguousarray(emb.X[:, cols]),
+                                    key=f"{emb.key}#layer{i}" if emb.key else "")
         if emb.window_X is not None:
-            layer.window_X = emb.window_X[:, cols]
+            layer.window_X = np.ascontiguousarray(emb.window_X[:, cols])
         out.append(layer)
     return out
 
