@@ -177,6 +177,7 @@ def plot_png(found: list[dict[str, Any]]) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     tasks = sorted({c["task"] for c in found})
     cols = min(3, len(tasks))
@@ -193,7 +194,8 @@ def plot_png(found: list[dict[str, Any]]) -> bytes:
                 ax.axvline(layer, color=line.get_color(), alpha=0.3)
             ax.set_ylabel(c["metric"])
         ax.set_title(task)
-        ax.set_xlabel("layer (0 = input embedding)")
+        ax.set_xlabel("layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
