@@ -22,7 +22,7 @@ Options (``-O KEY=VALUE``):
   audio-text space, ``get_audio_features``) or ``pooled`` (the audio
   tower's pooled output before the projection).
 - ``seconds``: window length in seconds (default 5, MERT's training clip;
-  CLAP: its clip length, 10 s for the LAION checkpoints).
+  CLAP: its extractor's clip length, ``max_length_s``).
 - ``trust_remote_code``: run the model's own Python code from its repository
   (MERT needs it). Off unless passed: that code runs on your machine.
 - ``download``: fetch a hub model that is not in the local cache (default
@@ -148,7 +148,7 @@ class HFEncoder(Encoder):
         self.hf_config = self._load(transformers.AutoConfig, folder, "config")
         self.model_type = str(self.hf_config.model_type)
         self.clap = self.model_type == "clap"
-        if self.clap:  # its clip length (10 s for the LAION checkpoints), read from the extractor below
+        if self.clap:  # its extractor's clip length (max_length_s), read below
             seconds = seconds if seconds is not None else "clip"
         self.seconds = 5.0 if seconds is None else seconds
         if self.hf_config.is_encoder_decoder:
