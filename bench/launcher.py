@@ -257,13 +257,13 @@ class SlurmLauncher:
                 continue
             if executor is None:
                 executor = self.executor(folder)
-            executor.update_parameters(name=f"bench-{i + 1}-{_safe(job.label)}"[:64])
+            executor.update_parameters(name=f"bench-{i + 1}-{_safe(job.name)}"[:64])
             sub = executor.submit(_job_main, i, job, js, env, self.settings.device, extra, self.settings.cpus,
                                   str(result))
-            state[key] = {"label": job.label, "job_id": str(sub.job_id), "cluster": self.settings.cluster,
+            state[key] = {"label": job.name, "job_id": str(sub.job_id), "cluster": self.settings.cluster,
                           "submitted": time.strftime("%Y-%m-%d %H:%M:%S %z")}
             _write_json(state_path, state)
-            log(f"== {what}: job {i + 1}/{n} submitted: {job.label} ({job.role}) as {self.settings.cluster} job "
+            log(f"== {what}: job {i + 1}/{n} submitted: {job.name} ({job.role}) as {self.settings.cluster} job "
                 f"{sub.job_id}; log {sub.paths.stderr}")
             waiting[i] = sub
         log(f"{what}: {n} jobs: {collected} collected from an earlier run, {resumed} still on the cluster from an "
@@ -281,14 +281,14 @@ class SlurmLauncher:
                     got = Finished(i, [], [self._failure(job, sub)], 0.0)
                 _replay(sub)
                 done[i] = dataclasses.replace(got, index=i)
-                log(f"== {what}: job {i + 1}/{n} finished: {job.label} in {got.seconds:.1f} s "
+                log(f"== {what}: job {i + 1}/{n} finished: {job.name} in {got.seconds:.1f} s "
                     f"({len(got.records)} records" + (f", {len(got.failures)} failed" if got.failures else "") + ")")
             if waiting:
                 time.sleep(self.settings.poll_s)
         for i in range(n):
             failures.extend(done[i].failures)
         records = [r for i in range(n) for r in done[i].records]
-        return records, {jobs[i].label: done[i].seconds for i in done}
+        return records, {jobs[i].name: done[i].seconds for i in done}
 
     def _live(self, folder: Path, old: dict[str, Any]) -> Any:
         """The cluster job of an earlier run still queued or running (so not submitted again), else None."""
@@ -318,7 +318,7 @@ class SlurmLauncher:
         except Exception as exc:  # noqa: BLE001 - the state itself cannot be read
             reason = f"{type(exc).__name__}: {exc}"
         reason = reason[:300]
-        return (f"{job.label}: its cluster job {sub.job_id} ended without an outcome"
+        return (f"{job.name}: its cluster job {sub.job_id} ended without an outcome"
                 + (f" ({reason})" if reason else "") + f"; its log is {sub.paths.stderr}. Rerun the same command: "
                 "finished jobs are collected, this one is submitted again and reuses what it cached")
 
@@ -388,7 +388,7 @@ def _job_main(index: int, job: Job, js: JobSet, env: dict[str, str], device: str
     try:
         resolved = resolve_device(device)
     except BenchError as exc:
-        failures.append(f"{job.label}: {exc}")
+        failures.append(f"{job.name}: {exc}")
         finished = Finished(index, [], failures, 0.0)
     else:
         settings = dataclasses.replace(js.config.settings, device=resolved, progress=False)

@@ -8,8 +8,8 @@ from bench.commands.common import (add_device, add_encoder_options, add_progress
                                    report_failures)
 
 EPILOG = """scales:
-  demo   the generated demo data (no data root needed), demo preset, CPU; sized for 30 minutes on
-         2 cores from a fresh cache (docs/experiments.md has the measured figure)
+  demo   the generated demo data (no data root needed), demo preset, CPU, 3 pretraining seeds;
+         sized for 45 minutes on 2 cores from a fresh cache (docs/experiments.md has the measured figure)
   paper  the paper's recipe for real data and GPUs: preset paper (SampleCNN at 22.05 kHz, 50k-step
          pretraining), the official p_s grid 0.05/0.1/0.25/0.5/0.75, the full robustness suite, 3 probe
          seeds; needs --data-root with the four datasets (see docs/experiments.md); --plan shows the jobs,
@@ -27,7 +27,9 @@ report.
 
 verdicts: per claim, 'holds' when every counted comparison favours it with a 95% interval of the
 difference that excludes 0, 'does not hold' when one goes against it with such an interval,
-otherwise 'inconclusive'. Never the point estimates alone.
+otherwise 'inconclusive'. Never the point estimates alone. Each row pools its pretraining seeds
+(--pretrain-seeds; 0,1,2 at --scale demo): the intervals are a multi-bootstrap over pretraining seeds
+and test tracks, so a verdict is about the method, not one checkpoint.
 
 side by side: the jobs are independent (each an encoder: pretraining, extraction, probes), so on
 CPU they run in worker processes (--jobs), each with its share of the cores; each job's output goes
@@ -41,6 +43,7 @@ examples:
   bench reproduce --tasks mtat,nsynth_pitch        # the claims those tasks can decide
   bench reproduce --scale paper --data-root ~/datasets --device cuda
   bench reproduce --scale paper --plan
+  bench reproduce --pretrain-seeds 0                # one checkpoint per encoder: faster, weaker verdicts
   bench reproduce --scale paper --protocol semisupcon --unlabeled-dir ~/datasets/fma --data-root ~/datasets \
       --device cuda --launcher slurm --slurm-partition gpu --slurm-time 24:00:00   # docs/scale.md
 """
@@ -65,6 +68,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="data root of the real datasets (--scale paper; repeatable, TASK=DIR per task)")
     p.add_argument("--plan", action="store_true",
                    help="print the protocol, p_s grid, pools, jobs and the claims' comparisons; run nothing")
+    p.add_argument("--pretrain-seeds", default=None, metavar="SEEDS",
+                   help="pretraining seeds, comma-separated: every seeded encoder is pretrained (initialised) once "
+                   "per seed, and rows and claims pool them (default: 0,1,2 at --scale demo; the preset's own "
+                   "seed at --scale paper)")
     add_protocol(p)
     p.add_argument("--unlabeled-dir", action="append", default=None, metavar="DIR",
                    help="the contrastive encoders' unlabeled pool (repeatable): a folder of audio, or an FMA root "
@@ -139,13 +146,14 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise BenchError(f"--tasks: {', '.join(unknown)} is not a task of the paper's claims "
                          f"({', '.join(reproduce.TASKS)}); use `bench run` or `bench sweep` for other tasks")
-    from bench.commands.common import parse_options
+    from bench.commands.common import parse_options, pretrain_seeds
     from bench.run import check_option_scopes
 
     options = parse_options(args.option)
     check_option_scopes(options, ["semisupcon", "simclr", "supervised", "random"])
     dirs = tuple(_unlabeled_dir(d) for d in args.unlabeled_dir or ())
-    p = reproduce.plan(args.scale, tuple(tasks), protocol=args.protocol, unlabeled_dirs=dirs, options=options,
+    p = reproduce.plan(args.scale, tuple(tasks), pretrain_seeds(args) or None, protocol=args.protocol,
+                       unlabeled_dirs=dirs, options=options,
                        fractions=reproduce.parse_fractions(args.fractions, reproduce.SCALES[args.scale].fractions),
                        conditions=args.conditions)
     from bench.launcher import launcher_from_args

@@ -64,6 +64,9 @@ class Scale:
     robustness_tasks: tuple[str, ...] | None = None
     demo: bool = True
     budget: str = ""
+    #: pretraining seeds of every seeded job (each pretrained or initialised once per seed; rows and claims
+    #: pool them: the multi-bootstrap). Empty: each encoder's own seed, one model
+    pretrain_seeds: tuple[int, ...] = ()
 
 
 SCALES = {
@@ -72,8 +75,11 @@ SCALES = {
     # supervised steps), three probe seeds, the default grid, five corruptions at one strength each. One
     # label fraction, the 5% claim 1 names (with simclr at 0% and semisupcon at 100% the sweep has three
     # points): a 20% variant cost 3.7 of the 37 minutes measured with it
+    # Three pretraining seeds: one checkpoint per encoder let a second pretraining (another thread count or
+    # machine) flip verdicts, so a claim is about the procedure, not one checkpoint (docs/experiments.md)
     "demo": Scale("demo", {}, (0, 1, 2), "default", (0.05,), "mtat", "nsynth_pitch+gtzan",
-                  "augment@1;reverb@0.5;distortion@20;bitcrush@6;mp3@32", budget="30 min on 2 CPU cores"),
+                  "augment@1;reverb@0.5;distortion@20;bitcrush@6;mp3@32", budget="45 min on 2 CPU cores",
+                  pretrain_seeds=(0, 1, 2)),
     # paper: the paper's preset and recipe (50k steps, batch 96 x 2 views), three probe seeds, the default
     # grid, the official p_s grid and the full robustness suite; for real data and GPUs
     "paper": Scale("paper", {"preset": "paper"}, (0, 1, 2), "default", (0.05, 0.1, 0.25, 0.5, 0.75),
@@ -88,8 +94,8 @@ FRACTION_PRESETS: dict[str, tuple[float, ...]] = {"official": (0.05, 0.1, 0.25, 
 TRAINED = ("semisupcon", "simclr", "supervised")
 #: the encoders that draw an unlabeled pool (``--unlabeled-dir``); the supervised baseline reads labels only
 CONTRASTIVE = ("semisupcon", "simclr")
-#: options the plan itself sets per job: refused in ``-O``
-PLANNED = ("label_fraction", "seed")
+#: options the plan itself sets per job: refused in ``-O`` (``seed``: see --pretrain-seeds)
+PLANNED = ("label_fraction",)
 
 
 @dataclass
@@ -148,11 +154,12 @@ def demo_size() -> str:
     return "medium" if "medium" in config.DEMO_SIZES else "small"
 
 
-def plan(scale_name: str, tasks: tuple[str, ...] | None = None, *, protocol: str = "bench",
-         unlabeled_dirs: tuple[str, ...] = (), options: dict[str, Any] | None = None,
+def plan(scale_name: str, tasks: tuple[str, ...] | None = None, pretrain_seeds: tuple[int, ...] | None = None,
+         *, protocol: str = "bench", unlabeled_dirs: tuple[str, ...] = (), options: dict[str, Any] | None = None,
          fractions: tuple[float, ...] | None = None, conditions: str | None = None) -> Plan:
     """The jobs and claims of a scale, on ``tasks`` (default: all four of the paper's tasks).
 
+    ``pretrain_seeds``: the pretraining seeds of every seeded job (None: the scale's own);
     ``protocol``: the probing protocol; ``unlabeled_dirs``: the contrastive jobs' unlabeled pool (the
     paper's is FMA); ``options``: ``-O`` options of every job; ``fractions``: the p_s sweep (default: the
     scale's); ``conditions``: the robustness claim's corruption conditions (default: the scale's).
@@ -160,6 +167,7 @@ def plan(scale_name: str, tasks: tuple[str, ...] | None = None, *, protocol: str
     import dataclasses
 
     from bench import protocols
+    from bench.jobs import with_pretrain_seeds
 
     if scale_name not in SCALES:
         raise BenchError(f"--scale {scale_name!r}: choose one of {', '.join(SCALES)}")
@@ -170,6 +178,8 @@ def plan(scale_name: str, tasks: tuple[str, ...] | None = None, *, protocol: str
         raise BenchError(f"-O {planned[0]}=...: bench reproduce sets {planned[0]} per job itself (--fractions "
                          "for the label fractions); leave it out of -O")
     s = SCALES[scale_name]
+    if pretrain_seeds is not None:
+        s = dataclasses.replace(s, pretrain_seeds=tuple(pretrain_seeds))
     if conditions is not None:
         from bench.corruptions import parse_conditions
 
@@ -196,7 +206,8 @@ def plan(scale_name: str, tasks: tuple[str, ...] | None = None, *, protocol: str
             f"SemiSupCon labeled by {s.source}"),
     ]
     p = Plan(s, tasks, jobs, [], demo_size() if s.demo else None, protocol, dirs, fixed, fracs)
-    p.claims = claims_for(p)
+    p.claims = claims_for(p)  # on the seed-free jobs: a claim compares rows, each pooling its seeds
+    p.jobs = with_pretrain_seeds(jobs, s.pretrain_seeds)
     return p
 
 
@@ -332,7 +343,9 @@ def run(p: Plan, roots: DataRoots, *, out: Path, device: str = "auto", progress:
         "seeds": list(s.seeds), "grid": s.probe_grid, "conditions": s.conditions, "protocol": p.protocol,
         "fractions": list(p.fractions), "unlabeled_dirs": list(p.unlabeled_dirs), "options": dict(p.options),
         "workers": jobs, "threads": threads, "launcher": launcher.describe() if launcher else "local",
-        "jobs": [{"label": j.label, "role": j.role, "seconds": seconds.get(j.label, 0.0)} for j in p.jobs],
+        "pretrain_seeds": list(s.pretrain_seeds),
+        "jobs": [{"label": j.label, "pretrain_seed": j.pretrain_seed, "role": j.role,
+                  "seconds": seconds.get(j.name, 0.0)} for j in p.jobs],
         "failures": failures, "wall_s": time.perf_counter() - started,
     }
     files, assessed = report.write(records, p.claims, meta, out) if records else ({}, [])
@@ -374,6 +387,8 @@ def describe(p: Plan) -> str:
     proto = protocols.get(p.protocol)
     lines = [f"bench reproduce --scale {s.name} ({s.budget}): tasks {', '.join(p.tasks)}; probe seeds "
              f"{list(s.seeds)}" + (f"; demo data size {p.demo_size}" if s.demo else ""),
+             f"pretraining seeds: {', '.join(map(str, s.pretrain_seeds))} (each seeded job once per seed; rows and "
+             "claims pool them)" if s.pretrain_seeds else "pretraining seeds: each encoder's own (one model)",
              f"protocol: {proto.name} ({proto.summary}); probe lr/wd: {proto.grid_description(s.probe_grid)}",
              "label fractions (p_s): " + (", ".join(f"{f:g}" for f in p.fractions) or "none") + ", and 1.0 (semisupcon)"
              + (" = the official grid (SemiSupCon config/pretraining/experiments/ps_bs/ps)"
@@ -381,10 +396,10 @@ def describe(p: Plan) -> str:
              "unlabeled pool: " + ("; ".join(_folder_text(d) for d in p.unlabeled_dirs) if p.unlabeled_dirs else
                                    "the task train splits present (give --unlabeled-dir for the paper's FMA)"),
              "options (-O): " + (", ".join(f"{k}={v}" for k, v in p.options.items()) or "none"),
-             "", "jobs:"]
+             "", f"jobs ({len(p.jobs)}):"]
     for j in p.jobs:
         opts = ", ".join(f"{k}={v}" for k, v in j.options.items() if k != "unlabeled_dirs") or "defaults"
-        lines.append(f"  {j.label:38s} {j.role}; options: {opts}")
+        lines.append(f"  {j.name:38s} {j.role}; options: {opts}")
         lines.append(f"  {'':38s} pools: {pools_text(p, j)}")
         if j.robustness_tasks:
             lines.append(f"  {'':38s} corrupted test audio on {', '.join(j.robustness_tasks)}: {s.conditions}")
