@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bench.commands.common import (add_device, add_encoder_options, add_progress, add_protocol, add_threads,
-                                   report_failures)
+from bench.commands.common import (add_device, add_encoder_options, add_official_batchnorm, add_progress,
+                                   add_protocol, add_threads, report_failures)
 
 EPILOG = """scales:
   demo   the generated demo data (no data root needed), demo preset, CPU, 3 pretraining seeds;
@@ -16,7 +16,7 @@ EPILOG = """scales:
          their pools and the protocol
 
 the official setting: --protocol semisupcon (the official probe) and --unlabeled-dir FMA_ROOT (the paper's
-unlabeled pool, FMA's training split); -O official_ps_twice=true / official_batchnorm=true emulate the
+unlabeled pool, FMA's training split); -O official_ps_twice=true and --official-batchnorm emulate the
 official code's two quirks (docs/protocols.md). -O KEY=VALUE reaches every job (recipe keys the pretrained
 ones; ENCODER:KEY one encoder): -O steps=2 -O batch_size=4 is a dry run of the whole plan in minutes.
 
@@ -73,6 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "per seed, and rows and claims pool them (default: 0,1,2 at --scale demo; the preset's own "
                    "seed at --scale paper)")
     add_protocol(p)
+    add_official_batchnorm(p)
     p.add_argument("--unlabeled-dir", action="append", default=None, metavar="DIR",
                    help="the contrastive encoders' unlabeled pool (repeatable): a folder of audio, or an FMA root "
                         "(its training split; the paper's pool); default: the task train splits present")
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     p = reproduce.plan(args.scale, tuple(tasks), pretrain_seeds(args) or None, protocol=args.protocol,
                        unlabeled_dirs=dirs, options=options,
                        fractions=reproduce.parse_fractions(args.fractions, reproduce.SCALES[args.scale].fractions),
-                       conditions=args.conditions)
+                       conditions=args.conditions, official_batchnorm=args.official_batchnorm)
     from bench.launcher import launcher_from_args
 
     launcher = launcher_from_args(args)  # a bad --slurm-* value, or no submitit, is said before anything runs

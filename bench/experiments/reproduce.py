@@ -113,6 +113,8 @@ class Plan:
     options: dict[str, Any] = field(default_factory=dict)
     #: the label fractions of the p_s sweep
     fractions: tuple[float, ...] = ()
+    #: ``--official-batchnorm``: BatchNorm statistics re-estimated per task, as the official probe (bench.batchnorm)
+    official_batchnorm: bool = False
 
 
 def parse_fractions(text: str | None, default: tuple[float, ...]) -> tuple[float, ...]:
@@ -156,7 +158,8 @@ def demo_size() -> str:
 
 def plan(scale_name: str, tasks: tuple[str, ...] | None = None, pretrain_seeds: tuple[int, ...] | None = None,
          *, protocol: str = "bench", unlabeled_dirs: tuple[str, ...] = (), options: dict[str, Any] | None = None,
-         fractions: tuple[float, ...] | None = None, conditions: str | None = None) -> Plan:
+         fractions: tuple[float, ...] | None = None, conditions: str | None = None,
+         official_batchnorm: bool = False) -> Plan:
     """The jobs and claims of a scale, on ``tasks`` (default: all four of the paper's tasks).
 
     ``pretrain_seeds``: the pretraining seeds of every seeded job (None: the scale's own);
@@ -205,7 +208,7 @@ def plan(scale_name: str, tasks: tuple[str, ...] | None = None, pretrain_seeds: 
         Job(f"semisupcon[label_task={s.source}]", "semisupcon", opts("semisupcon", label_task=src), tasks, (), {},
             f"SemiSupCon labeled by {s.source}"),
     ]
-    p = Plan(s, tasks, jobs, [], demo_size() if s.demo else None, protocol, dirs, fixed, fracs)
+    p = Plan(s, tasks, jobs, [], demo_size() if s.demo else None, protocol, dirs, fixed, fracs, official_batchnorm)
     p.claims = claims_for(p)  # on the seed-free jobs: a claim compares rows, each pooling its seeds
     p.jobs = with_pretrain_seeds(jobs, s.pretrain_seeds)
     return p
@@ -323,7 +326,8 @@ def run(p: Plan, roots: DataRoots, *, out: Path, device: str = "auto", progress:
     # with a launcher each job resolves the device on its own node (this one may have no GPU)
     dev = resolve_device(device) if launcher is None else launcher.settings.device
     settings = EvalSettings(out=out, data_roots=roots, device=dev, seeds=s.seeds,
-                            probe_grid=s.probe_grid, progress=progress, protocol=p.protocol)
+                            probe_grid=s.probe_grid, progress=progress, protocol=p.protocol,
+                            official_batchnorm=p.official_batchnorm)
     config = RunConfig(encoders=[], tasks=list(p.tasks), settings=settings)
     log(f"reproduce --scale {s.name}: {len(p.jobs)} jobs on {', '.join(p.tasks)}"
         + (f" (demo data, size {p.demo_size})" if s.demo else "") + f"; output {out}")
@@ -341,7 +345,8 @@ def run(p: Plan, roots: DataRoots, *, out: Path, device: str = "auto", progress:
                    f"bench reproduce --scale {s.name}",
         "created": time.strftime("%Y-%m-%d %H:%M:%S %z"), "version": __version__, "tasks": list(p.tasks),
         "seeds": list(s.seeds), "grid": s.probe_grid, "conditions": s.conditions, "protocol": p.protocol,
-        "fractions": list(p.fractions), "unlabeled_dirs": list(p.unlabeled_dirs), "options": dict(p.options),
+        "official_batchnorm": p.official_batchnorm, "fractions": list(p.fractions),
+        "unlabeled_dirs": list(p.unlabeled_dirs), "options": dict(p.options),
         "workers": jobs, "threads": threads, "launcher": launcher.describe() if launcher else "local",
         "pretrain_seeds": list(s.pretrain_seeds),
         "jobs": [{"label": j.label, "pretrain_seed": j.pretrain_seed, "role": j.role,
@@ -389,7 +394,9 @@ def describe(p: Plan) -> str:
              f"{list(s.seeds)}" + (f"; demo data size {p.demo_size}" if s.demo else ""),
              f"pretraining seeds: {', '.join(map(str, s.pretrain_seeds))} (each seeded job once per seed; rows and "
              "claims pool them)" if s.pretrain_seeds else "pretraining seeds: each encoder's own (one model)",
-             f"protocol: {proto.name} ({proto.summary}); probe lr/wd: {proto.grid_description(s.probe_grid)}",
+             f"protocol: {proto.name} ({proto.summary}); probe lr/wd: {proto.grid_description(s.probe_grid)}"
+             + ("; BatchNorm statistics re-estimated on each task's train windows (--official-batchnorm)"
+                if p.official_batchnorm else ""),
              "label fractions (p_s): " + (", ".join(f"{f:g}" for f in p.fractions) or "none") + ", and 1.0 (semisupcon)"
              + (" = the official grid (SemiSupCon config/pretraining/experiments/ps_bs/ps)"
                 if p.fractions == FRACTION_PRESETS["official"] else ""),
