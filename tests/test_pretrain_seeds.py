@@ -1,6 +1,7 @@
 """``--pretrain-seeds``: one model per seed of every seeded encoder, records that say which, rows that pool them."""
 
 import json
+import re
 
 from bench.cli import main
 
@@ -79,3 +80,26 @@ def _base_config():
     from bench.settings import EvalSettings, RunConfig
 
     return RunConfig(encoders=[], tasks=[], settings=EvalSettings(out=Path("."), data_roots=DataRoots()))
+
+
+def test_reproduce_with_pretraining_seeds_pools_them_in_claims_and_report(tiny_two_tasks, tmp_path):
+    from bench.experiments import reproduce
+    from bench.experiments.claims import Claim, Spec
+    from bench.jobs import with_pretrain_seeds
+
+    scale = reproduce.Scale("tiny", {}, (0,), "fast", (), "", "", "", demo=False, pretrain_seeds=(0, 1))
+    jobs = [reproduce.Job("logmel", "logmel", {}, ("tinyclass",), (), {}, "handcrafted"),
+            reproduce.Job("random", "random", {"preset": "tiny"}, ("tinyclass",), (), {}, "floor")]
+    plan = reproduce.Plan(scale, ("tinyclass",), with_pretrain_seeds(jobs, scale.pretrain_seeds),
+                          [Claim(1, "Random beats logmel.", [Spec("random", "logmel", "tinyclass")])])
+    assert [j.name for j in plan.jobs] == ["logmel", "random (pretraining seed 0)", "random (pretraining seed 1)"]
+    outcome = reproduce.run(plan, tiny_two_tasks, out=tmp_path / "out", device="cpu", jobs=1)
+    assert not outcome.failures, outcome.failures
+    assert sorted((r["variant"], (r.get("pretraining") or {}).get("seed")) for r in outcome.records) == [
+        ("logmel", None), ("random", 0), ("random", 1)]
+    report = (tmp_path / "out" / "report.md").read_text()
+    # the claim's evidence row says 2 pretraining seeds for random, 1 for logmel, with a multi-bootstrap
+    row = next(line for line in report.splitlines() if line.startswith("| random | logmel | tinyclass"))
+    assert re.search(r"\|\s*2 / 1\s*\|", row), row
+    assert "multi-bootstrap" in report
+    assert "pretraining seeds: 0, 1 (every seeded encoder trained once per seed" in report
