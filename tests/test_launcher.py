@@ -173,25 +173,54 @@ class _nothing:
         return False
 
 
-def test_paper_scale_dry_run_end_to_end_on_tiny_stand_ins(nsynth_tiny, tmp_path, capsys):
-    """The paper scale's whole path (official protocol, FMA pool, p_s sweep, robustness) at 2 steps on tiny data."""
+def test_paper_scale_dry_run_end_to_end_on_tiny_stand_ins_locally_and_through_submitit(
+        nsynth_tiny, tmp_path, capsys, monkeypatch):
+    """The paper scale's whole path (official protocol, FMA pool, p_s sweep, robustness) at 2 steps on tiny data,
+    in this process and then as submitit jobs (its local executor) on a fresh cache: the same records and
+    verdicts."""
+    pytest.importorskip("submitit")
+    import torch
+
     from bench.pretrain import fma
 
     fma.make_demo(tmp_path / "fma")
-    out = tmp_path / "out"
     argv = ["reproduce", "--scale", "paper", "--tasks", "nsynth_pitch", "--data-root", f"nsynth_pitch={nsynth_tiny}",
             "--protocol", "semisupcon", "--unlabeled-dir", str(tmp_path / "fma"), "--fractions", "0.05",
             "--conditions", "reversal", "-O", "preset=demo", "-O", "steps=2", "-O", "batch_size=4",
             "-O", "probe_every=0", "-O", "semisupcon:label_task=nsynth_pitch",
-            "-O", "supervised:label_task=nsynth_pitch", "--jobs", "1", "--device", "cpu", "--out", str(out)]
-    assert main(argv) == 0, capsys.readouterr().err[-3000:]
-    records = [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
-    variants = {r["variant"] for r in records}
+            "-O", "supervised:label_task=nsynth_pitch", "--jobs", "1", "--device", "cpu"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the jobs' thread count (--slurm-cpus 1): the same pretraining sums
+    try:
+        assert main([*argv, "--out", str(tmp_path / "local")]) == 0, capsys.readouterr().err[-3000:]
+    finally:
+        torch.set_num_threads(before)
+    local = capsys.readouterr()
+
+    def records(out):
+        return [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
+
+    recs = records(tmp_path / "local")
+    variants = {r["variant"] for r in recs}
     assert variants >= {"semisupcon", "simclr", "supervised", "random", "semisupcon[label_fraction=0.05]",
                         "semisupcon[label_task=nsynth_pitch]"}, variants
-    assert {r["protocol"] for r in records} == {"semisupcon"}
-    assert any(r["condition"] != "clean" for r in records if r["variant"] == "simclr")
-    semi = next(r for r in records if r["variant"] == "semisupcon[label_fraction=0.05]")
+    assert {r["protocol"] for r in recs} == {"semisupcon"}
+    assert any(r["condition"] != "clean" for r in recs if r["variant"] == "simclr")
+    semi = next(r for r in recs if r["variant"] == "semisupcon[label_fraction=0.05]")
     assert "fma" in json.dumps(semi).lower()
-    md = (out / "report.md").read_text()
+    md = (tmp_path / "local" / "report.md").read_text()
     assert "probing protocol: semisupcon; label fractions (p_s): 0.05; unlabeled pool:" in md
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache-slurm"))
+    assert main([*argv, "--out", str(tmp_path / "slurm"), "--launcher", "slurm", "--slurm-cluster", "local",
+                 "--slurm-gpus", "0", "--slurm-cpus", "1", "--slurm-poll", "0.2"]) == 0, \
+        capsys.readouterr().err[-3000:]
+    slurm = capsys.readouterr()
+    assert "6 submitted" in slurm.err
+
+    def scores(rs):
+        return sorted((r["variant"], r["condition"], r["seed"], json.dumps(r["metrics"], sort_keys=True)) for r in rs)
+
+    assert scores(records(tmp_path / "slurm")) == scores(recs)
+    verdicts = [ln for ln in local.out.splitlines() if ln.startswith("claim ")]
+    assert len(verdicts) == 4 and verdicts == [ln for ln in slurm.out.splitlines() if ln.startswith("claim ")]
