@@ -255,6 +255,7 @@ class SlurmLauncher:
                 waiting[i] = live
                 resumed += 1
                 continue
+            result.unlink(missing_ok=True)  # an outcome with failures: the new attempt's replaces it
             if executor is None:
                 executor = self.executor(folder)
             executor.update_parameters(name=f"bench-{i + 1}-{_safe(job.name)}"[:64])
@@ -274,8 +275,10 @@ class SlurmLauncher:
                 job = jobs[i]
                 path = folder / "results" / f"{keys[i]}.pkl"
                 got = _load(path)
-                if got is None and not sub.done():
-                    continue
+                if got is None:
+                    if not sub.done():
+                        continue
+                    got = _load(path)  # it may have ended between the two looks
                 del waiting[i]
                 if got is None:
                     got = Finished(i, [], [self._failure(job, sub)], 0.0)
@@ -296,7 +299,7 @@ class SlurmLauncher:
             return None  # a local process of an earlier run died with it
         import submitit
 
-        job = submitit.SlurmJob(folder=folder / "%j", job_id=old["job_id"])
+        job: Any = submitit.SlurmJob(folder=folder / "%j", job_id=old["job_id"])
         try:
             state = str(job.state).upper()
         except Exception:  # noqa: BLE001 - sacct unreachable: submit again rather than wait forever

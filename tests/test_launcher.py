@@ -224,3 +224,53 @@ def test_paper_scale_dry_run_end_to_end_on_tiny_stand_ins_locally_and_through_su
     assert scores(records(tmp_path / "slurm")) == scores(recs)
     verdicts = [ln for ln in local.out.splitlines() if ln.startswith("claim ")]
     assert len(verdicts) == 4 and verdicts == [ln for ln in slurm.out.splitlines() if ln.startswith("claim ")]
+
+
+def test_a_rerun_waits_for_a_job_still_on_the_cluster_instead_of_submitting_it_again(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit")
+    import pickle
+
+    import submitit
+
+    from bench.config import DataRoots
+    from bench.jobs import Finished, Job, JobSet
+    from bench.launcher import SlurmLauncher, SlurmSettings, job_key
+    from bench.settings import EvalSettings, RunConfig
+
+    settings = EvalSettings(out=tmp_path / "out", data_roots=DataRoots(), progress=False)
+    js = JobSet(RunConfig(encoders=[], tasks=["gtzan"], settings=settings))
+    job = Job("logmel", "logmel", {}, ("gtzan",))
+    launcher = SlurmLauncher(SlurmSettings(cluster="slurm", poll_s=0.01))
+    folder = tmp_path / "out" / "slurm"
+    (folder / "results").mkdir(parents=True)
+    key = job_key(job, js)
+    (folder / "jobs.json").write_text(json.dumps({key: {"label": "logmel", "job_id": "4242", "cluster": "slurm"}}))
+    record = {"variant": "logmel", "condition": "clean", "seed": 0, "metrics": {"accuracy": 0.5}}
+    states = {"4242": "RUNNING", "4343": "FAILED"}
+
+    class FakeSlurmJob:  # the queue as sacct would report it; the running job ends at its first poll
+        def __init__(self, folder, job_id):
+            self.job_id, self.state = job_id, states[job_id]
+            self.paths = type("P", (), {"stderr": folder / f"{job_id}.err"})()
+
+        def done(self):
+            with open(tmp_path / "out" / "slurm" / "results" / f"{key}.pkl", "wb") as fh:
+                pickle.dump(Finished(0, [record], [], 12.5), fh)
+            return True
+
+        def stderr(self):
+            return "[logmel x gtzan seed 0] accuracy=0.5"
+
+        def stdout(self):
+            return ""
+
+    monkeypatch.setattr(submitit, "SlurmJob", FakeSlurmJob)
+    monkeypatch.setattr(SlurmLauncher, "executor", lambda self, folder: pytest.fail("nothing is submitted"))
+    failures: list[str] = []
+    records, seconds = launcher.run_jobs([job], js, failures)
+    err = capsys.readouterr().err
+    assert records == [record] and not failures and seconds == {"logmel": 12.5}
+    assert "0 collected from an earlier run, 1 still on the cluster from an earlier run, 0 submitted" in err
+    assert "[logmel x gtzan seed 0] accuracy=0.5" in err
+    assert launcher._live(folder, {"cluster": "slurm", "job_id": "4343"}) is None  # failed: submitted again
+    assert launcher._live(folder, {"cluster": "local", "job_id": "4242"}) is None  # died with its submitter
