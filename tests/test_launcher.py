@@ -274,3 +274,22 @@ def test_a_rerun_waits_for_a_job_still_on_the_cluster_instead_of_submitting_it_a
     assert "[logmel x gtzan seed 0] accuracy=0.5" in err
     assert launcher._live(folder, {"cluster": "slurm", "job_id": "4343"}) is None  # failed: submitted again
     assert launcher._live(folder, {"cluster": "local", "job_id": "4242"}) is None  # died with its submitter
+    # an outcome with a failed part is submitted again, and its stale file is not taken for the new outcome
+    with open(folder / "results" / f"{key}.pkl", "wb") as fh:
+        pickle.dump(Finished(0, [], ["logmel x gtzan: it broke"], 1.0), fh)
+    states["4444"] = "PENDING"
+    submitted = []
+
+    class FakeExecutor:
+        def update_parameters(self, **kw):
+            pass
+
+        def submit(self, fn, *args):
+            submitted.append(args[1].label)
+            return FakeSlurmJob(folder, "4444")
+
+    monkeypatch.setattr(SlurmLauncher, "executor", lambda self, folder: FakeExecutor())
+    failures = []
+    records, _ = launcher.run_jobs([job], js, failures)
+    assert submitted == ["logmel"] and records == [record] and not failures
+    assert json.loads((folder / "jobs.json").read_text())[key]["job_id"] == "4444"
