@@ -293,3 +293,18 @@ def test_a_rerun_waits_for_a_job_still_on_the_cluster_instead_of_submitting_it_a
     records, _ = launcher.run_jobs([job], js, failures)
     assert submitted == ["logmel"] and records == [record] and not failures
     assert json.loads((folder / "jobs.json").read_text())[key]["job_id"] == "4444"
+
+
+def test_sweep_through_submitit_writes_its_leaderboard(tiny_two_tasks, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--encoder", "random", "-O", "preset=demo", "-O", "seed=1,2", "--tasks", "tinyclass",
+                 "--seeds", "0", "--probe-grid", "fast", "--device", "auto", "--out", str(out), "--launcher", "slurm",
+                 "--slurm-cluster", "local", "--slurm-gpus", "0", "--slurm-cpus", "1", "--slurm-poll", "0.2"]) == 0
+    err = capsys.readouterr().err
+    assert "0 collected from an earlier run, 0 still on the cluster from an earlier run, 2 submitted" in err
+    records = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
+    assert sorted(r["variant"] for r in records) == ["random[seed=1]", "random[seed=2]"]
+    assert all(r["device"] == "cpu" for r in records)  # "auto", resolved by each job on its node
+    assert (out / "sweep.md").is_file() and (out / "leaderboard.md").is_file()
