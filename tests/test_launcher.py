@@ -157,6 +157,9 @@ def test_paper_plan_prints_the_official_grid_pools_and_protocol(tmp_path, capsys
     assert "steps=2" in rows["simclr"] and "tau=0.2" in rows["semisupcon"] and "tau" not in rows["simclr"]
     assert "steps" not in rows["random"]
     assert "the task train splits present (give --unlabeled-dir" in out
+    assert main(["reproduce", "--scale", "paper", "--plan", "-O", "official_ps_twice=true"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if "options:" in line}
+    assert "official_ps_twice=True" in rows["semisupcon"] and "official_ps_twice" not in rows["simclr"]
     for bad, says in ((["-O", "label_fraction=0.1"], "--fractions"), (["--fractions", "1.5"], "--fractions"),
                       (["--unlabeled-dir", str(tmp_path / "nowhere")], "no such folder"),
                       (["--protocol", "nope"], "invalid choice"), (["--conditions", "nonsense@9"], "nonsense")):

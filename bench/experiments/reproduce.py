@@ -143,6 +143,8 @@ def job_options(encoder: str, base: dict[str, Any], fixed: dict[str, Any], unlab
     mine = encoder_options_for(encoder, fixed)
     if encoder not in TRAINED:
         mine = split_options(mine)[0]
+    if encoder == "simclr":  # no labeled pool: the option would only change its checkpoint key
+        mine.pop("official_ps_twice", None)
     out = {**base, **mine}
     if unlabeled_dirs and encoder in CONTRASTIVE:
         out["unlabeled_dirs"] = tuple(unlabeled_dirs)
