@@ -243,11 +243,14 @@ def run_config(args: argparse.Namespace, encoders: list[str], tasks: list[str], 
 
 
 def report_failures(failures: list[str], any_records: bool, what: str = "run") -> int:
-    """Print the parts that failed; the exit status (2 when some did, else 0)."""
+    """Name the parts that failed; the exit status (2 when some did, else 0).
+
+    Each failure's message was printed once already, when it happened (:func:`bench.run.guarded`, or a
+    worker's log replayed): the summary names the parts only, so no error is printed twice."""
     if not failures:
         return 0
-    print(f"\n{len(failures)} part(s) of the {what} failed"
-          + (" (the records of the others were written)" if any_records else "") + ":", file=sys.stderr)
-    for f in failures:
-        print(f"  - {f}", file=sys.stderr)
+    names = [f.split(": ", 1)[0] for f in failures]
+    print(f"\n{len(failures)} part(s) of the {what} failed, each with its error above"
+          + (" (the records of the others were written)" if any_records else "") + ": " + "; ".join(names),
+          file=sys.stderr)
     return 2
