@@ -12,7 +12,7 @@ local workers from building one thing twice. This process waits for the jobs
 and assembles the records and the report as a local run does.
 
 Reruns: each job writes its outcome to ``<folder>/results/<key>.pkl`` when it
-ends (the key is a digest of the job, the run's settings and bench's source),
+ends (the key is a digest of the job, the run's settings, bench's source and the plugins' identities),
 and the job ids go to ``<folder>/jobs.json``. A rerun of the same command
 collects the outcomes of the jobs that finished, waits for the ones still
 queued or running on the cluster (no second submission), and submits again
@@ -163,17 +163,25 @@ def add_defaults() -> dict[str, Any]:
 
 
 def job_key(job: Job, js: JobSet) -> str:
-    """A digest of everything a job's outcome depends on: the job, the run's settings, bench's source.
+    """A digest of everything a job's outcome depends on: the job, the run's settings, bench's source and its
+    plugins' identities (distribution, version, code digest).
 
     Another setting (protocol, seeds, data roots, options) or another bench gives another key, so a rerun
     never collects an outcome made for something else.
     """
-    from bench.keys import code_digest
+    from bench.keys import code_digest, plugin_identity
 
     settings = dataclasses.replace(js.config.settings, progress=False)
+    def identity(kind: str, name: str) -> Any:
+        try:
+            return plugin_identity(kind, name)
+        except Exception:  # noqa: BLE001 - not registered: the job reports it; the name stands in
+            return name
+
+    plugins = [identity("encoder", job.encoder), *[identity("task", t) for t in job.tasks]]
     text = json.dumps([repr(job), repr(dataclasses.replace(js, config=dataclasses.replace(js.config,
                                                                                            settings=settings))),
-                       code_digest("bench", package=True, recursive=True)], sort_keys=True)
+                       code_digest("bench", package=True, recursive=True), plugins], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
