@@ -59,14 +59,6 @@ def plain(obj: Any) -> Any:
     return obj.tolist() if type(obj).__module__ == "numpy" else str(obj)
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 def size_of(path: Path) -> int:
     try:
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
