@@ -84,6 +84,10 @@ class Encoder:
     #: folder that can change under the same options. Subclasses inherit it: a subclass that loads
     #: weights from elsewhere must set it back to False.
     self_contained: ClassVar[bool] = False
+    #: True when the option ``seed`` (a whole number) sets the initial weights and, for a trainable
+    #: encoder, its training seed: ``--pretrain-seeds 0,1,2`` then evaluates one model per seed and pools
+    #: them in one row. False (a frozen or hub encoder): the weights have no seed; it is evaluated once.
+    seeded: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = dict(options)
@@ -398,8 +402,13 @@ class TrainableEncoder(Encoder):
     :meth:`setup_pretraining` once with the :class:`LabelSpace`, then
     :meth:`pretrain_loss` every step on :meth:`training_module` (wrapped for
     several processes). The weights it saves are :meth:`state_dict`'s.
+
+    It takes the option ``seed`` (its initial weights and, through
+    :meth:`recipe`, its training seed), so ``--pretrain-seeds`` can train one
+    model per seed.
     """
 
+    seeded: ClassVar[bool] = True
     #: the label space of the current training, set by :meth:`setup_pretraining` (None before)
     label_space: LabelSpace | None = None
 

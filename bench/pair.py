@@ -130,9 +130,10 @@ def _matches(rec: dict[str, Any], prep: PreparedEncoder, data: IndexedTask, sett
     proto = protocols.get(settings.protocol)
     conf, _ = proto.probe_plan(data.task, settings.device, settings.probe_grid,
                                prep.encoder.window / prep.encoder.sample_rate)
-    wanted = {k: v for k, v in _json(conf.to_dict()).items() if not (proto.uses_grid and k in _FITTED)}
+    fitted = proto.uses_grid or bool(proto.lr_sweep)  # the lr (and wd) were chosen on valid, not set
+    wanted = {k: v for k, v in _json(conf.to_dict()).items() if not (fitted and k in _FITTED)}
     probe = rec.get("probe") or {}
-    grid_spec = settings.probe_grid if proto.uses_grid else f"protocol {proto.name}: one point"
+    grid_spec = proto.grid_description(settings.probe_grid)
     return (rec.get("schema_version") == SCHEMA_VERSION
             and rec.get("protocol", "bench") == proto.name
             and rec.get("weights_hash") == prep.weights_hash
@@ -142,7 +143,8 @@ def _matches(rec: dict[str, Any], prep: PreparedEncoder, data: IndexedTask, sett
             and all(probe.get(k) == v for k, v in wanted.items())
             and probe.get("grid_spec") == grid_spec
             and (rec.get("corruption") or {}).get("token") == token
-            and rec.get("limit") == settings.limit)
+            and rec.get("limit") == settings.limit
+            and (rec.get("pretraining") or {}).get("seed") == prep.weights.get("seed"))
 
 
 def reusable_records(prep: PreparedEncoder, data: IndexedTask, settings: EvalSettings,
@@ -160,7 +162,7 @@ def reusable_records(prep: PreparedEncoder, data: IndexedTask, settings: EvalSet
     for seed in settings.seeds:
         for cid, token in tokens.items():
             stub = {"variant": prep.variant, "encoder": prep.entry.name, "task": data.task.name, "condition": cid,
-                    "seed": seed}
+                    "seed": seed, "pretraining": {"seed": prep.weights.get("seed")}}
             path = settings.out / "records" / record_name(stub)
             try:
                 rec = json.loads(path.read_text())

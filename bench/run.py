@@ -128,6 +128,8 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
                                         recipe=recipe, progress=settings.progress, plan=plan)
         weights = {"checkpoint": str(path), **extra}
         log(f"[{name}] using pretrained weights {path}")
+    if config.pretrain_seed is not None:  # --pretrain-seeds: the records say which seed, rows pool them
+        weights["seed"] = config.pretrain_seed
     encoder.to(settings.device).eval()
     variant = config.variants.get(name) or variant_label(name, user)
     return PreparedEncoder(entry, encoder, weights_hash(encoder), variant, user, weights, recipe, pools)
@@ -296,7 +298,7 @@ def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embed
             cache={s: status[s]["status"] for s in SPLITS},
             probe={**probe_conf.to_dict(), "lr": sel.lr, "weight_decay": sel.weight_decay,
                    "best_epoch": res.best_epoch, "epochs": res.epochs, "valid_loss": res.valid_loss,
-                   "grid_spec": settings.probe_grid if proto.uses_grid else f"protocol {proto.name}: one point",
+                   "grid_spec": proto.grid_description(settings.probe_grid),
                    "selection_metric": sel.selection_metric, "grid": sel.grid, "cache": ev.cache},
             device=settings.device,
             **({"limit": settings.limit} if settings.limit is not None else {}),

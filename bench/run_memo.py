@@ -53,6 +53,7 @@ def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, A
         "encoder": [prep_name, keys.plugin_identity("encoder", prep_name)],
         "options": user,
         "variant": config.variants.get(prep_name),
+        "pretrain_seed": config.pretrain_seed,
         "checkpoint": str(Path(config.checkpoint).resolve()) if config.checkpoint else None,
         "task": [task.name, keys.plugin_identity("task", task.name)],
         "task_settings": task.settings,

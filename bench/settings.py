@@ -60,6 +60,11 @@ class RunConfig:
     encoder_options: dict[str, Any] = field(default_factory=dict)
     #: row label per encoder name, overriding the one made from its options (bench sweep names its variants)
     variants: dict[str, str] = field(default_factory=dict)
+    #: ``--pretrain-seeds``: one model per seed of every seeded encoder (empty: each encoder's own seed)
+    pretrain_seeds: tuple[int, ...] = ()
+    #: the pretraining seed of the one job this config is narrowed to (bench.jobs.Job.config); recorded as
+    #: ``pretraining.seed`` so that rows pool their seeds
+    pretrain_seed: int | None = None
 
 
 @dataclass

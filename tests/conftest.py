@@ -217,6 +217,8 @@ def tiny_task(tmp_path):
 SLOW_TESTS = {
     "test_api.py": ("test_docs_example_runs_on_tiny_data",),
     "test_run_limit.py": ("test_limit_keeps_n_tracks_per_split_says_so_and_config_reruns_it",),
+    "test_pretrain_seeds.py": ("test_run_pretrain_seeds_make_one_model_per_seed_and_one_pooled_row",
+                               "test_reproduce_with_pretraining_seeds_pools_them_in_claims_and_report"),
     "test_run.py": ("test_run_writes_records_with_provenance_and_leaderboard",
                     "test_demo_data_is_built_once_and_tables_say_demo",
                     "test_encoder_breaking_contract_is_named_and_run_goes_on",

@@ -111,22 +111,37 @@ def parse_options(values: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"0,1,2"`` -> (0, 1, 2): whole numbers in [0, 2**32), each once."""
+def parse_seeds(text: str, flag: str = "--seeds", what: str = "probes") -> tuple[int, ...]:
+    """``"0,1,2"`` -> (0, 1, 2): whole numbers in [0, 2**32), each once (``flag`` names the option in errors)."""
     try:
         seeds = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise BenchError(f"--seeds takes whole numbers separated by commas, got {text!r}") from None
+        raise BenchError(f"{flag} takes whole numbers separated by commas, got {text!r}") from None
     if not seeds:
-        raise BenchError("--seeds is empty; give at least one seed, e.g. --seeds 0")
+        raise BenchError(f"{flag} is empty; give at least one seed, e.g. {flag} 0")
     bad = [s for s in seeds if not 0 <= s < 2**32]
     if bad:
-        raise BenchError(f"--seeds: {bad[0]} is outside 0..{2**32 - 1}")
+        raise BenchError(f"{flag}: {bad[0]} is outside 0..{2**32 - 1}")
     dupes = sorted({s for s in seeds if seeds.count(s) > 1})
     if dupes:
-        raise BenchError(f"--seeds names {', '.join(map(str, dupes))} more than once: identical probes would be "
+        raise BenchError(f"{flag} names {', '.join(map(str, dupes))} more than once: identical {what} would be "
                          "counted as independent seeds")
     return seeds
+
+
+def add_pretrain_seeds(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--pretrain-seeds``: one model per seed of every seeded encoder, pooled in one row."""
+    p.add_argument("--pretrain-seeds", default=default, metavar="SEEDS",
+                   help="pretraining seeds, comma-separated: every seeded encoder (SampleCNN ones: trainable, "
+                   "random) is trained (initialised) once per seed, and its row pools them; intervals are then a "
+                   "multi-bootstrap over pretraining seeds and test tracks"
+                   + (f" (default: {default})" if default else " (default: each encoder's own seed, one model)"))
+
+
+def pretrain_seeds(args: argparse.Namespace) -> tuple[int, ...]:
+    """The parsed ``--pretrain-seeds`` (empty when not given)."""
+    text = getattr(args, "pretrain_seeds", None)
+    return parse_seeds(text, "--pretrain-seeds", "pretrainings") if text else ()
 
 
 def apply_threads(threads: int | None) -> int | None:
@@ -214,7 +229,8 @@ def run_config(args: argparse.Namespace, encoders: list[str], tasks: list[str], 
         cache=not args.no_cache,
         progress=progress_enabled(args),
     )
-    return RunConfig(encoders=encoders, tasks=tasks, settings=settings, encoder_options=options, **extra)
+    return RunConfig(encoders=encoders, tasks=tasks, settings=settings, encoder_options=options,
+                     pretrain_seeds=pretrain_seeds(args), **extra)
 
 
 def report_failures(failures: list[str], any_records: bool, what: str = "run") -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bench.commands.common import (add_data_root, add_device, add_evaluation, add_progress, add_threads,
-                                   report_failures, run_config)
+from bench.commands.common import (add_data_root, add_device, add_evaluation, add_pretrain_seeds, add_progress,
+                                   add_threads, report_failures, run_config)
 
 EPILOG = """how to write the grid (-O, repeatable):
   -O KEY=V1,V2,...         sweep KEY over the values; several swept keys: every combination
@@ -48,6 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_data_root(p)
     add_device(p)
     add_evaluation(p, "folder for records, leaderboard and plot (default: ./bench-results/sweep-<time>)")
+    add_pretrain_seeds(p)
     add_threads(p)
     add_progress(p)
     p.set_defaults(func=run)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from bench.jobs import Job, JobSet, run_jobs
+from bench.jobs import Job, JobSet, run_jobs, with_pretrain_seeds
 from bench.run import check_option_scopes, log
 from bench.settings import RunConfig, RunOutcome
 
@@ -34,8 +34,8 @@ def run(config: RunConfig) -> RunOutcome:
     if group.is_main:
         for line in plan.describe(config):
             log(line)
-    jobs = [Job(name, name, dict(config.encoder_options), tuple(config.tasks), names_rows=False,
-                title=f"encoder {name}") for name in config.encoders]
+    jobs = with_pretrain_seeds([Job(name, name, dict(config.encoder_options), tuple(config.tasks), names_rows=False,
+                                    title=f"encoder {name}") for name in config.encoders], config.pretrain_seeds)
     failures: list[str] = []
     records: list[dict[str, Any]]
     records, _ = run_jobs(jobs, JobSet(config, own_heads=True), failures=failures)

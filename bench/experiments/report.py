@@ -91,6 +91,10 @@ def _meta_items(meta: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """What was run, as (line, sub-lines) for the markdown and the HTML list."""
     items = [(f"command: {meta['command']}", []), (f"when: {meta['created']}; bench {meta['version']}", []),
              (f"tasks: {', '.join(meta['tasks'])}; probe seeds {meta['seeds']}, probe grid '{meta['grid']}'", []),
+             (f"pretraining seeds: {', '.join(map(str, meta['pretrain_seeds']))} (every seeded encoder trained "
+              "once per seed; rows and claims pool them)" if meta.get("pretrain_seeds") else
+              "pretraining seeds: each encoder's own (one checkpoint per encoder: the intervals do not cover "
+              "a second pretraining)", []),
              (f"corruption conditions (robustness): {meta['conditions']}", []),
              (f"wall time of this run: {meta['wall_s']:.0f} s (with everything cached, a run only rewrites the "
               "report)", [])]

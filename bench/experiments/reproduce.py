@@ -63,6 +63,9 @@ class Scale:
     robustness_tasks: tuple[str, ...] | None = None
     demo: bool = True
     budget: str = ""
+    #: pretraining seeds of every seeded job (each pretrained or initialised once per seed; rows and claims
+    #: pool them: the multi-bootstrap). Empty: each encoder's own seed, one model
+    pretrain_seeds: tuple[int, ...] = ()
 
 
 SCALES = {
@@ -71,8 +74,11 @@ SCALES = {
     # supervised steps), three probe seeds, the default grid, five corruptions at one strength each. One
     # label fraction, the 5% claim 1 names (with simclr at 0% and semisupcon at 100% the sweep has three
     # points): a 20% variant cost 3.7 of the 37 minutes measured with it
+    # Three pretraining seeds: one checkpoint per encoder let a second pretraining (another thread count or
+    # machine) flip verdicts, so a claim is about the procedure, not one checkpoint (docs/experiments.md)
     "demo": Scale("demo", {}, (0, 1, 2), "default", (0.05,), "mtat", "nsynth_pitch+gtzan",
-                  "augment@1;reverb@0.5;distortion@20;bitcrush@6;mp3@32", budget="30 min on 2 CPU cores"),
+                  "augment@1;reverb@0.5;distortion@20;bitcrush@6;mp3@32", budget="45 min on 2 CPU cores",
+                  pretrain_seeds=(0, 1, 2)),
     # paper: the paper's preset and recipe (50k steps, batch 96 x 2 views), three probe seeds, the default
     # grid, the paper's label fractions and the full robustness suite; for real data and GPUs
     "paper": Scale("paper", {"preset": "paper"}, (0, 1, 2), "default", (0.01, 0.05, 0.2), "nsynth_pitch", "mtat",
@@ -96,11 +102,21 @@ def demo_size() -> str:
     return "medium" if "medium" in config.DEMO_SIZES else "small"
 
 
-def plan(scale_name: str, tasks: tuple[str, ...] | None = None) -> Plan:
-    """The jobs and claims of a scale, on ``tasks`` (default: all four of the paper's tasks)."""
+def plan(scale_name: str, tasks: tuple[str, ...] | None = None, pretrain_seeds: tuple[int, ...] | None = None,
+         ) -> Plan:
+    """The jobs and claims of a scale, on ``tasks`` (default: all four of the paper's tasks).
+
+    ``pretrain_seeds``: the pretraining seeds of every seeded job (None: the scale's own).
+    """
+    import dataclasses
+
+    from bench.jobs import with_pretrain_seeds
+
     if scale_name not in SCALES:
         raise BenchError(f"--scale {scale_name!r}: choose one of {', '.join(SCALES)}")
     s = SCALES[scale_name]
+    if pretrain_seeds is not None:
+        s = dataclasses.replace(s, pretrain_seeds=tuple(pretrain_seeds))
     tasks = tuple(tasks or TASKS)
     rob = tuple(t for t in (s.robustness_tasks or tasks) if t in tasks)
     lf = {"label_fraction": "1.0"}
@@ -116,7 +132,8 @@ def plan(scale_name: str, tasks: tuple[str, ...] | None = None) -> Plan:
             f"SemiSupCon labeled by {s.source}"),
     ]
     p = Plan(s, tasks, jobs, [], demo_size() if s.demo else None)
-    p.claims = claims_for(p)
+    p.claims = claims_for(p)  # on the seed-free jobs: a claim compares rows, each pooling its seeds
+    p.jobs = with_pretrain_seeds(jobs, s.pretrain_seeds)
     return p
 
 
@@ -241,7 +258,9 @@ def run(p: Plan, roots: DataRoots, *, out: Path, device: str = "auto", progress:
         "created": time.strftime("%Y-%m-%d %H:%M:%S %z"), "version": __version__, "tasks": list(p.tasks),
         "seeds": list(s.seeds), "grid": s.probe_grid, "conditions": s.conditions,
         "workers": jobs, "threads": threads,
-        "jobs": [{"label": j.label, "role": j.role, "seconds": seconds.get(j.label, 0.0)} for j in p.jobs],
+        "pretrain_seeds": list(s.pretrain_seeds),
+        "jobs": [{"label": j.label, "pretrain_seed": j.pretrain_seed, "role": j.role,
+                  "seconds": seconds.get(j.name, 0.0)} for j in p.jobs],
         "failures": failures, "wall_s": time.perf_counter() - started,
     }
     files, assessed = report.write(records, p.claims, meta, out) if records else ({}, [])
@@ -253,10 +272,12 @@ def describe(p: Plan) -> str:
     s = p.scale
     lines = [f"bench reproduce --scale {s.name} ({s.budget}): tasks {', '.join(p.tasks)}; probe seeds "
              f"{list(s.seeds)}, grid '{s.probe_grid}'" + (f"; demo data size {p.demo_size}" if s.demo else ""),
-             "", "jobs:"]
+             f"pretraining seeds: {', '.join(map(str, s.pretrain_seeds))} (each seeded job once per seed; rows and "
+             "claims pool them)" if s.pretrain_seeds else "pretraining seeds: each encoder's own (one model)",
+             "", f"jobs ({len(p.jobs)}):"]
     for j in p.jobs:
         opts = ", ".join(f"{k}={v}" for k, v in j.options.items()) or "defaults"
-        lines.append(f"  {j.label:38s} {j.role}; options: {opts}")
+        lines.append(f"  {j.name:38s} {j.role}; options: {opts}")
         if j.robustness_tasks:
             lines.append(f"  {'':38s} corrupted test audio on {', '.join(j.robustness_tasks)}: {s.conditions}")
     lines += ["", "claims (A vs B on task; * = counted in the verdict):"]

@@ -187,15 +187,16 @@ def check_variants(variants: list[Variant], fixed: dict[str, Any], config: RunCo
 
 def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis]) -> RunOutcome:
     """Pretrain (if needed) and evaluate every variant on every task; one leaderboard, a table and a plot."""
-    from bench.jobs import Job, JobSet, run_jobs
+    from bench.jobs import Job, JobSet, run_jobs, with_pretrain_seeds
 
     out = config.settings.out
     out.mkdir(parents=True, exist_ok=True)
     trained = sum(1 for v in variants if v.cached)
     log(f"sweep: {len(variants)} variant(s) x {len(config.tasks)} task(s); {trained} already pretrained, "
         f"{sum(1 for v in variants if v.cached is False)} to pretrain")
-    jobs = [Job(v.label, v.encoder, dict(v.options), tuple(config.tasks), tags={"sweep": dict(v.swept)},
-                title=f"variant {v.label}") for v in variants]
+    jobs = with_pretrain_seeds([Job(v.label, v.encoder, dict(v.options), tuple(config.tasks),
+                                    tags={"sweep": dict(v.swept)}, title=f"variant {v.label}") for v in variants],
+                               config.pretrain_seeds)
     failures: list[str] = []
     records, _ = run_jobs(jobs, JobSet(config), failures=failures)
     outcome = RunOutcome(records, failures, out)
