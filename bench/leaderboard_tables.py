@@ -9,7 +9,7 @@ import base64
 import html
 import json
 import math
-from typing import Any
+from typing import Any, Sequence
 
 from bench.corruptions import CLEAN, display_order
 
@@ -231,7 +231,7 @@ BOLD_RULE = ("Bold: the best row of a task's primary metric, only when its 95% i
              "rows of its condition only.")
 
 
-def notes(rows: list[dict[str, Any]], chance: list[dict[str, Any]] = ()) -> str:
+def notes(rows: list[dict[str, Any]], chance: Sequence[dict[str, Any]] = ()) -> str:
     how = sorted({r["interval"] for r in rows if r["primary"] and r["interval"]})
     text = "Intervals: " + (", ".join(how) if how else "none recorded") + " (bootstrap over test tracks). "
     text += f"'{RANK_COL}': mean rank of the primary metric over tasks (1 = best). " + BOLD_RULE
