@@ -39,6 +39,7 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
         "out": str(s.out),
         "data_roots": asdict(s.data_roots),
         **{k: list(v) if k == "seeds" else v for k in _SETTINGS for v in [getattr(s, k)]},
+        "official_batchnorm": s.official_batchnorm,
     }
 
 
@@ -63,6 +64,7 @@ def load(path: Path, *, out: Path | None = None, progress: bool = False) -> RunC
     try:
         roots = DataRoots(**doc["data_roots"])
         fields: dict[str, Any] = {k: tuple(doc[k]) if k == "seeds" else doc[k] for k in _SETTINGS}
+        fields["official_batchnorm"] = bool(doc.get("official_batchnorm", False))  # absent before it existed
         settings = EvalSettings(out=Path(out or doc["out"]), data_roots=roots, progress=progress, **fields)
         return RunConfig(encoders=list(doc["encoders"]), tasks=list(doc["tasks"]), settings=settings,
                          checkpoint=doc["checkpoint"], encoder_options=dict(doc["encoder_options"]),

@@ -66,6 +66,7 @@ def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, A
         "versions": {k: v for k, v in results.versions().items() if k != "platform"},
         "code": keys.code_digest("bench", recursive=True),  # the plugins' code is in their identities
         **({"limit": config.settings.limit} if config.settings.limit is not None else {}),
+        **({"official_batchnorm": True} if config.settings.official_batchnorm else {}),
     }
     return keys.make(fields, prep_name, task.name)
 

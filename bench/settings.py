@@ -45,6 +45,9 @@ class EvalSettings:
     #: ``--log-predictions``: write each test track's target and scores beside its record (bench.predictions);
     #: nothing is reused from earlier runs then, so that every record gets its file
     log_predictions: bool = False
+    #: ``--official-batchnorm``: each task's splits embedded with the encoder's BatchNorm statistics re-estimated
+    #: on its train windows, as the official SemiSupCon probe's train-mode encoder ends up (bench.batchnorm)
+    official_batchnorm: bool = False
 
 
 @dataclass

@@ -240,6 +240,10 @@ SLOW_TESTS = {
     "test_gtzan.py": ("test_demo_is_deterministic",),
     "test_nsynth.py": ("test_demo_is_deterministic",),
     "test_sanity.py": ("test_shuffled_labels_sit_at_chance_and_real_labels_beat_them",),
+    "test_launcher.py": ("test_reproduce_through_submitit_gives_the_report_of_a_local_run_and_a_rerun_collects",
+                         "test_a_job_that_dies_is_a_named_failure_and_the_rerun_submits_it_again",
+                         "test_sweep_through_submitit_writes_its_leaderboard",
+                         "test_paper_scale_dry_run_end_to_end_on_tiny_stand_ins_locally_and_through_submitit"),
     "test_ddp.py": ("test_gather_and_sync_batchnorm_match_one_process",
                     "test_accelerate_launch_two_cpu_processes_match_single_process"),
 }

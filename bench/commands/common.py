@@ -62,6 +62,13 @@ def add_protocol(p: argparse.ArgumentParser) -> None:
                    + f" (default: {DEFAULT}; docs/protocols.md has every difference)")
 
 
+def add_official_batchnorm(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--official-batchnorm", action="store_true",
+                   help="emulate the official SemiSupCon probe's BatchNorm quirk (Lightning 2.1 runs the frozen "
+                        "encoder in train mode): each task embedded with the encoder's BatchNorm statistics "
+                        "re-estimated on its train windows (docs/protocols.md; off by default)")
+
+
 def check_protocol_grid(protocol: str, grid: str | None) -> str:
     """The probe grid to use: a grid given with a protocol that fixes lr and weight decay is refused."""
     from bench.protocols import get
@@ -175,6 +182,7 @@ def add_evaluation(p: argparse.ArgumentParser, out_help: str) -> None:
                    "'fast' (one point, the paper's lr 3e-4 wd 1e-6: for CI) or 'lr=1e-3,3e-4;wd=1e-6,1e-4' "
                    "(protocol bench only)")
     add_protocol(p)
+    add_official_batchnorm(p)
     p.add_argument("--no-cache", action="store_true",
                    help="do not read or write the embedding cache (see `bench cache list`)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default: 32)")
@@ -228,17 +236,21 @@ def run_config(args: argparse.Namespace, encoders: list[str], tasks: list[str], 
         protocol=args.protocol,
         cache=not args.no_cache,
         progress=progress_enabled(args),
+        official_batchnorm=bool(getattr(args, "official_batchnorm", False)),
     )
     return RunConfig(encoders=encoders, tasks=tasks, settings=settings, encoder_options=options,
                      pretrain_seeds=pretrain_seeds(args), **extra)
 
 
 def report_failures(failures: list[str], any_records: bool, what: str = "run") -> int:
-    """Print the parts that failed; the exit status (2 when some did, else 0)."""
+    """Name the parts that failed; the exit status (2 when some did, else 0).
+
+    Each failure's message was printed once already, when it happened (:func:`bench.run.guarded`, or a
+    worker's log replayed): the summary names the parts only, so no error is printed twice."""
     if not failures:
         return 0
-    print(f"\n{len(failures)} part(s) of the {what} failed"
-          + (" (the records of the others were written)" if any_records else "") + ":", file=sys.stderr)
-    for f in failures:
-        print(f"  - {f}", file=sys.stderr)
+    names = [f.split(": ", 1)[0] for f in failures]
+    print(f"\n{len(failures)} part(s) of the {what} failed, each with its error above"
+          + (" (the records of the others were written)" if any_records else "") + ": " + "; ".join(names),
+          file=sys.stderr)
     return 2

@@ -43,7 +43,7 @@ def run(config: RunConfig) -> RunOutcome:
     if not group.is_main:
         procs.finish()  # wait for the main process's probes and records, then leave together
         return outcome
-    plan.observe(records)
+    plan.observe(records, config)
     if records:
         outcome.files = leaderboard.write(records, settings.out)
         print(leaderboard.render(records))

@@ -100,7 +100,13 @@ def _meta_items(meta: dict[str, Any]) -> list[tuple[str, list[str]]]:
               "report)", [])]
     if meta.get("demo_size"):
         items.append((f"demo data size: {meta['demo_size']}", []))
-    if (meta.get("workers") or 1) > 1:
+    if meta.get("protocol"):
+        items.append((f"probing protocol: {meta['protocol']}; label fractions (p_s): "
+                      f"{', '.join(f'{f:g}' for f in meta.get('fractions') or []) or 'none'}; unlabeled pool: "
+                      f"{', '.join(meta.get('unlabeled_dirs') or []) or 'the task train splits present'}", []))
+    if meta.get("launcher") and meta["launcher"] != "local":
+        items.append((meta["launcher"], []))
+    elif (meta.get("workers") or 1) > 1:
         items.append((f"jobs ran {meta['workers']} at a time in worker processes of {meta.get('threads')} torch "
                       "thread(s) each (each job's output is in logs/)", []))
     items.append(("jobs (row label: what it is; seconds in this run):",

@@ -31,12 +31,15 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import plugins
 from bench.errors import BenchError
 from bench.run import log, split_options, variant_label
 from bench.settings import RunConfig, RunOutcome
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bench.launcher import SlurmLauncher
 
 SWEEP_HELP = ("-O KEY=V1,V2,... sweeps KEY over the values (several swept keys: every combination); a list value "
               "joins its names with '+' (-O label_task=mtat+gtzan,nsynth_pitch), or separate the sweep values with "
@@ -185,8 +188,11 @@ def check_variants(variants: list[Variant], fixed: dict[str, Any], config: RunCo
                 v.cached = None
 
 
-def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis]) -> RunOutcome:
-    """Pretrain (if needed) and evaluate every variant on every task; one leaderboard, a table and a plot."""
+def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis],
+              launcher: SlurmLauncher | None = None) -> RunOutcome:
+    """Pretrain (if needed) and evaluate every variant on every task; one leaderboard, a table and a plot.
+
+    ``launcher``: each variant a cluster job (bench.launcher) instead of one after the other here."""
     from bench.jobs import Job, JobSet, run_jobs, with_pretrain_seeds
 
     out = config.settings.out
@@ -198,7 +204,10 @@ def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis]) -> R
                                     tags={"sweep": dict(v.swept)}, title=f"variant {v.label}") for v in variants],
                                config.pretrain_seeds)
     failures: list[str] = []
-    records, _ = run_jobs(jobs, JobSet(config), failures=failures)
+    if launcher is not None:
+        records, _ = launcher.run_jobs(jobs, JobSet(config), failures)
+    else:
+        records, _ = run_jobs(jobs, JobSet(config), failures=failures)
     outcome = RunOutcome(records, failures, out)
     if records:
         outcome.files = write_outputs(records, out, [a.name for a in axes])
