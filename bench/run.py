@@ -122,8 +122,7 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
         # planned once: the run memo's witness, the checkpoint key and the trainer all use this plan
         plan = plan_pools(encoder.label_spec(), recipe, settings.data_roots)
         if run_memo.enabled(settings):
-            pools = run_memo.pools_of(encoder.label_spec(), recipe, settings.data_roots,
-                                      sources=plan.data_sources())
+            pools = run_memo.pools_of(encoder.label_spec(), recipe, plan.data_sources())
         path, extra = ensure_pretrained(encoder, data_roots=settings.data_roots,
                                         cache_dir=cache_dir or default_cache_dir(), device=settings.device,
                                         recipe=recipe, progress=settings.progress, plan=plan)
