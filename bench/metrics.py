@@ -180,6 +180,7 @@ def chance_scores(task, labels, n_classes: int) -> dict[str, object]:
     task's predictor outputs the test split's mean target (R² 0). A scorer that
     fails on this constant input gives ``metrics: {}`` and its error: the record is kept, without a chance level.
     """
+    y: np.ndarray
     if task.kind == "multiclass":
         y = np.asarray(labels, dtype=np.int64)
         prior = np.bincount(y, minlength=n_classes)[:n_classes] / max(len(y), 1)
