@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bench import keys
-from bench.store import EntryError, Store, log, persist_digests, remove
+from bench.store import EntryError, Store, log, open_root, persist_digests, remove
 
 #: tracks per persisted chunk: the granularity at which an interrupted extraction resumes
 CHUNK_TRACKS = 512
@@ -52,7 +52,7 @@ def embed_split(cache: "EmbeddingCache", encoder_name: str, encoder: Any, weight
         return ex.extract(encoder, sub, device=device, batch_size=batch_size, max_windows=task.max_windows,
                           progress=progress, desc=desc, transform=transform, keep_windows=windows)
 
-    emb, status = cache.get_or_extract(key, items, run, dim=encoder.dim)
+    emb, status = cache.get_or_extract(key, items, run, dim=encoder.row_size)
     emb.key = key.digest
     return emb, {"status": status, "key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
 
@@ -63,36 +63,28 @@ def chunk_size(n_tracks: int) -> int:
     return max(1, min(CHUNK_TRACKS, max(MIN_CHUNK_TRACKS, -(-n_tracks // MIN_CHUNKS))))
 
 
-class EmbeddingCache:
-    """Embedding entries in one :class:`bench.store.Store` (kind ``embeddings``); ``root=None``: off."""
+class EmbeddingCache(Store):
+    """Embedding entries: a :class:`bench.store.Store` of kind ``embeddings``; ``root=None``: off."""
 
     def __init__(self, root: Path | None) -> None:
-        self.store = Store("embeddings", root)
+        super().__init__("embeddings", root)
 
     @classmethod
-    def open(cls, root: Path | None = None, *, enabled: bool = True) -> "EmbeddingCache":
+    def open(cls, root: Path | None = None, *, enabled: bool = True) -> "EmbeddingCache":  # type: ignore[override]
         """The cache at ``root`` (default ``<cache>/embeddings``), the private fallback, or off."""
         if not enabled:
             persist_digests(None)
-        return cls(Store.open("embeddings", root, enabled=enabled).root)
-
-    @property
-    def root(self) -> Path | None:
-        return self.store.root
-
-    @property
-    def enabled(self) -> bool:
-        return self.store.enabled
+        return cls(open_root("embeddings", root, enabled))
 
     def entry_dir(self, key: keys.Key) -> Path:
-        return self.store.path(key.name)
+        return self.path(key.name)
 
     def partial_dir(self, key: keys.Key) -> Path:
-        return self.store.path(".partial") / key.name
+        return self.path(".partial") / key.name
 
     def _where(self, key: keys.Key, shard: int | None) -> tuple[Store, str]:
         """The store and name of ``key``'s entry, or of its chunk ``shard`` (a store under ``.partial/``)."""
-        return (self.store, key.name) if shard is None else (Store("embeddings", self.partial_dir(key)),
+        return (self, key.name) if shard is None else (Store("embeddings", self.partial_dir(key)),
                                                              f"shard-{shard:05d}")
 
     def load(self, key: keys.Key, items: Sequence[Any], dim: int, shard: int | None = None) -> tuple[Any, str]:
@@ -142,12 +134,6 @@ class EmbeddingCache:
         if self.write(key, emb):
             self.drop_partial(key)
         return emb, status
-
-    def entries(self) -> list[dict[str, Any]]:
-        return self.store.entries()
-
-    def clear(self, encoder: str | None = None, task: str | None = None) -> list[dict[str, Any]]:
-        return self.store.clear(encoder, task)
 
 
 def assemble(parts: list[Any], dim: int) -> Any:

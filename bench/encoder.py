@@ -75,6 +75,10 @@ class Encoder:
     sample_rate: int = 0
     window: int = 0
     dim: int = 0
+    #: 1: ``embed`` returns one embedding per window, ``[B, dim]``. L > 1: a stack of L embeddings of ``dim``
+    #: each, ``[B, L, dim]`` (e.g. every hidden state of a transformer): the harness extracts the stack once,
+    #: probes each layer and keeps the one chosen on validation, with the per-layer curve (bench.layers)
+    layers: int = 1
     #: the ``torch.nn.Module`` holding the weights, if any (used by the defaults below)
     module: Any = None
     #: True when the weights follow from the encoder's code and options alone, or from a checkpoint file
@@ -84,10 +88,23 @@ class Encoder:
     #: folder that can change under the same options. Subclasses inherit it: a subclass that loads
     #: weights from elsewhere must set it back to False.
     self_contained: ClassVar[bool] = False
+    #: True when the option ``seed`` (a whole number) sets the initial weights and, for a trainable
+    #: encoder, its training seed: ``--pretrain-seeds 0,1,2`` then evaluates one model per seed and pools
+    #: them in one row. False (a frozen or hub encoder): the weights have no seed; it is evaluated once.
+    seeded: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = dict(options)
         self.device = "cpu"
+
+    def output_shape(self, batch: int) -> tuple[int, ...]:
+        """The shape ``embed`` returns for ``batch`` windows: ``(batch, dim)``, or ``(batch, layers, dim)``."""
+        return (batch, self.dim) if self.layers == 1 else (batch, self.layers, self.dim)
+
+    @property
+    def row_size(self) -> int:
+        """Floats kept per window and per track: ``layers * dim`` (a stack is stored flattened, layer by layer)."""
+        return self.layers * self.dim
 
     # -- what every encoder implements ------------------------------------
     def embed(self, waveforms: "torch.Tensor") -> "torch.Tensor":
@@ -398,8 +415,13 @@ class TrainableEncoder(Encoder):
     :meth:`setup_pretraining` once with the :class:`LabelSpace`, then
     :meth:`pretrain_loss` every step on :meth:`training_module` (wrapped for
     several processes). The weights it saves are :meth:`state_dict`'s.
+
+    It takes the option ``seed`` (its initial weights and, through
+    :meth:`recipe`, its training seed), so ``--pretrain-seeds`` can train one
+    model per seed.
     """
 
+    seeded: ClassVar[bool] = True
     #: the label space of the current training, set by :meth:`setup_pretraining` (None before)
     label_space: LabelSpace | None = None
 
@@ -467,13 +489,15 @@ def check_embeddings(encoder: Encoder, out: Any, batch: int) -> None:
         raise EncoderContractError(
             f"encoder {encoder.name!r}: embed() returned {type(out).__name__}, expected a torch.Tensor of shape [B, dim]"
         )
-    if tuple(out.shape) != (batch, encoder.dim):
+    want = encoder.output_shape(batch)
+    if tuple(out.shape) != want:
+        contract = "[B, dim]" if len(want) == 2 else "[B, layers, dim]"
         raise EncoderContractError(
             f"encoder {encoder.name!r}: embed() returned shape {tuple(out.shape)} for a batch of {batch} windows; "
-            f"the contract is [B, dim] = [{batch}, {encoder.dim}]. Fix embed() or the encoder's `dim`."
+            f"the contract is {contract} = {list(want)}. Fix embed() or the encoder's `dim` (and `layers`)."
         )
     if not torch.isfinite(out).all():
-        bad = int((~torch.isfinite(out)).any(dim=1).sum())
+        bad = int((~torch.isfinite(out.reshape(batch, -1))).any(dim=1).sum())
         raise EncoderContractError(
             f"encoder {encoder.name!r}: embed() returned NaN or infinite values for {bad} of {batch} windows. "
             "Check the weights (a diverged checkpoint?) and the input scaling."

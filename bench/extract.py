@@ -129,7 +129,7 @@ def extract(
     # windows are still in flight hold a float64 sum (a few dozen): a float64 matrix for the whole split
     # cost 1.5 KB per track at 192-d, twice the embeddings themselves, and a small array per track
     # plus stacking cost more still. The row is the float64 mean cast to float32, as before, bit for bit.
-    X = np.zeros((len(items), encoder.dim), dtype=np.float32)
+    X = np.zeros((len(items), encoder.row_size), dtype=np.float32)
     open_sums: dict[int, np.ndarray] = {}
     open_left: dict[int, int] = {}
     counts: list[int] = []
@@ -146,7 +146,7 @@ def extract(
         with torch.no_grad():
             out = encoder.embed(batch)
         check_embeddings(encoder, out, batch.shape[0])
-        emb = out.detach().float().cpu().numpy()
+        emb = out.detach().float().cpu().numpy().reshape(batch.shape[0], -1)  # a stack of layers: side by side
         for row, owner in zip(emb, np.concatenate(owners)):
             owner = int(owner)
             open_sums[owner] += row
@@ -177,7 +177,7 @@ def extract(
             if keep_windows:
                 per_window[idx] = []
             counts.append(len(w))
-            open_sums[idx] = np.zeros(encoder.dim, dtype=np.float64)
+            open_sums[idx] = np.zeros(encoder.row_size, dtype=np.float64)
             open_left[idx] = len(w)
             n_windows += len(w)
             buf.append(w)
@@ -191,7 +191,7 @@ def extract(
     out = Embeddings(kept, X[: len(kept)], skipped, n_windows, time.perf_counter() - t0, warned)
     if keep_windows:
         rows = [r for i in range(len(kept)) for r in per_window[i]]
-        out.window_X = np.stack(rows).astype(np.float32) if rows else np.zeros((0, encoder.dim), np.float32)
+        out.window_X = np.stack(rows).astype(np.float32) if rows else np.zeros((0, encoder.row_size), np.float32)
         out.window_counts = np.asarray(counts, dtype=np.int64)
     return out
 

@@ -40,8 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import plugins
 from bench import run as steps
 from bench.corruptions import Condition, parse_conditions
+from bench.errors import BenchError
 from bench.pair import evaluate_pair, make_tasks, memo_applies, reuse_by_request
 from bench.run import guarded, log
 from bench.settings import IndexedTask, RunConfig
@@ -70,14 +72,66 @@ class Job:
     #: how a failure to prepare its encoder is named (default: the label)
     title: str = ""
 
+    @property
+    def name(self) -> str:
+        """Its name in logs, failures and timings: the label, and its pretraining seed when it has one."""
+        return self._seeded(self.label)
+
+    @property
+    def failure_title(self) -> str:
+        """How a failure to prepare its encoder is named."""
+        return self._seeded(self.title or self.label)
+
+    def _seeded(self, text: str) -> str:
+        return text if self.pretrain_seed is None else f"{text} (pretraining seed {self.pretrain_seed})"
+
     def config(self, base: RunConfig) -> RunConfig:
-        """``base`` narrowed to this job: its encoder, options and row label."""
+        """``base`` narrowed to this job: its encoder, options, row label and pretraining seed.
+
+        The pretraining seed becomes the encoder option ``seed``; the row label
+        stays the seed-free one, so the rows of the seeds are one row.
+        """
         options = dict(self.options)
+        variants = dict(base.variants)
+        if self.names_rows:
+            variants[self.encoder] = self.label
+        elif self.pretrain_seed is not None:
+            variants[self.encoder] = steps.variant_label(self.encoder, steps.encoder_options_for(self.encoder, options))
         if self.pretrain_seed is not None:
             options.pop(f"{self.encoder}:seed", None)
             options["seed"] = self.pretrain_seed
-        variants = {**base.variants, self.encoder: self.label} if self.names_rows else dict(base.variants)
-        return dataclasses.replace(base, encoders=[self.encoder], encoder_options=options, variants=variants)
+        return dataclasses.replace(base, encoders=[self.encoder], encoder_options=options, variants=variants,
+                                   pretrain_seed=self.pretrain_seed)
+
+
+def with_pretrain_seeds(jobs: list[Job], seeds: tuple[int, ...]) -> list[Job]:
+    """Each job of a seeded encoder once per pretraining seed (``--pretrain-seeds``); the others once.
+
+    An encoder is seeded when its class says so (:attr:`bench.encoder.Encoder.seeded`: the
+    SampleCNN encoders, trainable plugins); a frozen one (logmel, a hub model) has no
+    pretraining seed, and is evaluated once, which a line says. ``-O seed`` together with
+    ``--pretrain-seeds`` is refused (exit 2): one of them would be ignored.
+    """
+    from bench.encoder import Encoder
+
+    if not seeds:
+        return jobs
+    out: list[Job] = []
+    once: list[str] = []
+    for job in jobs:
+        if "seed" in job.options or f"{job.encoder}:seed" in job.options:
+            raise BenchError(f"-O seed and --pretrain-seeds both set for {job.label}: give the seeds with "
+                             "--pretrain-seeds only (it trains one model per seed and pools them in one row)")
+        factory = plugins.encoders().get(job.encoder).load()
+        if isinstance(factory, type) and issubclass(factory, Encoder) and factory.seeded:
+            out.extend(dataclasses.replace(job, pretrain_seed=s) for s in seeds)
+        else:
+            out.append(job)
+            once.append(job.encoder)
+    if once:
+        log(f"--pretrain-seeds: {', '.join(dict.fromkeys(once))} ha{'s' if len(set(once)) == 1 else 've'} no "
+            "seed of its weights (Encoder.seeded is False): evaluated once")
+    return out
 
 
 @dataclass
@@ -111,7 +165,7 @@ def run_job(job: Job, js: JobSet, tasks: dict[str, Task], conditions: list[Condi
     pending: dict[str, IndexedTask | None] = {t: None for t in job.tasks if t in tasks}
     if js.own_heads and memo_applies(job.encoder, js.config.settings):  # no encoder, no torch
         for tname in list(pending):
-            got = guarded(f"{job.label} x {tname}", failures, out, reuse_by_request, job.encoder, tasks[tname],
+            got = guarded(f"{job.name} x {tname}", failures, out, reuse_by_request, job.encoder, tasks[tname],
                           jconfig)
             if got is None:  # indexing failed: reported, not tried again
                 del pending[tname]
@@ -122,12 +176,12 @@ def run_job(job: Job, js: JobSet, tasks: dict[str, Task], conditions: list[Condi
                 pending[tname] = got[0]
     if not pending:
         return records
-    prep = guarded(job.title or job.label, failures, out, steps.prepare_encoder, job.encoder, jconfig)
+    prep = guarded(job.failure_title, failures, out, steps.prepare_encoder, job.encoder, jconfig)
     if prep is None:
         return records
     for tname, data in pending.items():
         conds = conditions if tname in job.robustness_tasks else []
-        recs = guarded(f"{job.label} x {tname}", failures, out, evaluate_pair, prep, tasks[tname], jconfig, conds,
+        recs = guarded(f"{job.name} x {tname}", failures, out, evaluate_pair, prep, tasks[tname], jconfig, conds,
                        js.corruption_seed, failures, job.tags or None, data, js.own_heads)
         records.extend(recs or [])
     return records
@@ -148,7 +202,7 @@ def run_jobs(jobs: list[Job], js: JobSet, workers: int = 1, threads: int | None 
     names = list(dict.fromkeys(t for j in jobs for t in j.tasks))
     tasks = make_tasks(names, js.config.settings.protocol, failures, js.config.settings.out)
     done = [_execute(i, job, js, tasks, failures, len(jobs)) for i, job in enumerate(jobs)]
-    return [r for d in done for r in d.records], {jobs[d.index].label: d.seconds for d in done}
+    return [r for d in done for r in d.records], {jobs[d.index].name: d.seconds for d in done}
 
 
 def _execute(index: int, job: Job, js: JobSet, tasks: dict[str, Task], failures: list[str],
@@ -156,7 +210,7 @@ def _execute(index: int, job: Job, js: JobSet, tasks: dict[str, Task], failures:
     """One job, timed; the same in this process and in a worker (``total``: the job count, announced here)."""
     t0 = time.perf_counter()
     if js.announce and total:
-        log(f"== {js.announce}: job {index + 1}/{total}: {job.label} ({job.role}) on {', '.join(job.tasks)}"
+        log(f"== {js.announce}: job {index + 1}/{total}: {job.name} ({job.role}) on {', '.join(job.tasks)}"
             + (f"; corruptions on {', '.join(job.robustness_tasks)}" if job.robustness_tasks else ""))
     mine: list[str] = []
     conditions = parse_conditions(js.conditions) if js.conditions and job.robustness_tasks else []
@@ -242,9 +296,9 @@ def _parallel(jobs: list[Job], js: JobSet, workers: int, threads: int | None, fa
     def submit(pool: ProcessPoolExecutor, i: int) -> Future[Finished]:
         job = jobs[i]
         started[i] = time.perf_counter()
-        log(f"== {js.announce or 'jobs'}: job {i + 1}/{n} started: {job.label} ({job.role}) on {', '.join(job.tasks)}"
+        log(f"== {js.announce or 'jobs'}: job {i + 1}/{n} started: {job.name} ({job.role}) on {', '.join(job.tasks)}"
             + (f"; corruptions on {', '.join(job.robustness_tasks)}" if job.robustness_tasks else ""))
-        return pool.submit(_run, i, job, js, str(logs / log_name(i + 1, job.label)))
+        return pool.submit(_run, i, job, js, str(logs / log_name(i + 1, job.name)))
 
     while queue:
         with start_pool(workers, threads) as pool:
@@ -258,12 +312,12 @@ def _parallel(jobs: list[Job], js: JobSet, workers: int, threads: int | None, fa
                 for fut in finished:
                     i = running.pop(fut)
                     job = jobs[i]
-                    path = logs / log_name(i + 1, job.label)
+                    path = logs / log_name(i + 1, job.name)
                     try:
                         result = fut.result()
                     except BrokenProcessPool:
                         broken = True
-                        msg = (f"{job.label}: its worker process died (killed, or out of memory?) while it ran; its "
+                        msg = (f"{job.name}: its worker process died (killed, or out of memory?) while it ran; its "
                                f"output so far is in {path}. Rerun the same command: what was cached is reused")
                         failures.append(msg)
                         log(f"error: {msg}")
@@ -272,7 +326,7 @@ def _parallel(jobs: list[Job], js: JobSet, workers: int, threads: int | None, fa
                     done[i] = result
                     failures.extend(result.failures)
                     _replay(path)
-                    log(f"== {js.announce or 'jobs'}: job {i + 1}/{n} finished: {job.label} in {result.seconds:.1f} s "
+                    log(f"== {js.announce or 'jobs'}: job {i + 1}/{n} finished: {job.name} in {result.seconds:.1f} s "
                         f"({len(result.records)} records" + (f", {len(result.failures)} failed" if result.failures
                                                              else "") + ")")
                     if queue and not broken:
@@ -281,7 +335,7 @@ def _parallel(jobs: list[Job], js: JobSet, workers: int, threads: int | None, fa
             if not broken:
                 break
     records = [r for i in range(n) if i in done for r in done[i].records]
-    return records, {jobs[i].label: done[i].seconds for i in done}
+    return records, {jobs[i].name: done[i].seconds for i in done}
 
 
 def _replay(path: Path) -> None:

@@ -25,7 +25,8 @@ test tracks (:func:`bench.confidence.multi_interval`), an ``n_pt`` column says
 how many seeds each row pools and the notes give the seeds' spread; with one
 pretraining seed every file is as before.
 
-Written as markdown (tabulate), CSV and JSON of the same numbers, a
+This module pools the records into summary rows and writes the files; the wide table and its renderings
+are :mod:`bench.leaderboard_tables`. Written as markdown (tabulate), CSV and JSON of the same numbers, a
 self-contained HTML report (tables, the chart inline as a base64 PNG and a
 provenance block from the records, :mod:`bench.provenance`) and a PNG chart
 (:mod:`bench.leaderboard_chart`: one panel per task, a bar per encoder with
@@ -50,9 +51,7 @@ HTML, PNG) under the same trust rules, and they belong together.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import html
 import json
 import math
 import sys
@@ -60,17 +59,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import provenance, render_cache
-from bench.corruptions import CLEAN, display_order
+from bench.corruptions import CLEAN
 from bench.errors import BenchError
 # drawn through the render cache, whose key holds the code of the drawing function's own module
 from bench.leaderboard_chart import chart_png
+from bench.leaderboard_tables import BOLD_RULE, CHANCE, PT_COL, RANK_COL, to_markdown  # noqa: F401 - also ours
+from bench.leaderboard_tables import chance_by_task, html_page, renderings, table_libs, tables_of, wide
+from bench.leaderboard_tables import notes, with_chance, with_reference
 
 DEMO_NOTE = "DEMO DATA: generated data in the real formats; these numbers say nothing about real music."
-RANK_COL = "avg rank"
-#: the label of the chance row ("chance (label prior)" if an encoder row is already called "chance")
-CHANCE = "chance"
-#: the column of pretraining seeds per row (present when some row pools 2+ seeds)
-PT_COL = "n_pt"
 BASELINE_FORMAT = "bench-baseline"
 BASELINE_FORMAT_VERSION = 1
 
@@ -279,24 +276,6 @@ def chance_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _with_chance(df, chance: list[dict[str, Any]]):
-    """``df`` with the chance row(s) appended (unranked; their labels in ``df.attrs["chance"]``)."""
-    import pandas as pd
-
-    new: dict[str, dict[str, float]] = {}
-    for c in chance:
-        col = c["task"] if c["primary"] else f"{c['task']} {c['metric']}"
-        if col in df.columns:
-            new.setdefault(c["encoder"], {})[col] = c["mean"]
-    if not new:
-        return df
-    extra = pd.DataFrame.from_dict(new, orient="index").reindex(columns=df.columns).astype(float)
-    out = pd.concat([df, extra])
-    out.index.name = df.index.name
-    out.attrs = {**df.attrs, "chance": list(new)}
-    return out
-
-
 def _mean(vals: list[float]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
@@ -308,49 +287,7 @@ def _undefined_to_nan(v: Any) -> float:
 def table(records: list[dict[str, Any]]):
     """A pandas DataFrame indexed by encoder: per task the primary mean and its bounds, other metrics, avg rank;
     last, the chance row when the records carry their chance levels (:func:`chance_rows`)."""
-    return _with_chance(_wide(summary(records)), chance_rows(records))
-
-
-def _wide(rows: list[dict[str, Any]]):
-    import pandas as pd
-
-    tasks = sorted({r["task"] for r in rows})
-    encoders = list(dict.fromkeys(r["encoder"] for r in rows))
-    data: dict[str, dict[str, float]] = {e: {} for e in encoders}
-    others: set[str] = set()
-    pooled = any(r.get("n_pt") for r in rows)
-    for r in rows:
-        if pooled:  # how many pretraining seeds each row pools (shown only when some row pools several)
-            data[r["encoder"]][PT_COL] = float(r.get("n_pt") or 1)
-        if r["primary"]:
-            data[r["encoder"]][r["task"]] = r["mean"]
-            data[r["encoder"]][f"{r['task']} lo"] = r["lo"] if r["lo"] is not None else float("nan")
-            data[r["encoder"]][f"{r['task']} hi"] = r["hi"] if r["hi"] is not None else float("nan")
-        else:
-            col = f"{r['task']} {r['metric']}"
-            others.add(col)
-            data[r["encoder"]][col] = r["mean"]
-    undefined = sorted((r["encoder"], r["task"] if r["primary"] else f"{r['task']} {r['metric']}")
-                       for r in rows if not math.isfinite(r["mean"]))
-    df = pd.DataFrame.from_dict(data, orient="index")
-    df.index.name = "encoder"
-    primary_cols = [t for t in tasks if t in df.columns]
-    cols = ([PT_COL] if pooled else []) + [c for t in primary_cols for c in (t, f"{t} lo", f"{t} hi")] + sorted(others)
-    df = df.reindex(columns=cols).astype(float)
-    if primary_cols:
-        # ranks compare rows of one condition only (a corrupted row does not compete with clean ones); clean first
-        cond = {r["encoder"]: r.get("condition", CLEAN) for r in rows}
-        order = {c: i for i, c in enumerate(display_order(cond.values()))}
-        group = df.index.map(lambda e: order[cond.get(e, CLEAN)])
-        ranks = df[primary_cols].groupby(group).rank(ascending=False, method="average")
-        df[RANK_COL] = ranks.mean(axis=1, skipna=True)
-        df["_group"] = group
-        df = df.sort_values(["_group", RANK_COL, primary_cols[0]], ascending=[True, True, False])
-        df = df.drop(columns="_group")
-        df.attrs["conditions"] = cond
-    # cells with a record whose value is NaN, told apart from cells with no record (both NaN here)
-    df.attrs["undefined"] = undefined
-    return df
+    return with_chance(wide(summary(records)), chance_rows(records))
 
 
 def _mixed(records: list[dict[str, Any]]) -> bool:
@@ -380,161 +317,7 @@ def title(records: list[dict[str, Any]]) -> str:
     return head
 
 
-#: what a marked (bold) cell means, said in every table's notes
-BOLD_RULE = ("Bold: the best row of a task's primary metric, only when its 95% interval lies entirely above the "
-             "interval of every other row (overlapping intervals: no row is bold; the other metrics and the average "
-             "rank have no interval and are never bold); a row under a corruption is ranked and compared among the "
-             "rows of its condition only.")
-
-
-def _notes(rows: list[dict[str, Any]], chance: list[dict[str, Any]] = ()) -> str:
-    how = sorted({r["interval"] for r in rows if r["primary"] and r["interval"]})
-    text = "Intervals: " + (", ".join(how) if how else "none recorded") + " (bootstrap over test tracks). "
-    text += f"'{RANK_COL}': mean rank of the primary metric over tasks (1 = best). " + BOLD_RULE
-    if chance:
-        labels = ", ".join(f"'{x}'" for x in dict.fromkeys(c["encoder"] for c in chance))
-        methods = sorted({c["method"] for c in chance if c["method"]})
-        text += (f" Row {labels}: the chance level on the test split, scored by "
-                 f"{'; '.join(methods) or 'a predictor that ignores the audio'}. It is not ranked, never bold and "
-                 "not gated.")
-        differ = [c for c in chance if c["primary"] and c["max"] - c["min"] > 1e-9]
-        if differ:
-            text += " The chance level differs between the records of " + "; ".join(
-                f"{c['task']} ({c['min']:.4f}-{c['max']:.4f})" for c in differ) + " (they scored different test " \
-                "tracks: skipped files or other data); their mean is shown."
-    spread = [r for r in rows if r["primary"] and r.get("n_pt")]
-    if spread:
-        text += (f" '{PT_COL}': pretraining seeds pooled in the row; the interval is then a multi-bootstrap over "
-                 "pretraining seeds and test tracks together (docs/experiments.md). Spread of the pretraining seeds' "
-                 "means (min-max, sd): " + "; ".join(
-                     f"{r['encoder']} x {r['task']}: {r['pt_min']:.4f}-{r['pt_max']:.4f} (sd {r['pt_sd']:.4f}, "
-                     f"{r['n_pt']} seeds)" for r in spread) + ".")
-    if any(not math.isfinite(r["mean"]) for r in rows):
-        text += (" NaN: the metric was undefined (NaN or null) for at least one seed; see the records. "
-                 "It takes no rank, and `bench compare` fails on it.")
-    return text
-
-
-# -- rendering ---------------------------------------------------------------------------------------
-
-
-def _display(df, bold: str) -> tuple[list[str], list[list[str]]]:
-    """Headers and formatted cells (primary = 'mean [lo, hi]'); ``bold`` wraps the best, e.g. '**{}**'."""
-    primary = [c for c in df.columns if f"{c} lo" in df.columns]
-    shown = [c for c in df.columns if not (c.endswith(" lo") or c.endswith(" hi")) or c[:-3] not in primary]
-    from bench.references import is_published
-
-    undefined = {tuple(u) for u in df.attrs.get("undefined", ())}
-    # the measured rows of one condition compete (clean rows with clean rows only); published and chance rows
-    # never do
-    cond = df.attrs.get("conditions", {})
-    chance = set(df.attrs.get("chance", ()))
-    groups: dict[str, list[Any]] = {}
-    for enc in df.index:
-        if not is_published(enc) and enc not in chance:
-            groups.setdefault(cond.get(enc, CLEAN), []).append(enc)
-    marked = {(enc, c) for members in groups.values() for c in primary for enc in [_separated_best(df, members, c)]
-              if enc is not None}
-    cells = []
-    for enc, row in df.iterrows():
-        out = [str(enc)]
-        for c in shown:
-            v = row[c]
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                out.append("NaN" if (enc, c) in undefined else "")
-                continue
-            if c == PT_COL:
-                out.append(f"{v:.0f}")
-                continue
-            text = f"{v:.2f}" if c == RANK_COL else f"{v:.4f}"
-            if c in primary and not math.isnan(row[f"{c} lo"]):
-                text += f" [{row[f'{c} lo']:.4f}, {row[f'{c} hi']:.4f}]"
-            if (enc, c) in marked:
-                text = bold.format(text)
-            out.append(text)
-        cells.append(out)
-    return ["encoder"] + shown, cells
-
-
-def _separated_best(df, members: list[Any], col: str) -> Any:
-    """The row of ``members`` with the best ``col`` when its interval lies above every other member's
-    (:data:`BOLD_RULE`); None when it does not, when the best is tied, or when a row has no interval."""
-    vals = df.loc[members, col].dropna()
-    if len(vals) < 2:
-        return None
-    ranked = vals.sort_values(ascending=False)
-    top, others = ranked.index[0], ranked.index[1:]
-    if ranked.iloc[1] >= ranked.iloc[0] - 1e-12:
-        return None
-    lo = df.loc[top, f"{col} lo"]
-    his = df.loc[others, f"{col} hi"]
-    if math.isnan(lo) or his.isna().any() or not lo > his.max():
-        return None
-    return top
-
-
-def to_markdown(df) -> str:
-    from tabulate import tabulate
-
-    headers, cells = _display(df, "**{}**")
-    return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
-
-
-def _chance_by_task(chance: list[dict[str, Any]]) -> dict[str, float]:
-    """The primary metric's chance level per task, for the chart (the clean-data row of a mixed table)."""
-    out: dict[str, float] = {}
-    for c in chance:
-        if c["primary"] and math.isfinite(c["mean"]) and (c["task"] not in out or c["encoder"] == CHANCE):
-            out[c["task"]] = c["mean"]
-    return out
-
-
-def to_html(records: list[dict[str, Any]], df, rows: list[dict[str, Any]], png: bytes, note: str = "") -> str:
-    headers, cells = _display(df, "<b>{}</b>")
-    return _html(records, headers, cells, rows, png, note)
-
-
-#: the page's style: at most 1,300 px of content (a 1,400 px window shows all of it), tables scroll sideways
 #: inside the page rather than widening it, the chart is scaled down to the page when the window is narrower
-STYLE = ("body{font-family:sans-serif;margin:2em auto;padding:0 1em;max-width:1300px}"
-         ".scroll{max-width:100%;overflow-x:auto}table{border-collapse:collapse}"
-         "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}td:first-child,th:first-child"
-         "{text-align:left;white-space:nowrap}.demo{background:#fff3cd;border:1px solid #e0c060;padding:8px;font-weight:bold}"
-         "img.chart{display:block;max-width:100%;height:auto}")
-
-
-def _html(records: list[dict[str, Any]], headers: list[str], cells: list[list[str]], rows: list[dict[str, Any]],
-          png: bytes, note: str = "", chance: list[dict[str, Any]] = ()) -> str:
-    from bench import provenance
-    from bench.leaderboard_chart import MAX_WIDTH_PX
-
-    demo = all(r.get("demo_data") for r in records)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_esc_keep_bold(c)}</td>" for c in row) + "</tr>" for row in cells)
-    banner = f'<p class="demo">{html.escape(DEMO_NOTE)}</p>' if demo else (
-        '<p class="demo">Mixed table: rows marked (demo data) come from generated demo data.</p>'
-        if _mixed(records) else "")
-    img = base64.b64encode(png).decode()
-    title_lines = "<br>".join(html.escape(x) for x in title(records).splitlines() if x != DEMO_NOTE)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>bench leaderboard</title>
-<style>{STYLE}</style></head>
-<body><h1>bench leaderboard</h1>{banner}<p>{title_lines}</p>
-<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>
-<p>{html.escape(_notes(rows, chance) + note)}</p>
-<img class="chart" style="max-width:min(100%,{MAX_WIDTH_PX}px)" alt="primary metric per task and encoder with 95% \
-intervals, the chance level dashed" src="data:image/png;base64,{img}">
-{provenance.html_block(records)}
-</body></html>
-"""
-
-
-def _esc_keep_bold(text: str) -> str:
-    if text.startswith("<b>") and text.endswith("</b>"):
-        return "<b>" + html.escape(text[3:-4]) + "</b>"
-    return html.escape(text)
-
-
 # -- baseline entries (shared with bench.compare) ------------------------------------------------------
 
 
@@ -578,20 +361,6 @@ def _num(v: Any) -> Any:
 # -- files ---------------------------------------------------------------------------------------------
 
 
-def with_reference(records: list[dict[str, Any]], df, reference: str | None) -> tuple[Any, str]:
-    """``df`` with the published rows of ``reference`` where they may stand, and the note saying what was shown."""
-    if not reference:
-        return df, ""
-    from bench import references
-
-    ref = references.get(reference)
-    tasks, refused = references.eligible_tasks(ref, records)
-    primary = {r["task"]: r["primary_metric"] for r in records}
-    out = references.add_rows(df, ref, tasks, primary)
-    out.attrs = dict(df.attrs)  # which row is of which condition, which cells are undefined
-    return out, " " + references.notes(ref, tasks, refused)
-
-
 def write(records: list[dict[str, Any]], out_dir: Path, reference: str | None = None) -> dict[str, Path]:
     """Write leaderboard .md/.csv/.json/.html/.png into ``out_dir`` and return their paths."""
     rows = summary(records)
@@ -601,7 +370,7 @@ def write(records: list[dict[str, Any]], out_dir: Path, reference: str | None = 
     head = title(records)
     files: dict[str, Path] = {}
     md = out_dir / "leaderboard.md"
-    md.write_text(head + "\n\n" + tables["markdown"] + "\n\n" + _notes(rows, chance) + ref_note + "\n")
+    md.write_text(head + "\n\n" + tables["markdown"] + "\n\n" + notes(rows, chance) + ref_note + "\n")
     files["markdown"] = md
     csv = out_dir / "leaderboard.csv"
     csv.write_text(tables["csv"])
@@ -610,7 +379,7 @@ def write(records: list[dict[str, Any]], out_dir: Path, reference: str | None = 
     doc = baseline(records)
     doc.update({
         "title": head,
-        "notes": _notes(rows, chance) + ref_note,
+        "notes": notes(rows, chance) + ref_note,
         "rows": tables["rows"],
         "summary": [{k: _num(v) for k, v in r.items()} for r in rows],
         # the chance levels (also the table's chance row); never among the gated "entries"
@@ -621,11 +390,15 @@ def write(records: list[dict[str, Any]], out_dir: Path, reference: str | None = 
     files["json"] = js
     # drawn once per distinct chart: a warm rerun reads the PNG instead of importing matplotlib
     png = render_cache.png("leaderboard", chart_png, rows, all(r.get("demo_data") for r in records),
-                           _chance_by_task(chance))
+                           chance_by_task(chance))
     (out_dir / "leaderboard.png").write_bytes(png)
     files["png"] = out_dir / "leaderboard.png"
     page = out_dir / "leaderboard.html"
-    page.write_text(_html(records, *tables["html"], rows, png, ref_note, chance))
+    demo = all(r.get("demo_data") for r in records)
+    banner = DEMO_NOTE if demo else "Mixed table: rows marked (demo data) come from generated demo data." \
+        if _mixed(records) else ""
+    page.write_text(html_page(*tables["html"], png, [x for x in head.splitlines() if x != DEMO_NOTE],
+                              notes(rows, chance) + ref_note, banner, provenance.html_block(records)))
     files["html"] = page
     return files
 
@@ -635,49 +408,13 @@ def _rendered(records: list[dict[str, Any]], rows: list[dict[str, Any]], referen
     """(the wide table's renderings, the reference note). Without a reference they are made once per distinct
     set of summary and chance rows (bench.render_cache): a warm rerun reads them instead of importing pandas."""
     if reference:
-        df, ref_note = with_reference(records, _wide(rows), reference)
-        return json.loads(_tables_of(_with_chance(df, chance))), ref_note
-    return json.loads(render_cache.blob("leaderboard-tables", _tables, rows, chance, _table_libs(), ext="json")), ""
-
-
-def _tables(rows: list[dict[str, Any]], chance: list[dict[str, Any]], libs: list[str]) -> bytes:
-    """The wide table's renderings (markdown, CSV, JSON rows, HTML cells) from the summary and chance rows, as
-    JSON bytes.
-
-    ``libs`` (pandas and tabulate versions) is only part of the render cache's key.
-    """
-    return _tables_of(_with_chance(_wide(rows), chance)).encode()
-
-
-def _tables_of(df) -> str:
-    headers, cells = _display(df, "<b>{}</b>")
-    return json.dumps({"markdown": to_markdown(df), "csv": _csv_cells(df).to_csv(),
-                       "rows": json.loads(df.reset_index().to_json(orient="records")), "html": [headers, cells]})
-
-
-def _table_libs() -> list[str]:
-    import importlib.metadata as md
-
-    out = []
-    for dist in ("pandas", "tabulate"):
-        try:
-            out.append(f"{dist} {md.version(dist)}")
-        except md.PackageNotFoundError:
-            out.append(f"{dist} ?")
-    return out
-
-
-def _csv_cells(df):
-    """``df`` as text cells (6 decimals): empty where there is no record, ``NaN`` where the value is undefined."""
-    cells = df.map(lambda v: "" if v != v else f"{v:.6f}")
-    for enc, col in df.attrs.get("undefined", ()):
-        if col in cells.columns:
-            cells.loc[enc, col] = "NaN"
-    return cells
+        df, ref_note = with_reference(records, wide(rows), reference)
+        return json.loads(tables_of(with_chance(df, chance))), ref_note
+    return json.loads(render_cache.blob("leaderboard-tables", renderings, rows, chance, table_libs(), ext="json")), ""
 
 
 def render(records: list[dict[str, Any]], reference: str | None = None) -> str:
     rows = summary(records)
     chance = chance_rows(records)
     tables, ref_note = _rendered(records, rows, reference, chance)
-    return title(records) + "\n\n" + tables["markdown"] + "\n\n" + _notes(rows, chance) + ref_note
+    return title(records) + "\n\n" + tables["markdown"] + "\n\n" + notes(rows, chance) + ref_note

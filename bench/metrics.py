@@ -176,12 +176,17 @@ def chance_scores(task, labels, n_classes: int) -> dict[str, object]:
     ``labels``: the test split's labels as the task gives them (a class index per track, or a list of class
     indices per track for a multilabel task). The predictor outputs the test split's class frequencies for every
     track, so every metric of the task (its own scorer included) is that of the label prior: the majority class
-    for top-1 metrics, 0.5 for ROC-AUC (all scores tied), the positive rate for average precision. A scorer that
+    for top-1 metrics, 0.5 for ROC-AUC (all scores tied), the positive rate for average precision; a regression
+    task's predictor outputs the test split's mean target (R² 0). A scorer that
     fails on this constant input gives ``metrics: {}`` and its error: the record is kept, without a chance level.
     """
+    y: np.ndarray
     if task.kind == "multiclass":
         y = np.asarray(labels, dtype=np.int64)
         prior = np.bincount(y, minlength=n_classes)[:n_classes] / max(len(y), 1)
+    elif task.kind == "regression":  # the test split's mean target for every track (R² 0)
+        y = np.asarray(labels, dtype=np.float64).reshape(len(labels), n_classes)
+        prior = y.mean(axis=0) if len(y) else np.zeros(n_classes)
     else:
         y = np.zeros((len(labels), n_classes), dtype=np.float32)
         for i, lab in enumerate(labels):

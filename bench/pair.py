@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from bench.corruptions import CLEAN, Condition, track_seed
 from bench.errors import BenchError
 from bench.extract import AudioTransform, Embeddings
-from bench.run import embed, encoder_options_for, evaluate, guarded, index_task, log, make_records, make_task
+from bench.run import embed, encoder_options_for, guarded, index_task, log, make_records, make_task
 from bench.run import variant_label
 from bench.settings import EvalSettings, Evaluation, IndexedTask, PreparedEncoder, RunConfig
 from bench.task import Task
@@ -130,9 +130,10 @@ def _matches(rec: dict[str, Any], prep: PreparedEncoder, data: IndexedTask, sett
     proto = protocols.get(settings.protocol)
     conf, _ = proto.probe_plan(data.task, settings.device, settings.probe_grid,
                                prep.encoder.window / prep.encoder.sample_rate)
-    wanted = {k: v for k, v in _json(conf.to_dict()).items() if not (proto.uses_grid and k in _FITTED)}
+    fitted = proto.uses_grid or bool(proto.lr_sweep)  # the lr (and wd) were chosen on valid, not set
+    wanted = {k: v for k, v in _json(conf.to_dict()).items() if not (fitted and k in _FITTED)}
     probe = rec.get("probe") or {}
-    grid_spec = settings.probe_grid if proto.uses_grid else f"protocol {proto.name}: one point"
+    grid_spec = proto.grid_description(settings.probe_grid)
     return (rec.get("schema_version") == SCHEMA_VERSION
             and rec.get("protocol", "bench") == proto.name
             and rec.get("weights_hash") == prep.weights_hash
@@ -142,7 +143,8 @@ def _matches(rec: dict[str, Any], prep: PreparedEncoder, data: IndexedTask, sett
             and all(probe.get(k) == v for k, v in wanted.items())
             and probe.get("grid_spec") == grid_spec
             and (rec.get("corruption") or {}).get("token") == token
-            and rec.get("limit") == settings.limit)
+            and rec.get("limit") == settings.limit
+            and (rec.get("pretraining") or {}).get("seed") == prep.weights.get("seed"))
 
 
 def reusable_records(prep: PreparedEncoder, data: IndexedTask, settings: EvalSettings,
@@ -160,7 +162,7 @@ def reusable_records(prep: PreparedEncoder, data: IndexedTask, settings: EvalSet
     for seed in settings.seeds:
         for cid, token in tokens.items():
             stub = {"variant": prep.variant, "encoder": prep.entry.name, "task": data.task.name, "condition": cid,
-                    "seed": seed}
+                    "seed": seed, "pretraining": {"seed": prep.weights.get("seed")}}
             path = settings.out / "records" / record_name(stub)
             try:
                 rec = json.loads(path.read_text())
@@ -204,7 +206,7 @@ def evaluate_pair(prep: PreparedEncoder, task: Task, config: RunConfig, conditio
     the own-head row, and the pair is kept by request (:mod:`bench.run_memo`)
     instead of being matched against the records in ``--out``.
     """
-    from bench import procs, results
+    from bench import layers, procs, results
 
     settings = config.settings
     failures = failures if failures is not None else []
@@ -235,9 +237,11 @@ def evaluate_pair(prep: PreparedEncoder, task: Task, config: RunConfig, conditio
         return []
     out = []
     for seed in settings.seeds:
-        ev = evaluate(data, embs, settings, seed, conditions=corrupted)
+        # a stack of layers: a probe per layer, the one chosen on validation scores the test sets (bench.layers)
+        choice = layers.evaluate(data, embs, settings, seed, corrupted, prep.encoder.layers)
+        ev, chosen = choice.evaluation, choice.conditions
         res = ev.selected.result
-        recs = make_records(prep, data, embs, status, ev, settings, conditions=corrupted,
+        recs = make_records(prep, data, choice.embeddings, status, ev, settings, conditions=chosen,
                             seconds=time.perf_counter() - t_start)
         # clean first, then the conditions in their order: the order reusable_records gives back, so a fresh
         # run and its warm rerun hand the leaderboard the same rows in the same order (the same render key)
@@ -245,9 +249,11 @@ def evaluate_pair(prep: PreparedEncoder, task: Task, config: RunConfig, conditio
         recs.sort(key=lambda r: rank.get(r["condition"], len(rank)))
         for rec in recs:
             cid = rec["condition"]
+            if choice.layer is not None:
+                rec["layers"] = layers.record_field(choice, task.primary_metric, cid)
             if cid != CLEAN:
                 cond = next(c for c in conditions if c.id == cid)
-                rec["drop"] = _drop(task, embs["test"], corrupted[cid], res.test_scores, res.extra_scores[cid],
+                rec["drop"] = _drop(task, embs["test"], chosen[cid], res.test_scores, res.extra_scores[cid],
                                     len(data.classes))
                 rec["corruption"] = {"id": cid, "name": cond.name, "strength": cond.strength,
                                      "token": tokens[cid], "seed": corruption_seed, "cache": cache_status[cid]}
@@ -259,8 +265,13 @@ def evaluate_pair(prep: PreparedEncoder, task: Task, config: RunConfig, conditio
 
                 predictions.write(rec, embs["test"].items, res.test_scores, data.classes, task.kind)
         _log_seed(prep, task, ev, out[-len(recs):])
+        if choice.layer is not None:
+            log(f"[{prep.variant} x {task.name} seed {seed}] layer {choice.layer} of {prep.encoder.layers} chosen "
+                f"on valid {task.primary_metric}; per layer (valid/test): " + ", ".join(
+                    f"{p['layer']}: {_fmt(p['valid'])}/{_fmt(p['test'][CLEAN])}" for p in choice.curve))
     if own_heads:
-        out.extend(_own_head_records(prep, data, embs, status, settings))
+        if prep.encoder.layers == 1:  # an own head reads one embedding, not a stack of layers
+            out.extend(_own_head_records(prep, data, embs, status, settings))
         _keep(prep, task, config, data, out)
     return out
 
@@ -296,6 +307,10 @@ def _keep(prep: PreparedEncoder, task: Task, config: RunConfig, data: IndexedTas
         run_memo.store(prep, task, config, data, records)
     except Exception as exc:  # keeping the pair for next time must never fail a pair that is done
         log(f"warning: [{prep.variant} x {task.name}] not kept for reuse: {type(exc).__name__}: {exc}")
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
 
 
 def _log_seed(prep: PreparedEncoder, task: Task, ev: Evaluation, recs: list[dict[str, Any]]) -> None:

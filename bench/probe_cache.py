@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import keys
-from bench.store import EntryError, Store
+from bench.store import EntryError, Store, open_root, plain
 
 RESULT, SCORES = "result.json", "scores.npz"
-make_key = keys.probe_key
 
 
 def cached(compute: Callable[[], tuple[Any, dict, dict]], *, task: Any, classes: list[str], embeddings: dict[str, Any],
@@ -34,29 +33,15 @@ def cached(compute: Callable[[], tuple[Any, dict, dict]], *, task: Any, classes:
     return store.get_or_compute(key, compute, rows)
 
 
-def default_root() -> Path:
-    from bench.store import kind_root
-
-    return kind_root("probes")
-
-
-class ProbeCache:
-    """Probe entries in one :class:`bench.store.Store` (kind ``probes``); ``root=None``: off."""
+class ProbeCache(Store):
+    """Probe entries: a :class:`bench.store.Store` of kind ``probes``; ``root=None``: off."""
 
     def __init__(self, root: Path | None) -> None:
-        self.store = Store("probes", root)
+        super().__init__("probes", root)
 
     @classmethod
-    def open(cls, root: Path | None = None, *, enabled: bool = True) -> "ProbeCache":
-        return cls(Store.open("probes", root, enabled=enabled).root)
-
-    @property
-    def root(self) -> Path | None:
-        return self.store.root
-
-    @property
-    def enabled(self) -> bool:
-        return self.store.enabled
+    def open(cls, root: Path | None = None, *, enabled: bool = True) -> "ProbeCache":  # type: ignore[override]
+        return cls(open_root("probes", root, enabled))
 
     def get_or_compute(self, key: keys.Key, compute: Callable[[], tuple[Any, dict, dict]],
                        rows: dict[str, int]) -> tuple[tuple[Any, dict, dict], str]:
@@ -64,17 +49,14 @@ class ProbeCache:
         ``rows``: test set name ("clean" or a condition) -> its number of tracks, checked against the scores."""
         if not self.enabled:
             return compute(), "off"
-        got, status = self.store.get(key.name, key.fields, key.digest, lambda folder, man: _load(folder, rows))
+        got, status = self.get(key.name, key.fields, key.digest, lambda folder, man: _load(folder, rows))
         if got is not None:
             return got, status
         out = compute()
-        self.store.put(key.name, key.fields, key.digest, lambda folder: _write(folder, *out),
-                       {"task": key.fields["task"]["name"], "split": f"seed {key.fields['seed']}",
-                        "embeddings": key.fields["embeddings"].get("test", "")})
+        self.put(key.name, key.fields, key.digest, lambda folder: _write(folder, *out),
+                 {"task": key.fields["task"]["name"], "split": f"seed {key.fields['seed']}",
+                  "embeddings": key.fields["embeddings"].get("test", "")})
         return out, status
-
-    def entries(self) -> list[dict[str, Any]]:
-        return self.store.entries()
 
 
 def _write(folder: Path, sel: Any, metrics: dict, confidence: dict) -> None:
@@ -91,7 +73,7 @@ def _write(folder: Path, sel: Any, metrics: dict, confidence: dict) -> None:
            "result": {"valid_loss": res.valid_loss, "best_epoch": res.best_epoch, "epochs": res.epochs,
                       "seconds": res.seconds},
            "metrics": metrics, "confidence": confidence}
-    (folder / RESULT).write_text(json.dumps(doc, sort_keys=True, default=_plain))
+    (folder / RESULT).write_text(json.dumps(doc, sort_keys=True, default=plain))
 
 
 def _load(folder: Path, rows: dict[str, int]) -> tuple[Any, dict, dict]:
@@ -118,9 +100,3 @@ def _load(folder: Path, rows: dict[str, int]) -> tuple[Any, dict, dict]:
         raise EntryError(f"it scored test sets of {got} tracks, this run has {rows}")
     return selected, metrics, confidence
 
-
-def _plain(obj: Any) -> Any:
-    """JSON for numpy scalars and arrays inside metrics and intervals."""
-    if type(obj).__module__ == "numpy":
-        return obj.tolist()
-    return str(obj)

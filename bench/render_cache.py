@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import keys
-from bench.store import EntryError, Store, kind_root, remove
+from bench.store import EntryError, Store, kind_root, plain, remove
 
 #: rendered entries kept; older ones (by last use) are deleted
 KEEP = 64
@@ -40,7 +40,7 @@ def blob(name: str, make: Callable[..., bytes], *args: Any, ext: str = "bin",
         mpl = md.version("matplotlib")
     except md.PackageNotFoundError:
         mpl = "?"
-    key = keys.make({"args": json.loads(json.dumps(args, sort_keys=True, default=_plain)),
+    key = keys.make({"args": json.loads(json.dumps(args, sort_keys=True, default=plain)),
                      "code": keys.code_digest(make.__module__), "make": make.__qualname__, "matplotlib": mpl}, name)
     file = f"out.{ext}"
 
@@ -59,13 +59,6 @@ def blob(name: str, make: Callable[..., bytes], *args: Any, ext: str = "bin",
                      {"task": name, "split": ext}):
             _prune(store)
     return data
-
-
-def _plain(obj: Any) -> Any:
-    """JSON for numpy values (whole arrays: ``str`` of a large one elides values, and so would the key)."""
-    if type(obj).__module__ == "numpy":
-        return obj.tolist()
-    return str(obj)
 
 
 def _prune(store: Store) -> None:

@@ -79,7 +79,8 @@ def check_record(rec: dict[str, Any], where: str) -> None:
 
 
 def record_name(rec: dict[str, Any]) -> str:
-    """``<variant>__<task>[__<condition>]__seed<N>.json``: variants and conditions never overwrite each other."""
+    """``<variant>__<task>[__<condition>][__pt<P>]__seed<N>.json``: variants, conditions and pretraining seeds
+    (``pretraining.seed``, P) never overwrite each other."""
     import re
 
     def safe(text: Any) -> str:
@@ -88,6 +89,8 @@ def record_name(rec: dict[str, Any]) -> str:
     variant = rec.get("variant") or rec["encoder"]
     condition = rec.get("condition") or "clean"
     middle = "" if condition == "clean" else f"__{safe(condition)}"
+    pt = (rec.get("pretraining") or {}).get("seed")
+    middle += "" if pt is None else f"__pt{safe(pt)}"
     return f"{safe(variant)}__{safe(rec['task'])}{middle}__seed{rec['seed']}.json"
 
 

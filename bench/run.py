@@ -122,13 +122,14 @@ def prepare_encoder(name: str, config: RunConfig, *, cache_dir: Path | None = No
         # planned once: the run memo's witness, the checkpoint key and the trainer all use this plan
         plan = plan_pools(encoder.label_spec(), recipe, settings.data_roots)
         if run_memo.enabled(settings):
-            pools = run_memo.pools_of(encoder.label_spec(), recipe, settings.data_roots,
-                                      sources=plan.data_sources())
+            pools = run_memo.pools_of(encoder.label_spec(), recipe, plan.data_sources())
         path, extra = ensure_pretrained(encoder, data_roots=settings.data_roots,
                                         cache_dir=cache_dir or default_cache_dir(), device=settings.device,
                                         recipe=recipe, progress=settings.progress, plan=plan)
         weights = {"checkpoint": str(path), **extra}
         log(f"[{name}] using pretrained weights {path}")
+    if config.pretrain_seed is not None:  # --pretrain-seeds: the records say which seed, rows pool them
+        weights["seed"] = config.pretrain_seed
     encoder.to(settings.device).eval()
     variant = config.variants.get(name) or variant_label(name, user)
     return PreparedEncoder(entry, encoder, weights_hash(encoder), variant, user, weights, recipe, pools)
@@ -187,23 +188,38 @@ def embed(prep: PreparedEncoder, data: IndexedTask, settings: EvalSettings, spli
                          "several processes does not do yet: run it in one process (without accelerate launch)")
     embed_split = partial(shard.embed_split, group) if group.several else partial(embcache.embed_split)
     embs, status = {}, {}
-    for s in splits:
-        embs[s], status[s] = embed_split(
-            store, prep.entry.name, prep.encoder, prep.weights_hash, data.task, s, data.splits[s].items, data.root,
-            device=settings.device, batch_size=settings.batch_size, progress=settings.progress, transform=transform,
-            **({"windows": True} if s in per_window else {}))
-        if not group.is_main:
-            continue
-        embs[s].window_seconds = prep.encoder.window / prep.encoder.sample_rate
-        if embs[s].skipped:
-            log(f"[{data.task.name}] skipped {len(embs[s].skipped)} unreadable file(s) in {s}"
-                + (f" ({transform.id})" if transform else "") + ":")
-            for sk in embs[s].skipped[:5]:
-                log(f"  {sk['path']}: {sk['reason']}")
-        decoder_messages.report_kept(data.task.name, s, embs[s].warnings)
-        if len(embs[s].items) == 0:
-            raise BenchError(f"task {data.task.name}: no readable audio in the {s} split under {data.root}")
+    with _weights_for(prep, data, settings) as weights:
+        for s in splits:
+            embs[s], status[s] = embed_split(
+                store, prep.entry.name, prep.encoder, weights, data.task, s, data.splits[s].items, data.root,
+                device=settings.device, batch_size=settings.batch_size, progress=settings.progress,
+                transform=transform, **({"windows": True} if s in per_window else {}))
+            if not group.is_main:
+                continue
+            embs[s].window_seconds = prep.encoder.window / prep.encoder.sample_rate
+            if embs[s].skipped:
+                log(f"[{data.task.name}] skipped {len(embs[s].skipped)} unreadable file(s) in {s}"
+                    + (f" ({transform.id})" if transform else "") + ":")
+                for sk in embs[s].skipped[:5]:
+                    log(f"  {sk['path']}: {sk['reason']}")
+            decoder_messages.report_kept(data.task.name, s, embs[s].warnings)
+            if len(embs[s].items) == 0:
+                raise BenchError(f"task {data.task.name}: no readable audio in the {s} split under {data.root}")
     return embs, status
+
+
+def _weights_for(prep: PreparedEncoder, data: IndexedTask, settings: EvalSettings) -> Any:
+    """The weights hash the embeddings are keyed by, within the encoder state they are made with: the
+    pretrained one, or with ``--official-batchnorm`` the BatchNorm statistics of the task's train windows
+    (:mod:`bench.batchnorm`)."""
+    import contextlib
+
+    if not settings.official_batchnorm:
+        return contextlib.nullcontext(prep.weights_hash)
+    from bench import batchnorm
+
+    return batchnorm.adapted(prep, data, device=settings.device, batch_size=settings.batch_size,
+                             progress=settings.progress)
 
 
 def evaluate(data: IndexedTask, embs: dict[str, Embeddings], settings: EvalSettings, seed: int,
@@ -268,6 +284,7 @@ def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embed
             variant=prep.variant,
             condition=cond,
             protocol=proto.name,
+            **({"official_batchnorm": True} if settings.official_batchnorm else {}),
             task=task.name,
             seed=ev.seed,
             primary_metric=task.primary_metric,
@@ -302,7 +319,7 @@ def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embed
             cache={s: status[s]["status"] for s in SPLITS},
             probe={**probe_conf.to_dict(), "lr": sel.lr, "weight_decay": sel.weight_decay,
                    "best_epoch": res.best_epoch, "epochs": res.epochs, "valid_loss": res.valid_loss,
-                   "grid_spec": settings.probe_grid if proto.uses_grid else f"protocol {proto.name}: one point",
+                   "grid_spec": proto.grid_description(settings.probe_grid),
                    "selection_metric": sel.selection_metric, "grid": sel.grid, "cache": ev.cache},
             device=settings.device,
             **({"limit": settings.limit} if settings.limit is not None else {}),

@@ -35,9 +35,11 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
         "checkpoint": config.checkpoint,
         "encoder_options": config.encoder_options,
         "variants": config.variants,
+        "pretrain_seeds": list(config.pretrain_seeds),
         "out": str(s.out),
         "data_roots": asdict(s.data_roots),
         **{k: list(v) if k == "seeds" else v for k in _SETTINGS for v in [getattr(s, k)]},
+        "official_batchnorm": s.official_batchnorm,
     }
 
 
@@ -62,9 +64,11 @@ def load(path: Path, *, out: Path | None = None, progress: bool = False) -> RunC
     try:
         roots = DataRoots(**doc["data_roots"])
         fields: dict[str, Any] = {k: tuple(doc[k]) if k == "seeds" else doc[k] for k in _SETTINGS}
+        fields["official_batchnorm"] = bool(doc.get("official_batchnorm", False))  # absent before it existed
         settings = EvalSettings(out=Path(out or doc["out"]), data_roots=roots, progress=progress, **fields)
         return RunConfig(encoders=list(doc["encoders"]), tasks=list(doc["tasks"]), settings=settings,
                          checkpoint=doc["checkpoint"], encoder_options=dict(doc["encoder_options"]),
-                         variants=dict(doc["variants"]))
+                         variants=dict(doc["variants"]),
+                         pretrain_seeds=tuple(int(x) for x in doc.get("pretrain_seeds") or ()))
     except (KeyError, TypeError) as exc:
         raise BenchError(f"--config {path}: missing or malformed field {exc}; write it again with `bench run`") from None

@@ -1,34 +1,16 @@
 """Finished (encoder, task) pairs kept by request, so a warm ``bench run`` neither imports torch nor builds an encoder.
 
-Why: with embeddings and probe results cached, a rerun of the same command
-still built every encoder, loaded its checkpoint and hashed its weights only
-to find the cache keys; importing torch alone was 2.6 s of a 4.0 s warm main
-job (``benchmarks/bench_warm.py``). Here the records a pair produced are kept
-in the one store (:mod:`bench.store`: a checksummed manifest, verified on every
-read; a damaged entry is said once, removed and computed again) under a key
-(:func:`bench.keys.make`) of everything the request states, and reused only
-when what it does not state is unchanged, all checked without torch:
-
-- **the code and libraries**: the content digest of every source file of bench
-  and of the encoder's and the task's plugin packages (:func:`bench.keys.code_digest`),
-  and the versions every record lists (torch, numpy, ...);
-- **the task's data**: its splits indexed again and fingerprinted (the data key);
-- **the weights**: the weights key (:func:`bench.keys.weights_key`, the content
-  digest of the checkpoint file the records were made from) and of any option
-  naming a file; for a trainable encoder without ``--checkpoint`` also its pools
-  (:func:`bench.pretrain.pools.plan_pools` from the stored label spec and
-  recipe, with the train splits' fingerprints: what the checkpoint key hashes,
-  taken before the checkpoint was chosen). A ``random``-style encoder's seeded
-  weights follow from its code, options and torch version, all in the key.
-
-File contents go through the store's one file-identity memo, so a warm check
-costs a stat per file. Only encoders that declare their weights self-contained
-(:attr:`bench.encoder.Encoder.self_contained`: the built-in SampleCNN family
-and logmel; not the Hugging Face encoder, whose hub weights can change under
-the same name) are kept. ``--no-cache`` neither reads nor writes here; a run of
-several processes (``accelerate launch``) never uses it, nor does a run whose
-cache folder is not this user's writable one. ``bench cache list`` shows the
-entries (kind ``results``); clearing embeddings or probes clears them too.
+Why a second reuse path beside the key chain (:mod:`bench.keys`): the chain's embeddings key holds the encoder's
+config and weights hash, which need the encoder built (for SampleCNN, torch imported: 3.7 s of the 4.4 s a warm
+main job took through the chain, against 0.75-1.0 s here; ``benchmarks/bench_warm.py``). Here the records of a
+pair are one :mod:`bench.store` entry (kind ``results``) keyed by everything the request states (options, plugin
+identities and code, protocol, grid, seeds, library versions, bench's code); served only while the data key
+and the weights are unchanged, checked without torch: the weights key (:func:`bench.keys.weights_key`) of the
+checkpoint and of any option naming a file, and for a trainable encoder without ``--checkpoint`` the pools its
+checkpoint key hashes, planned again from the stored label spec and recipe. Only encoders that declare their
+weights self-contained (:attr:`bench.encoder.Encoder.self_contained`) are kept; not with ``--no-cache``, nor
+across several processes, nor in a cache folder that is not this user's writable one. Clearing embeddings or
+probes clears these entries too.
 """
 
 from __future__ import annotations
@@ -43,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench import keys
-from bench.store import EntryError, Store, kind_root, persist_digests, remove, writable
+from bench.store import EntryError, Store, kind_root, persist_digests, plain, remove, writable
 
 if TYPE_CHECKING:  # pragma: no cover
     from bench.config import DataRoots
@@ -71,6 +53,7 @@ def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, A
         "encoder": [prep_name, keys.plugin_identity("encoder", prep_name)],
         "options": user,
         "variant": config.variants.get(prep_name),
+        "pretrain_seed": config.pretrain_seed,
         "checkpoint": str(Path(config.checkpoint).resolve()) if config.checkpoint else None,
         "task": [task.name, keys.plugin_identity("task", task.name)],
         "task_settings": task.settings,
@@ -83,32 +66,27 @@ def request_key(prep_name: str, task: Task, config: RunConfig, user: dict[str, A
         "versions": {k: v for k, v in results.versions().items() if k != "platform"},
         "code": keys.code_digest("bench", recursive=True),  # the plugins' code is in their identities
         **({"limit": config.settings.limit} if config.settings.limit is not None else {}),
+        **({"official_batchnorm": True} if config.settings.official_batchnorm else {}),
     }
     return keys.make(fields, prep_name, task.name)
 
 
 def enabled(settings: EvalSettings) -> bool:
     """Whether finished pairs are kept and reused: with the cache, in one process, in this user's writable
-    cache folder."""
+    cache folder (another user's folder could hold planted records)."""
     from bench import procs
 
     return settings.cache and not procs.launched() and trusted()
 
 
 def trusted() -> bool:
-    """Whether the cache folder is this user's writable one (not a fallback): entries are read and written only
-    there (another user's folder could hold planted records)."""
     return _writable_once(str(root()))
 
 
 @functools.lru_cache(maxsize=8)
 def _writable_once(folder: str) -> bool:
-    """The write test of ``folder``, once per run (:func:`new_run`) rather than once per pair: it writes a file."""
+    """The write test of ``folder`` (it writes a file), once per run (:func:`new_run`) rather than per pair."""
     return not writable(Path(folder))
-
-
-def _store() -> Store:
-    return Store(KIND, root() if trusted() else None)
 
 
 def applies(name: str) -> bool:
@@ -125,48 +103,39 @@ def _option_files(options: dict[str, Any]) -> dict[str, str]:
     return {k: keys.weights_key(v) for k, v in sorted(options.items()) if isinstance(v, str) and os.path.isfile(v)}
 
 
-def pools_of(spec: LabelSpec, recipe: Recipe, roots: DataRoots,
-             sources: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The pools witness of a trainable encoder about to be pretrained or found by key: its label spec and
-    recipe (as JSON) and the data sources its checkpoint key hashes, taken *before* the checkpoint is chosen
-    (data that changes during the run must not vouch for a checkpoint trained on the old data). ``sources``:
-    the plan's ``data_sources()`` when the caller has planned the pools already (not planned again)."""
+def pools_of(spec: LabelSpec, recipe: Recipe, sources: dict[str, Any]) -> dict[str, Any]:
+    """The pools witness of a trainable encoder: its label spec and recipe, and the pools' data sources its
+    checkpoint key hashes (``sources``: the plan's ``data_sources()``), taken *before* the checkpoint is chosen
+    (data that changes during the run must not vouch for a checkpoint trained on the old data)."""
     spec_d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(spec).items()}
-    recipe_d = recipe.to_dict()
-    if sources is not None:
-        sources = json.loads(json.dumps(sources, sort_keys=True, default=str))  # as _pool_sources stores it
-    return {"spec": spec_d, "recipe": recipe_d,
-            "sources": sources if sources is not None else _pool_sources(spec_d, recipe_d, roots)}
+    return {"spec": spec_d, "recipe": recipe.to_dict(), "sources": json.loads(json.dumps(sources, sort_keys=True,
+                                                                                          default=str))}
 
 
 def _pool_sources(spec: dict[str, Any], recipe: dict[str, Any], roots: DataRoots) -> dict[str, Any]:
-    """What the checkpoint key of a trainable encoder hashes about its data, from the stored spec and recipe."""
-    return json.loads(_pool_sources_text(json.dumps([spec, recipe], sort_keys=True), roots.general,
-                                         json.dumps(roots.per_task, sort_keys=True), roots.demo_size,
-                                         roots.demo_seed))
-
-
-def new_run() -> None:
-    """Forget what the last run in this process computed (data may have changed since); keep the file digest
-    memo in the cache folder when it is trusted, before any pair is indexed."""
-    _pool_sources_text.cache_clear()
-    _writable_once.cache_clear()
-    if trusted():
-        persist_digests(root().parent)
+    """What the checkpoint key of a trainable encoder hashes about its data, planned from the stored spec and
+    recipe (once per run: every task of a run checks the same pools)."""
+    return json.loads(_planned(json.dumps([spec, recipe], sort_keys=True), json.dumps(dataclasses.astuple(roots), sort_keys=True)))
 
 
 @functools.lru_cache(maxsize=32)
-def _pool_sources_text(spec_recipe: str, general: str | None, per_task: str, demo_size: str, demo_seed: int) -> str:
-    """:func:`_pool_sources` as JSON text, once per run (:func:`new_run` forgets it): every task of a run checks
-    the same pools."""
+def _planned(spec_recipe: str, roots: str) -> str:
     from bench.config import DataRoots
     from bench.encoder import LabelSpec, Recipe
     from bench.pretrain.pools import plan_pools
 
     spec, recipe = json.loads(spec_recipe)
-    roots = DataRoots(general, json.loads(per_task), demo_size, demo_seed)
-    plan = plan_pools(LabelSpec(**spec), Recipe(**recipe), roots)
+    plan = plan_pools(LabelSpec(**spec), Recipe(**recipe), DataRoots(*json.loads(roots)))
     return json.dumps(plan.data_sources(), sort_keys=True, default=str)
+
+
+def new_run() -> None:
+    """Forget what the last run in this process computed (data may have changed since); keep the file digest
+    memo in the cache folder when it is trusted, before any pair is indexed."""
+    _planned.cache_clear()
+    _writable_once.cache_clear()
+    if trusted():
+        persist_digests(root().parent)
 
 
 def lookup(name: str, task: Task, config: RunConfig, data: IndexedTask,
@@ -190,12 +159,13 @@ def lookup(name: str, task: Task, config: RunConfig, data: IndexedTask,
             return None
         return list(entry["records"])
 
-    records, _ = _store().get(key.name, key.fields, key.digest, current)
+    store_ = Store(KIND, root() if trusted() else None)
+    records, _ = store_.get(key.name, key.fields, key.digest, current)
     if not records:
         return None
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for rec in records:
-        rec["reused"] = {"from": str(_store().path(key.name)), "created": rec.get("created")}
+        rec["reused"] = {"from": str(store_.path(key.name)), "created": rec.get("created")}
         rec["created"], rec["command"] = now, " ".join(sys.argv)
     return records
 
@@ -223,15 +193,10 @@ def store(prep: PreparedEncoder, task: Task, config: RunConfig, data: IndexedTas
         "pools": pools,
         "records": [{k: v for k, v in r.items() if k not in ("_file", "reused")} for r in records],
     }
-    target = _store()
+    target = Store(KIND, root() if trusted() else None)
     if target.enabled:  # an entry of the same request made from other data or weights is replaced
         remove(target.path(key.name))
     return target.put(key.name, key.fields, key.digest,
-                      lambda folder: (folder / RECORDS).write_text(json.dumps(entry, default=_plain)),
+                      lambda folder: (folder / RECORDS).write_text(json.dumps(entry, default=plain)),
                       label={"encoder": prep.entry.name, "task": task.name})
 
-
-def _plain(obj: Any) -> Any:
-    if type(obj).__module__ == "numpy":
-        return obj.tolist()
-    return str(obj)

@@ -45,6 +45,9 @@ class EvalSettings:
     #: ``--log-predictions``: write each test track's target and scores beside its record (bench.predictions);
     #: nothing is reused from earlier runs then, so that every record gets its file
     log_predictions: bool = False
+    #: ``--official-batchnorm``: each task's splits embedded with the encoder's BatchNorm statistics re-estimated
+    #: on its train windows, as the official SemiSupCon probe's train-mode encoder ends up (bench.batchnorm)
+    official_batchnorm: bool = False
 
 
 @dataclass
@@ -60,6 +63,11 @@ class RunConfig:
     encoder_options: dict[str, Any] = field(default_factory=dict)
     #: row label per encoder name, overriding the one made from its options (bench sweep names its variants)
     variants: dict[str, str] = field(default_factory=dict)
+    #: ``--pretrain-seeds``: one model per seed of every seeded encoder (empty: each encoder's own seed)
+    pretrain_seeds: tuple[int, ...] = ()
+    #: the pretraining seed of the one job this config is narrowed to (bench.jobs.Job.config); recorded as
+    #: ``pretraining.seed`` so that rows pool their seeds
+    pretrain_seed: int | None = None
 
 
 @dataclass

@@ -46,12 +46,12 @@ def embed_split(procs: Any, store: Any, encoder_name: str, encoder: Any, weights
     key = embcache.key_for(encoder_name, encoder, weights_hash, task, split, items, data_root,
                            transform=transform.id if transform is not None else None)
     info = {"key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
-    placeholder = ex.Embeddings([], np.zeros((0, encoder.dim), np.float32), key=key.digest)
+    placeholder = ex.Embeddings([], np.zeros((0, encoder.row_size), np.float32), key=key.digest)
 
     # 1. the main process looks for a finished entry and tells the others what to do
     found, decision = None, {"state": "extract", "key": key.digest, "status": "miss"}
     if procs.is_main and store.enabled:
-        found, decision["status"] = store.load(key, items, encoder.dim)
+        found, decision["status"] = store.load(key, items, encoder.row_size)
         decision["state"] = "hit" if found is not None else "extract"
     decision = procs.broadcast(decision)
     if decision["state"] == "hit":
@@ -72,7 +72,7 @@ def embed_split(procs: Any, store: Any, encoder_name: str, encoder: Any, weights
         parts, resumed = {}, 0
         for c in range(procs.rank, n_chunks, procs.world):
             sub = list(items[c * chunk : (c + 1) * chunk])
-            part = store.load(key, sub, encoder.dim, shard=c)[0] if store.enabled else None
+            part = store.load(key, sub, encoder.row_size, shard=c)[0] if store.enabled else None
             resumed += part is not None
             if part is None:
                 part = ex.extract(encoder, sub, device=device, batch_size=batch_size, max_windows=task.max_windows,
@@ -93,7 +93,7 @@ def embed_split(procs: Any, store: Any, encoder_name: str, encoder: Any, weights
             outcome = ("error", "; ".join(errors))
         else:
             merged = {c: p for g in got for c, p in g[1].items()}
-            emb = embcache.assemble([merged[c] for c in range(n_chunks)], encoder.dim)
+            emb = embcache.assemble([merged[c] for c in range(n_chunks)], encoder.row_size)
             emb.seconds = time.perf_counter() - t0
             resumed = sum(g[2] for g in got)
             if resumed:

@@ -53,12 +53,10 @@ def safe(text: Any) -> str:
     return "".join(c if c.isalnum() or c in "_.-" else "-" for c in str(text))[:60] or "x"
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+def plain(obj: Any) -> Any:
+    """JSON for what ``json`` cannot write: numpy values as lists (whole arrays: ``str`` of a large one elides
+    values, and so would a key), anything else as its text."""
+    return obj.tolist() if type(obj).__module__ == "numpy" else str(obj)
 
 
 def size_of(path: Path) -> int:
@@ -126,23 +124,20 @@ class FileDigests:
 
     def _sql(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         with self._lock:
-            return self._sql_locked(fn)
-
-    def _sql_locked(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        try:
-            if self._db is None and self.store is not None:
-                self._db = sqlite3.connect(str(self.store), timeout=30, check_same_thread=False)
-                self._db.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER, "
-                                 "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, sha256 TEXT)")
-            if self._db is not None:
-                with self._db:
-                    return fn(self._db)
-        except sqlite3.Error as exc:
-            log(f"warning: the file digest memo {self.store} cannot be used ({exc}); files are hashed without "
-                "it. Delete the file to start a fresh memo.")
-            self.close()
-            self.store = None
-        return None
+            try:
+                if self._db is None and self.store is not None:
+                    self._db = sqlite3.connect(str(self.store), timeout=30, check_same_thread=False)
+                    self._db.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER, "
+                                     "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, sha256 TEXT)")
+                if self._db is not None:
+                    with self._db:
+                        return fn(self._db)
+            except sqlite3.Error as exc:
+                log(f"warning: the file digest memo {self.store} cannot be used ({exc}); files are hashed without "
+                    "it. Delete the file to start a fresh memo.")
+                self.close()
+                self.store = None
+            return None
 
     def digests(self, paths: Iterable[str | Path]) -> list[str]:
         """The SHA-256 of each file (or :data:`MISSING` / :data:`UNREADABLE`), in order."""
@@ -271,6 +266,32 @@ def kind_root(kind: str) -> Path:
     return cache_dir() / kind
 
 
+def open_root(kind: str, root: Path | None = None, enabled: bool = True) -> Path | None:
+    """The folder of ``kind``'s entries: ``root`` (default ``<cache>/<kind>``), the private fallback when it is
+    not writable, else None: off (with a warning). The file digest memo is kept beside the folder it settles on."""
+    if not enabled:
+        return None
+    root = Path(root) if root is not None else kind_root(kind)
+    why = writable(root)
+    if why:
+        fallback = fallback_root() / kind
+        why2 = private(fallback.parent) or writable(fallback, 0o700)
+        if why2:
+            log(f"warning: the {kind} cache folder {root} is not writable ({why}), nor is {fallback} ({why2}); "
+                f"{kind} will not be cached. Set BENCH_CACHE_DIR to a writable folder.")
+            persist_digests(None)
+            return None
+        log(f"warning: the {kind} cache folder {root} is not writable ({why}); using {fallback} for now. "
+            "Set BENCH_CACHE_DIR to a writable folder to keep it between runs.")
+        root = fallback
+    for build in (root / ".tmp").iterdir() if (root / ".tmp").is_dir() else []:  # left by killed processes
+        pid = build.name.split(".")[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(build, ignore_errors=True)
+    persist_digests(root.parent)
+    return root
+
+
 class EntryError(Exception):
     """An entry on disk that cannot be trusted (the message says what is wrong)."""
 
@@ -283,29 +304,7 @@ class Store:
 
     @classmethod
     def open(cls, kind: str, root: Path | None = None, *, enabled: bool = True) -> "Store":
-        """The store at ``root`` (default ``<cache>/<kind>``), the private fallback when it is not writable,
-        else off (with a warning). The file digest memo is kept beside the kind folder it settles on."""
-        if not enabled:
-            return cls(kind, None)
-        root = Path(root) if root is not None else kind_root(kind)
-        why = writable(root)
-        if why:
-            fallback = fallback_root() / kind
-            why2 = private(fallback.parent) or writable(fallback, 0o700)
-            if why2:
-                log(f"warning: the {kind} cache folder {root} is not writable ({why}), nor is {fallback} ({why2}); "
-                    f"{kind} will not be cached. Set BENCH_CACHE_DIR to a writable folder.")
-                persist_digests(None)
-                return cls(kind, None)
-            log(f"warning: the {kind} cache folder {root} is not writable ({why}); using {fallback} for now. "
-                "Set BENCH_CACHE_DIR to a writable folder to keep it between runs.")
-            root = fallback
-        for build in (root / ".tmp").iterdir() if (root / ".tmp").is_dir() else []:  # left by killed processes
-            pid = build.name.split(".")[-2]
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-                shutil.rmtree(build, ignore_errors=True)
-        persist_digests(root.parent)
-        return cls(kind, root)
+        return cls(kind, open_root(kind, root, enabled))
 
     @property
     def enabled(self) -> bool:

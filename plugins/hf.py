@@ -13,9 +13,16 @@ Options (``-O KEY=VALUE``):
   local folder written by ``save_pretrained``, or an alias of :data:`ALIASES`.
 - ``revision``: branch, tag or commit of a hub model (default ``main``).
 - ``layer``: which hidden state, ``0`` (the input embedding) to the number of
-  layers, negative counting from the last, or ``mean`` (default: the mean
-  over all of them). Each is averaged over time within a window.
-- ``seconds``: window length in seconds (default 5, MERT's training clip).
+  layers, negative counting from the last, ``mean`` (default: the mean
+  over all of them), or ``all``: every hidden state, extracted once as a
+  stack (``Encoder.layers``), each probed on its own and the layer chosen
+  on validation, with the per-layer curve in the records, ``layers.md`` and
+  ``layers.png`` (:mod:`bench.layers`). Each is averaged over time within a
+  window. CLAP: ``projection`` (default: the audio embedding of the joint
+  audio-text space, ``get_audio_features``) or ``pooled`` (the audio
+  tower's pooled output before the projection).
+- ``seconds``: window length in seconds (default 5, MERT's training clip;
+  CLAP: its extractor's clip length, ``max_length_s``).
 - ``trust_remote_code``: run the model's own Python code from its repository
   (MERT needs it). Off unless passed: that code runs on your machine.
 - ``download``: fetch a hub model that is not in the local cache (default
@@ -32,8 +39,15 @@ resolved commit of a hub model, or, for a local folder, its path and a
 SHA-256 of its files, plus layer, window, model type and the transformers
 version: a new commit, other weights or another transformers give other
 cache entries. Supported: models whose ``AutoModel`` returns hidden states
-``[batch, time, hidden]`` (encoder-only audio transformers); encoder-decoder
-models (Whisper) and CLAP are not.
+``[batch, time, hidden]`` (encoder-only audio transformers), and CLAP
+(``model_type`` ``clap``, e.g. ``laion/clap-htsat-unfused``,
+``laion/larger_clap_music``: its audio tower through
+``ClapModel.get_audio_features``; its Swin stages differ in size, so no
+layer numbers). Encoder-decoder models (Whisper) are not. A CLAP window is
+at most the extractor's clip length (a longer one would be cropped at
+random) and ``is_longer`` is false for every window (the extractor flags one
+clip of a batch at random when none is longer: the embeddings would depend
+on the batch).
 
 This module imports neither torch nor transformers at import time.
 """
@@ -65,6 +79,8 @@ ALIASES: dict[str, tuple[str, bool]] = {
     "wavlm-base-plus": ("microsoft/wavlm-base-plus", False),
     "data2vec-audio-base": ("facebook/data2vec-audio-base", False),
     "ast-audioset": ("MIT/ast-finetuned-audioset-10-10-0.4593", False),
+    "clap-htsat-unfused": ("laion/clap-htsat-unfused", False),
+    "clap-music": ("laion/larger_clap_music", False),
 }
 
 #: model types that take normalised 16 kHz waveforms (their feature extractor is Wav2Vec2FeatureExtractor)
@@ -110,8 +126,8 @@ class HFEncoder(Encoder):
     name = "hf"
     OPTIONS = ("model", "revision", "layer", "seconds", "trust_remote_code", "download")
 
-    def __init__(self, model: str | None = None, revision: str | None = None, layer: Any = "mean",
-                 seconds: float = 5.0, trust_remote_code: bool = False, download: bool = False,
+    def __init__(self, model: str | None = None, revision: str | None = None, layer: Any = None,
+                 seconds: float | None = None, trust_remote_code: bool = False, download: bool = False,
                  **unknown: Any) -> None:
         if unknown:
             raise PluginError(f"encoder 'hf': unknown option(s) {sorted(unknown)}; known options: "
@@ -127,13 +143,14 @@ class HFEncoder(Encoder):
             raise PluginError(f"encoder 'hf' needs the transformers library, which is not installed: {INSTALL}"
                               ) from None
         super().__init__()
-        self.seconds = float(seconds)
-        if not 0.05 <= self.seconds <= 120:
-            raise PluginError(f"encoder 'hf': seconds={seconds} is outside 0.05..120")
         folder = self._resolve(str(model), None if revision is None else str(revision), download)
         self.folder = folder
         self.hf_config = self._load(transformers.AutoConfig, folder, "config")
         self.model_type = str(self.hf_config.model_type)
+        self.clap = self.model_type == "clap"
+        if self.clap:  # its extractor's clip length (max_length_s), read below
+            seconds = seconds if seconds is not None else "clip"
+        self.seconds = 5.0 if seconds is None else seconds
         if self.hf_config.is_encoder_decoder:
             raise PluginError(f"encoder 'hf': {self.model_id} is an encoder-decoder model ({self.model_type}); "
                               "the hf encoder supports encoder-only audio models (wav2vec2, HuBERT, WavLM, "
@@ -142,6 +159,20 @@ class HFEncoder(Encoder):
         self.module = self._model(transformers, folder)
         self.transformers_version = transformers.__version__
         self.sample_rate = int(self.features.sampling_rate)
+        if self.seconds == "clip":
+            self.seconds = float(self.features.nb_max_samples) / self.sample_rate
+        try:
+            self.seconds = float(self.seconds)
+        except (TypeError, ValueError):
+            raise PluginError(f"encoder 'hf': seconds={seconds!r} is not a number") from None
+        if not 0.05 <= self.seconds <= 120:
+            raise PluginError(f"encoder 'hf': seconds={seconds} is outside 0.05..120")
+        if self.clap:
+            longest = self.features.nb_max_samples / self.sample_rate
+            if self.seconds > longest:
+                raise PluginError(f"encoder 'hf': {self.model_id} (CLAP) embeds clips of at most {longest:g} s "
+                                  f"(its feature extractor crops a longer one at random); use -O seconds={longest:g} "
+                                  "or less")
         if isinstance(self.features, transformers.ASTFeatureExtractor):
             # AST's extractor cuts (or pads) every input to max_length frames of 10 ms: a longer
             # window would be embedded from its beginning only, silently
@@ -150,9 +181,17 @@ class HFEncoder(Encoder):
                 raise PluginError(f"encoder 'hf': {self.model_id} (AST) embeds at most {longest:g} s "
                                   f"({self.features.max_length} frames of 10 ms); use -O seconds={longest:g} or less")
         self.window = int(round(self.seconds * self.sample_rate))
+        if self.clap:
+            self.layer = self._clap_layer(layer)
+            self.n_hidden = 0
+            self.dim = int(self.hf_config.projection_dim if self.layer == "projection"
+                           else self.hf_config.audio_config.hidden_size)
+            return
         self.dim = int(self.hf_config.hidden_size)
         self.n_hidden = int(self.hf_config.num_hidden_layers) + 1  # the embedding output, then each layer
-        self.layer = self._layer(layer)
+        self.layer = self._layer("mean" if layer is None else layer)
+        if self.layer == "all":  # every hidden state, a stack [B, n_hidden, hidden] (bench.layers)
+            self.layers = self.n_hidden
 
     # -- where the weights come from --------------------------------------------------------------
     def _resolve(self, model: str, revision: str | None, download: bool) -> Path:
@@ -241,17 +280,29 @@ class HFEncoder(Encoder):
     def _layer(self, layer: Any) -> int | str:
         if isinstance(layer, str) and layer.strip().lower() in ("mean", "avg", "average"):
             return "mean"
+        if isinstance(layer, str) and layer.strip().lower() == "all":
+            return "all"
         try:
             n = int(layer)
         except (TypeError, ValueError):
             raise PluginError(f"encoder 'hf': layer={layer!r}: give a layer number (0..{self.n_hidden - 1}, "
-                              "negative from the last) or 'mean'") from None
+                              "negative from the last), 'mean' or 'all' (every layer, chosen on validation)"
+                              ) from None
         idx = n + self.n_hidden if n < 0 else n
         if not 0 <= idx < self.n_hidden:
             raise PluginError(f"encoder 'hf': layer={layer} is outside the {self.n_hidden} hidden states of "
                               f"{self.model_id} (0 = input embedding .. {self.n_hidden - 1} = last layer, or "
-                              "negative from the last, or 'mean')")
+                              "negative from the last, or 'mean', or 'all')")
         return idx
+
+    def _clap_layer(self, layer: Any) -> str:
+        value = "projection" if layer is None else str(layer).strip().lower()
+        if value not in ("projection", "pooled"):
+            raise PluginError(f"encoder 'hf': layer={layer!r} does not apply to {self.model_id} (CLAP): its audio "
+                              "tower's stages differ in size, so there is no stack of layers; give "
+                              "layer=projection (the default: the joint audio-text embedding) or layer=pooled "
+                              "(the audio tower's pooled output)")
+        return value
 
     # -- the contract ---------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -264,6 +315,7 @@ class HFEncoder(Encoder):
             "revision": self.revision,
             "files_sha256": self.files_sha256,
             "layer": self.layer,
+            **({"layers": self.layers} if self.layers > 1 else {}),
             "seconds": self.seconds,
             "model_type": self.model_type,
             "features": self.features_source,
@@ -277,10 +329,13 @@ class HFEncoder(Encoder):
         return {k: config[k] for k in ("model", "revision", "layer", "seconds", "trust_remote_code") if k in config}
 
     def embed(self, waveforms):
-        """``[B, window]`` -> ``[B, hidden]``: the feature extractor, the model, one layer (or the mean), time mean."""
+        """``[B, window]`` -> ``[B, hidden]``: the feature extractor, the model, one layer (or the mean), time mean;
+        ``[B, layers, hidden]`` with ``layer=all``; CLAP: ``[B, projection_dim]`` (or the pooled ``[B, hidden]``)."""
         import torch
 
         batch = [row for row in waveforms.detach().float().cpu().numpy()]
+        if self.clap:
+            return self._embed_clap(batch)
         inputs = self.features(batch, sampling_rate=self.sample_rate, return_tensors="pt")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         out = self.module(**inputs, output_hidden_states=True)
@@ -290,8 +345,29 @@ class HFEncoder(Encoder):
             raise EncoderContractError(
                 f"encoder 'hf': {self.model_id} ({self.model_type}) returned hidden states {shape} (expected "
                 f"{self.n_hidden} of [batch, time, hidden]); this model type is not supported")
+        if self.layer == "all":
+            return torch.stack([h.mean(dim=1) for h in states], dim=1).float()
         h = torch.stack(states).mean(dim=0) if self.layer == "mean" else states[self.layer]
         return h.mean(dim=1).float()
+
+    def _embed_clap(self, batch: list[Any]):
+        """CLAP's audio tower on windows no longer than its clip: ``get_audio_features`` (L2-normalised, as CLAP
+        compares audio with text) or the tower's pooled output."""
+        import numpy as np
+        import torch
+
+        state = np.random.get_state()  # the extractor draws one is_longer flag at random (overridden below)
+        try:
+            inputs = self.features(batch, sampling_rate=self.sample_rate, return_tensors="pt")
+        finally:
+            np.random.set_state(state)
+        features = inputs["input_features"].to(self.device)
+        # no window is longer than the clip (checked in __init__): no fusion of crops, whatever the batch
+        is_longer = torch.zeros(len(batch), 1, dtype=torch.bool, device=self.device)
+        if self.layer == "pooled":
+            return self.module.audio_model(input_features=features, is_longer=is_longer).pooler_output.float()
+        # the projection, L2-normalised (transformers >= 5 returns it as pooler_output)
+        return self.module.get_audio_features(input_features=features, is_longer=is_longer).pooler_output.float()
 
 
 def _hub_cache() -> str:
@@ -305,5 +381,5 @@ def _hub_cache() -> str:
 
 @hookimpl
 def register_encoders(register):
-    register("hf", HFEncoder, description="Hugging Face transformers audio model (-O model=ID|FOLDER|alias, "
-             f"-O layer=N|mean; needs {INSTALL})")
+    register("hf", HFEncoder, description="Hugging Face transformers audio model, CLAP's audio tower too "
+             f"(-O model=ID|FOLDER|alias, -O layer=N|mean|all; needs {INSTALL})")

@@ -51,6 +51,7 @@ class SampleCNNEncoder(Encoder):
 
     name = "samplecnn"
     self_contained = True  # seeded weights, or a checkpoint file bench is told of
+    seeded = True  # -O seed sets the initial weights (the random baseline's whole identity)
     #: objective settings and their defaults (part of config())
     objective_defaults: dict[str, Any] = {}
     #: per preset: objective defaults of this encoder (over objective_defaults; options win)

@@ -217,6 +217,8 @@ def tiny_task(tmp_path):
 SLOW_TESTS = {
     "test_api.py": ("test_docs_example_runs_on_tiny_data",),
     "test_run_limit.py": ("test_limit_keeps_n_tracks_per_split_says_so_and_config_reruns_it",),
+    "test_pretrain_seeds.py": ("test_run_pretrain_seeds_make_one_model_per_seed_and_one_pooled_row",
+                               "test_reproduce_with_pretraining_seeds_pools_them_in_claims_and_report"),
     "test_run.py": ("test_run_writes_records_with_provenance_and_leaderboard",
                     "test_demo_data_is_built_once_and_tables_say_demo",
                     "test_encoder_breaking_contract_is_named_and_run_goes_on",
@@ -238,6 +240,10 @@ SLOW_TESTS = {
     "test_gtzan.py": ("test_demo_is_deterministic",),
     "test_nsynth.py": ("test_demo_is_deterministic",),
     "test_sanity.py": ("test_shuffled_labels_sit_at_chance_and_real_labels_beat_them",),
+    "test_launcher.py": ("test_reproduce_through_submitit_gives_the_report_of_a_local_run_and_a_rerun_collects",
+                         "test_a_job_that_dies_is_a_named_failure_and_the_rerun_submits_it_again",
+                         "test_sweep_through_submitit_writes_its_leaderboard",
+                         "test_paper_scale_dry_run_end_to_end_on_tiny_stand_ins_locally_and_through_submitit"),
     "test_ddp.py": ("test_gather_and_sync_batchnorm_match_one_process",
                     "test_accelerate_launch_two_cpu_processes_match_single_process"),
 }

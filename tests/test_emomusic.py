@@ -152,3 +152,18 @@ def test_a_regression_task_cannot_be_a_labeled_pretraining_task():
 
     with pytest.raises(DataError, match="regression"):
         _multi_hot((0.3, -0.2), 2, "emomusic")
+
+
+def test_chance_level_of_a_regression_task_is_the_mean_target():
+    """The record's chance block (bench.metrics.chance_scores) for float targets: the test mean, R² 0 (it raised
+    IndexError, losing every emomusic record of `bench run`)."""
+    import numpy as np
+
+    from bench.metrics import chance_scores
+    from bench.run import make_task
+
+    rng = np.random.default_rng(0)
+    labels = [list(v) for v in rng.standard_normal((20, 2))]
+    out = chance_scores(make_task("emomusic"), labels, 2)
+    assert out["n_tracks"] == 20 and "error" not in out
+    assert all(abs(v) < 1e-9 for v in out["metrics"].values())

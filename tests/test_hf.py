@@ -74,6 +74,49 @@ def test_layer_option(models):
         hf(model=str(models["hubert"]), layer="last-but-one")
 
 
+def test_layer_all_returns_every_hidden_state_as_a_stack(models):
+    import torch
+
+    x = torch.randn(2, 16000) * 0.1
+    enc = hf(model=str(models["hubert"]), layer="all").eval()
+    assert (enc.layers, enc.dim, enc.row_size) == (3, 32, 96) and enc.output_shape(2) == (2, 3, 32)
+    assert enc.config()["layer"] == "all" and enc.config()["layers"] == 3  # its own cache key and records
+    with torch.no_grad():
+        stack = enc.embed(x)
+        for i in range(3):  # layer i of the stack is what layer=i gives
+            assert torch.allclose(stack[:, i], hf(model=str(models["hubert"]), layer=i).eval().embed(x), atol=1e-6)
+    assert "layers" not in hf(model=str(models["hubert"]), layer=1).config()  # one layer: the key is as before
+
+
+def test_layer_all_passes_the_conformance_checks(models, bench_conformance):
+    bench_conformance.encoder("hf", model=str(models["wav2vec2"]), seconds=1, layer="all").assert_ok()
+
+
+def test_clap_audio_tower(models):
+    import torch
+
+    enc = hf(model=str(models["clap"])).eval()
+    c = enc.config()
+    assert (c["model_type"], c["layer"], enc.dim, enc.layers) == ("clap", "projection", 8, 1)
+    pooled = hf(model=str(models["clap"]), layer="pooled").eval()
+    assert pooled.dim == 32 and pooled.config()["layer"] == "pooled"
+    x = torch.randn(3, enc.window) * 0.1
+    with torch.no_grad():
+        z = enc.embed(x)
+        assert torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)  # CLAP's normalised audio embedding
+        # the extractor flags a random clip of a batch as "longer" when none is: overridden, so a window's
+        # embedding does not depend on its batch
+        assert torch.allclose(enc.embed(x[1:2]), z[1:2], atol=1e-5)
+        assert pooled.embed(x).shape == (3, 32)
+    # the default window is the extractor's clip
+    assert hf(model=str(models["clap"]), seconds=None).seconds == 2.0
+    with pytest.raises(PluginError, match=r"CLAP\) embeds clips of at most 2 s"):
+        hf(model=str(models["clap"]), seconds=3)
+    for layer in (3, "all", "mean"):
+        with pytest.raises(PluginError, match="no stack of layers; give layer=projection"):
+            hf(model=str(models["clap"]), layer=layer)
+
+
 def test_sample_rate_and_window_come_from_the_feature_extractor(tmp_path):
     import transformers
 
@@ -182,3 +225,34 @@ def test_bench_run_with_a_local_model(models, family, tasks, shared_cache, tmp_p
         cfg = rec["encoder_config"]
         assert cfg["model"] == str(models[family].resolve()) and len(cfg["files_sha256"]) == 64
         assert rec["demo_data"] is True
+
+
+def test_layer_all_probes_every_layer_and_records_the_chosen_one(models, shared_cache, tmp_path, monkeypatch):
+    """`-O layer=all`: the stack extracted once, a probe per layer, the layer chosen on validation; the record
+    holds the chosen layer and the curve, the run writes layers.md and layers.png, and the chosen layer's score
+    is the one `-O layer=N` gives for that layer."""
+    from bench.cli import main
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(shared_cache))
+    common = ["-O", f"model={models['hubert']}", "-O", "seconds=1", "--tasks", "mtat", "--demo-size", "tiny",
+              "--probe-grid", "fast", "--seeds", "0", "--no-progress"]
+    out = tmp_path / "all"
+    assert main(["run", "--encoder", "hf", "-O", "layer=all", *common, "--out", str(out)]) == 0
+    [rec] = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
+    assert rec["encoder_config"]["layer"] == "all"
+    block = rec["layers"]
+    assert block["count"] == 3 and block["metric"] == rec["primary_metric"] == "roc_auc"
+    curve = block["curve"]
+    assert [p["layer"] for p in curve] == [0, 1, 2] and all(0 <= p["test"] <= 1 for p in curve)
+    valid = [p["valid"] for p in curve]
+    assert block["chosen"] == valid.index(max(valid))  # chosen on validation, never on test
+    assert rec["metrics"]["roc_auc"] == pytest.approx(curve[block["chosen"]]["test"], abs=1e-6)
+    table = (out / "layers.md").read_text()
+    assert f"Chosen layer: {block['chosen']}" in table and table.count("\n| ") == 4  # header and 3 layers
+    assert (out / "layers.png").read_bytes()[:4] == b"\x89PNG"
+    # the same layer extracted on its own (another cache key) and probed gives the same score
+    one = tmp_path / "one"
+    assert main(["run", "--encoder", "hf", "-O", f"layer={block['chosen']}", *common, "--out", str(one)]) == 0
+    [single] = [json.loads(p.read_text()) for p in (one / "records").glob("*.json")]
+    assert "layers" not in single and not (one / "layers.md").exists()
+    assert single["metrics"]["roc_auc"] == pytest.approx(rec["metrics"]["roc_auc"], abs=1e-4)

@@ -45,7 +45,7 @@ def test_warm_run_trains_no_probe_and_writes_identical_records(nsynth_tiny, tmp_
 
 
 def test_no_cache_trains_again_and_stores_nothing(nsynth_tiny, tmp_path, monkeypatch):
-    from bench.probe_cache import default_root
+    from bench.store import kind_root
 
     _run(nsynth_tiny, tmp_path / "a")
     calls = []
@@ -53,21 +53,21 @@ def test_no_cache_trains_again_and_stores_nothing(nsynth_tiny, tmp_path, monkeyp
 
     real = probe.select_probe
     monkeypatch.setattr("bench.probe.select_probe", lambda *a, **k: calls.append(1) or real(*a, **k))
-    before = sorted(p.name for p in default_root().iterdir())
+    before = sorted(p.name for p in kind_root("probes").iterdir())
     rec = _run(nsynth_tiny, tmp_path / "b", "--no-cache")
     assert calls == [1] and rec["logmel__nsynth_pitch__seed0.json"]["probe"]["cache"] == "off"
-    assert sorted(p.name for p in default_root().iterdir()) == before
+    assert sorted(p.name for p in kind_root("probes").iterdir()) == before
 
 
 def test_a_new_seed_or_grid_misses_and_a_bad_entry_is_rebuilt(nsynth_tiny, tmp_path, capsys):
-    from bench.probe_cache import default_root
+    from bench.store import kind_root
 
     _run(nsynth_tiny, tmp_path / "a")
     assert _run(nsynth_tiny, tmp_path / "b", "--seeds", "3")["logmel__nsynth_pitch__seed3.json"]["probe"]["cache"] \
         == "miss"
     grid = _run(nsynth_tiny, tmp_path / "c", "--probe-grid", "lr=1e-3;wd=1e-6")
     assert grid["logmel__nsynth_pitch__seed0.json"]["probe"]["cache"] == "miss"
-    entries = sorted(p for p in default_root().iterdir() if not p.name.startswith("."))
+    entries = sorted(p for p in kind_root("probes").iterdir() if not p.name.startswith("."))
     assert len(entries) == 3
     for e in entries:  # one changed byte in the stored scores
         blob = bytearray((e / "scores.npz").read_bytes())
@@ -83,7 +83,7 @@ def test_a_new_seed_or_grid_misses_and_a_bad_entry_is_rebuilt(nsynth_tiny, tmp_p
 
 
 def test_key_holds_protocol_seed_conditions_and_code():
-    from bench.probe_cache import make_key
+    from bench.keys import probe_key as make_key
     from bench_tasks.nsynth import NSynthPitch
 
     base = dict(task=NSynthPitch(), classes=["a", "b"], embedding_keys={"train": "t", "valid": "v", "test": "x"},

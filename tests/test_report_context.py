@@ -215,7 +215,7 @@ def test_panels_of_one_metric_share_their_axis_with_the_chance_line(monkeypatch)
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
     recs = _board(3, 2)
     recs[2]["metrics"]["accuracy"] = 0.04  # a small bar on task1, a large one (0.36) on task2
-    png = L.chart_png(L.summary(recs), True, L._chance_by_task(L.chance_rows(recs)))
+    png = L.chart_png(L.summary(recs), True, L.chance_by_task(L.chance_rows(recs)))
     assert _png_size(png)[0] <= chart.MAX_WIDTH_PX
     (panels,) = seen
     by = {title: (ylim, lines) for title, ylim, lines in panels}

@@ -164,14 +164,15 @@ def _results(tmp_path, monkeypatch):
 
     from bench import run_memo
     from bench.config import DataRoots
+    from bench.settings import EvalSettings, RunConfig
 
     from bench_tasks.nsynth import NSynthPitch
 
     task = NSynthPitch()
-    settings = SimpleNamespace(data_roots=DataRoots(None, {}, "small", 0), protocol="bench", probe_grid="fast",
-                               seeds=(0,), device="cpu", batch_size=8, limit=None,
-                               log_predictions=False)
-    config = SimpleNamespace(settings=settings, variants={}, checkpoint=None)
+    # the real settings types: every field the memo key reads is there, with its default
+    settings = EvalSettings(tmp_path / "out", DataRoots(None, {}, "small", 0), probe_grid="fast", seeds=(0,),
+                            batch_size=8)
+    config = RunConfig(["logmel"], [task.name], settings)
     data = SimpleNamespace(fingerprint="f" * 64, classes=["a", "b"])
     prep = SimpleNamespace(entry=SimpleNamespace(name="logmel"), encoder=object(), options={}, weights={},
                            pools=None)

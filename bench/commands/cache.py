@@ -42,7 +42,6 @@ def run_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from bench import store as inv
-    from bench.store import human_size
     from bench.config import cache_dir
 
     rows = inv.entries(inv.parse_kinds(args.kind))
@@ -63,7 +62,6 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_clear(args: argparse.Namespace) -> int:
     from bench import store as inv
-    from bench.store import human_size
     from bench.config import cache_dir
 
     kinds = inv.parse_kinds(args.kind, default=inv.CLEAR_DEFAULT)
@@ -77,3 +75,11 @@ def run_clear(args: argparse.Namespace) -> int:
             print(f"Kept {len(kept)} {kind} entr{'y' if len(kept) == 1 else 'ies'} "
                   f"({human_size(sum(r['size'] for r in kept))}); `bench cache clear --kind {kind}` deletes them.")
     return 0
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

@@ -62,6 +62,13 @@ def add_protocol(p: argparse.ArgumentParser) -> None:
                    + f" (default: {DEFAULT}; docs/protocols.md has every difference)")
 
 
+def add_official_batchnorm(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--official-batchnorm", action="store_true",
+                   help="emulate the official SemiSupCon probe's BatchNorm quirk (Lightning 2.1 runs the frozen "
+                        "encoder in train mode): each task embedded with the encoder's BatchNorm statistics "
+                        "re-estimated on its train windows (docs/protocols.md; off by default)")
+
+
 def check_protocol_grid(protocol: str, grid: str | None) -> str:
     """The probe grid to use: a grid given with a protocol that fixes lr and weight decay is refused."""
     from bench.protocols import get
@@ -111,22 +118,37 @@ def parse_options(values: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"0,1,2"`` -> (0, 1, 2): whole numbers in [0, 2**32), each once."""
+def parse_seeds(text: str, flag: str = "--seeds", what: str = "probes") -> tuple[int, ...]:
+    """``"0,1,2"`` -> (0, 1, 2): whole numbers in [0, 2**32), each once (``flag`` names the option in errors)."""
     try:
         seeds = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise BenchError(f"--seeds takes whole numbers separated by commas, got {text!r}") from None
+        raise BenchError(f"{flag} takes whole numbers separated by commas, got {text!r}") from None
     if not seeds:
-        raise BenchError("--seeds is empty; give at least one seed, e.g. --seeds 0")
+        raise BenchError(f"{flag} is empty; give at least one seed, e.g. {flag} 0")
     bad = [s for s in seeds if not 0 <= s < 2**32]
     if bad:
-        raise BenchError(f"--seeds: {bad[0]} is outside 0..{2**32 - 1}")
+        raise BenchError(f"{flag}: {bad[0]} is outside 0..{2**32 - 1}")
     dupes = sorted({s for s in seeds if seeds.count(s) > 1})
     if dupes:
-        raise BenchError(f"--seeds names {', '.join(map(str, dupes))} more than once: identical probes would be "
+        raise BenchError(f"{flag} names {', '.join(map(str, dupes))} more than once: identical {what} would be "
                          "counted as independent seeds")
     return seeds
+
+
+def add_pretrain_seeds(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--pretrain-seeds``: one model per seed of every seeded encoder, pooled in one row."""
+    p.add_argument("--pretrain-seeds", default=default, metavar="SEEDS",
+                   help="pretraining seeds, comma-separated: every seeded encoder (SampleCNN ones: trainable, "
+                   "random) is trained (initialised) once per seed, and its row pools them; intervals are then a "
+                   "multi-bootstrap over pretraining seeds and test tracks"
+                   + (f" (default: {default})" if default else " (default: each encoder's own seed, one model)"))
+
+
+def pretrain_seeds(args: argparse.Namespace) -> tuple[int, ...]:
+    """The parsed ``--pretrain-seeds`` (empty when not given)."""
+    text = getattr(args, "pretrain_seeds", None)
+    return parse_seeds(text, "--pretrain-seeds", "pretrainings") if text else ()
 
 
 def apply_threads(threads: int | None) -> int | None:
@@ -160,6 +182,7 @@ def add_evaluation(p: argparse.ArgumentParser, out_help: str) -> None:
                    "'fast' (one point, the paper's lr 3e-4 wd 1e-6: for CI) or 'lr=1e-3,3e-4;wd=1e-6,1e-4' "
                    "(protocol bench only)")
     add_protocol(p)
+    add_official_batchnorm(p)
     p.add_argument("--no-cache", action="store_true",
                    help="do not read or write the embedding cache (see `bench cache list`)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default: 32)")
@@ -213,16 +236,21 @@ def run_config(args: argparse.Namespace, encoders: list[str], tasks: list[str], 
         protocol=args.protocol,
         cache=not args.no_cache,
         progress=progress_enabled(args),
+        official_batchnorm=bool(getattr(args, "official_batchnorm", False)),
     )
-    return RunConfig(encoders=encoders, tasks=tasks, settings=settings, encoder_options=options, **extra)
+    return RunConfig(encoders=encoders, tasks=tasks, settings=settings, encoder_options=options,
+                     pretrain_seeds=pretrain_seeds(args), **extra)
 
 
 def report_failures(failures: list[str], any_records: bool, what: str = "run") -> int:
-    """Print the parts that failed; the exit status (2 when some did, else 0)."""
+    """Name the parts that failed; the exit status (2 when some did, else 0).
+
+    Each failure's message was printed once already, when it happened (:func:`bench.run.guarded`, or a
+    worker's log replayed): the summary names the parts only, so no error is printed twice."""
     if not failures:
         return 0
-    print(f"\n{len(failures)} part(s) of the {what} failed"
-          + (" (the records of the others were written)" if any_records else "") + ":", file=sys.stderr)
-    for f in failures:
-        print(f"  - {f}", file=sys.stderr)
+    names = [f.split(": ", 1)[0] for f in failures]
+    print(f"\n{len(failures)} part(s) of the {what} failed, each with its error above"
+          + (" (the records of the others were written)" if any_records else "") + ": " + "; ".join(names),
+          file=sys.stderr)
     return 2

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from bench.commands.common import add_device, add_progress, add_threads, report_failures
+from bench.commands.common import (add_device, add_encoder_options, add_official_batchnorm, add_progress,
+                                   add_protocol, add_threads, report_failures)
 
 EPILOG = """scales:
-  demo   the generated demo data (no data root needed), demo preset, CPU; sized for 30 minutes on
-         2 cores from a fresh cache (docs/experiments.md has the measured figure)
+  demo   the generated demo data (no data root needed), demo preset, CPU, 3 pretraining seeds;
+         sized for 45 minutes on 2 cores from a fresh cache (docs/experiments.md has the measured figure)
   paper  the paper's recipe for real data and GPUs: preset paper (SampleCNN at 22.05 kHz, 50k-step
-         pretraining), label fractions 0.01/0.05/0.2, the full robustness suite, 3 probe seeds;
-         needs --data-root with the four datasets (see docs/experiments.md); --plan shows the jobs
+         pretraining), the official p_s grid 0.05/0.1/0.25/0.5/0.75, the full robustness suite, 3 probe
+         seeds; needs --data-root with the four datasets (see docs/experiments.md); --plan shows the jobs,
+         their pools and the protocol
+
+the official setting: --protocol semisupcon (the official probe) and --unlabeled-dir FMA_ROOT (the paper's
+unlabeled pool, FMA's training split); -O official_ps_twice=true and --official-batchnorm emulate the
+official code's two quirks (docs/protocols.md). -O KEY=VALUE reaches every job (recipe keys the pretrained
+ones; ENCODER:KEY one encoder): -O steps=2 -O batch_size=4 is a dry run of the whole plan in minutes.
 
 what runs: semisupcon, simclr, supervised and random on every task; semisupcon at 5% of its labels
 (and 1% / 20% at paper scale); semisupcon labeled by a second dataset; semisupcon and simclr on
@@ -20,7 +27,9 @@ report.
 
 verdicts: per claim, 'holds' when every counted comparison favours it with a 95% interval of the
 difference that excludes 0, 'does not hold' when one goes against it with such an interval,
-otherwise 'inconclusive'. Never the point estimates alone.
+otherwise 'inconclusive'. Never the point estimates alone. Each row pools its pretraining seeds
+(--pretrain-seeds; 0,1,2 at --scale demo): the intervals are a multi-bootstrap over pretraining seeds
+and test tracks, so a verdict is about the method, not one checkpoint.
 
 side by side: the jobs are independent (each an encoder: pretraining, extraction, probes), so on
 CPU they run in worker processes (--jobs), each with its share of the cores; each job's output goes
@@ -34,6 +43,9 @@ examples:
   bench reproduce --tasks mtat,nsynth_pitch        # the claims those tasks can decide
   bench reproduce --scale paper --data-root ~/datasets --device cuda
   bench reproduce --scale paper --plan
+  bench reproduce --pretrain-seeds 0                # one checkpoint per encoder: faster, weaker verdicts
+  bench reproduce --scale paper --protocol semisupcon --unlabeled-dir ~/datasets/fma --data-root ~/datasets \
+      --device cuda --launcher slurm --slurm-partition gpu --slurm-time 24:00:00   # docs/scale.md
 """
 
 
@@ -54,7 +66,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "into the same folder reuses its records)")
     p.add_argument("--data-root", action="append", metavar="DIR|TASK=DIR",
                    help="data root of the real datasets (--scale paper; repeatable, TASK=DIR per task)")
-    p.add_argument("--plan", action="store_true", help="print the jobs and the claims' comparisons, run nothing")
+    p.add_argument("--plan", action="store_true",
+                   help="print the protocol, p_s grid, pools, jobs and the claims' comparisons; run nothing")
+    p.add_argument("--pretrain-seeds", default=None, metavar="SEEDS",
+                   help="pretraining seeds, comma-separated: every seeded encoder is pretrained (initialised) once "
+                   "per seed, and rows and claims pool them (default: 0,1,2 at --scale demo; the preset's own "
+                   "seed at --scale paper)")
+    add_protocol(p)
+    add_official_batchnorm(p)
+    p.add_argument("--unlabeled-dir", action="append", default=None, metavar="DIR",
+                   help="the contrastive encoders' unlabeled pool (repeatable): a folder of audio, or an FMA root "
+                        "(its training split; the paper's pool); default: the task train splits present")
+    p.add_argument("--fractions", default=None, metavar="official|none|F,F,...",
+                   help="label fractions p_s of the sweep (default: the scale's; paper: official = "
+                        "0.05,0.1,0.25,0.5,0.75, the official code's grid)")
+    p.add_argument("--conditions", default=None, metavar="SPEC",
+                   help="corruption conditions of the robustness claim (default: the scale's; syntax of "
+                        "`bench robustness --conditions`, e.g. 'reversal;mp3@32')")
+    add_encoder_options(p)
     p.add_argument("--jobs", "-j", default="auto", metavar="N|auto",
                    help="jobs run side by side in worker processes (default auto: on CPU one per core up to 2 "
                         "cores, one per 2 cores above; 1 on a GPU). Each worker gets --threads torch threads "
@@ -62,6 +91,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_device(p)
     add_threads(p)
     add_progress(p)
+    from bench.launcher import add_launcher
+
+    add_launcher(p)
     p.set_defaults(func=run)
 
 
@@ -79,6 +111,21 @@ def parse_jobs(value: str) -> int | None:
     if n < 1:
         raise BenchError(f"--jobs {value!r}: give 'auto' or a whole number of worker processes (at least 1)")
     return n
+
+
+def _unlabeled_dir(text: str) -> str:
+    """An ``--unlabeled-dir`` folder, absolute (``fma:`` kept); one that is not a folder is refused here."""
+    from pathlib import Path
+
+    from bench.errors import BenchError
+    from bench.pretrain import fma
+
+    prefix = fma.PREFIX if text.startswith(fma.PREFIX) else ""
+    path = Path(text[len(prefix):]).expanduser()
+    if not path.is_dir():
+        raise BenchError(f"--unlabeled-dir {text}: no such folder; give a folder of audio or an FMA root "
+                         "(with fma_metadata/ and fma_large/ or fma_full/)")
+    return prefix + str(path.resolve())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,9 +147,23 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise BenchError(f"--tasks: {', '.join(unknown)} is not a task of the paper's claims "
                          f"({', '.join(reproduce.TASKS)}); use `bench run` or `bench sweep` for other tasks")
-    p = reproduce.plan(args.scale, tuple(tasks))
+    from bench.commands.common import parse_options, pretrain_seeds
+    from bench.run import check_option_scopes
+
+    options = parse_options(args.option)
+    check_option_scopes(options, ["semisupcon", "simclr", "supervised", "random"])
+    dirs = tuple(_unlabeled_dir(d) for d in args.unlabeled_dir or ())
+    p = reproduce.plan(args.scale, tuple(tasks), pretrain_seeds(args) or None, protocol=args.protocol,
+                       unlabeled_dirs=dirs, options=options,
+                       fractions=reproduce.parse_fractions(args.fractions, reproduce.SCALES[args.scale].fractions),
+                       conditions=args.conditions, official_batchnorm=args.official_batchnorm)
+    from bench.launcher import launcher_from_args
+
+    launcher = launcher_from_args(args)  # a bad --slurm-* value, or no submitit, is said before anything runs
     if args.plan:
         print(reproduce.describe(p))
+        if launcher is not None:
+            print("\n" + launcher.describe())
         return 0
     if args.scale == "demo":
         if args.data_root:
@@ -121,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
 
     outcome = reproduce.run(p, roots, out=check_out(args.out or Path("bench-results") / f"reproduce-{args.scale}"),
                             device=args.device, progress=progress_enabled(args), started=t0,
-                            jobs=parse_jobs(args.jobs), threads=args.threads or apply_threads(None))
+                            jobs=parse_jobs(args.jobs), threads=args.threads or (apply_threads(None) if launcher is None else None),
+                            launcher=launcher)
     print("\n".join(outcome.lines))
     print(f"Report: {outcome.files.get('report')} and {outcome.files.get('report_html')}", file=sys.stderr)
     return report_failures(outcome.failures, bool(outcome.records), "reproduction")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.commands.common import (add_data_root, add_device, add_encoder_options, add_evaluation, add_progress,
-                                   add_threads, check_out, progress_enabled, report_failures, run_config)
+from bench.commands.common import (add_data_root, add_device, add_encoder_options, add_evaluation, add_pretrain_seeds,
+                                   add_progress, add_threads, check_out, pretrain_seeds, progress_enabled,
+                                   report_failures, run_config)
 from bench.errors import BenchError
 
 EPILOG = """examples:
@@ -15,6 +16,7 @@ EPILOG = """examples:
   bench run --encoder semisupcon -O label_fraction=0.05 -O steps=600 --tasks mtat
   bench run --encoder semisupcon --checkpoint my.safetensors --tasks all
   bench run --encoder simclr,semisupcon --tasks all --protocol semisupcon
+  bench run --encoder semisupcon,random,logmel --tasks nsynth_pitch --pretrain-seeds 0,1,2
 """
 
 
@@ -43,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, default=None, metavar="FILE",
                    help="rerun the run_config.json a run wrote in its --out: its encoders, tasks and settings "
                         "(--out, --encoder and --tasks given here override it)")
+    add_pretrain_seeds(p)
     add_threads(p)
     add_encoder_options(p)
     add_progress(p)
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
                            device=resolve_device(config.settings.device),
                            limit=args.limit if args.limit is not None else config.settings.limit,
                            log_predictions=args.log_predictions or config.settings.log_predictions)
-        config = replace(config, encoders=encoders, tasks=tasks, settings=settings)
+        config = replace(config, encoders=encoders, tasks=tasks, settings=settings,
+                         pretrain_seeds=pretrain_seeds(args) or config.pretrain_seeds)
     else:
         if not args.encoder:
             raise BenchError("bench run needs --encoder NAME[,NAME] (see `bench list`), or --config run_config.json")

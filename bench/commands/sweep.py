@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bench.commands.common import (add_data_root, add_device, add_evaluation, add_progress, add_threads,
-                                   report_failures, run_config)
+from bench.commands.common import (add_data_root, add_device, add_evaluation, add_pretrain_seeds, add_progress,
+                                   add_threads, report_failures, run_config)
 
 EPILOG = """how to write the grid (-O, repeatable):
   -O KEY=V1,V2,...         sweep KEY over the values; several swept keys: every combination
@@ -29,6 +29,7 @@ examples:
   bench sweep --encoder semisupcon -O label_fraction=0.05,1.0 -O tau=0.1,0.2 --tasks all
   bench sweep --encoder semisupcon -O label_task=mtat+gtzan,nsynth_pitch --tasks all
   bench sweep --encoder semisupcon -O labeled_share=0.25,0.5,0.75 -O threshold=1,2 -O weighted=false,true
+  bench sweep --encoder semisupcon -O label_fraction=0.05,0.25 --launcher slurm --slurm-partition gpu
 
 outputs (in --out): records/ (each with the swept values in 'sweep' and the selected probe's
 validation scores in 'valid_metrics'), sweep.md (variants x tasks with intervals, ranked on the
@@ -53,8 +54,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rank-on", choices=("valid", "test"), default="valid",
                    help="rank and plot the variants on the validation splits (default; the test scores then "
                    "appear only in sweep.md's final table) or on the test splits")
+    add_pretrain_seeds(p)
     add_threads(p)
     add_progress(p)
+    from bench.launcher import add_launcher
+
+    add_launcher(p)
     p.set_defaults(func=run)
 
 
@@ -62,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from bench import plugins
     from bench.errors import BenchError
     from bench.experiments.sweep import check_variants, parse_grid, plan_variants, run_sweep
+    from bench.launcher import launcher_from_args
     from bench.run import check_option_scopes
 
     encoders = plugins.encoders().resolve(args.encoder)
@@ -71,8 +77,16 @@ def run(args: argparse.Namespace) -> int:
     if not axes:
         raise BenchError("bench sweep needs at least one swept option, e.g. -O label_fraction=0.05,1.0 "
                          "(one value per -O is a fixed option; use `bench run` for a single variant)")
-    config = run_config(args, encoders, tasks, "sweep-%Y%m%d-%H%M%S", encoder_options=fixed)
+    launcher = launcher_from_args(args)
+    if launcher is not None:  # each job resolves --device on its own node; this one may have no GPU
+        from dataclasses import replace
+
+        config = run_config(argparse.Namespace(**{**vars(args), "device": "cpu"}), encoders, tasks,
+                            "sweep-%Y%m%d-%H%M%S", encoder_options=fixed)
+        config = replace(config, settings=replace(config.settings, device=launcher.settings.device))
+    else:
+        config = run_config(args, encoders, tasks, "sweep-%Y%m%d-%H%M%S", encoder_options=fixed)
     variants = plan_variants(encoders, fixed, axes)
     check_variants(variants, fixed, config)  # every value parsed and every variant built before any training
-    outcome = run_sweep(config, variants, axes, rank_on=args.rank_on)
+    outcome = run_sweep(config, variants, axes, launcher=launcher, rank_on=args.rank_on)
     return report_failures(outcome.failures, bool(outcome.records), "sweep")

@@ -91,12 +91,22 @@ def _meta_items(meta: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """What was run, as (line, sub-lines) for the markdown and the HTML list."""
     items = [(f"command: {meta['command']}", []), (f"when: {meta['created']}; bench {meta['version']}", []),
              (f"tasks: {', '.join(meta['tasks'])}; probe seeds {meta['seeds']}, probe grid '{meta['grid']}'", []),
+             (f"pretraining seeds: {', '.join(map(str, meta['pretrain_seeds']))} (every seeded encoder trained "
+              "once per seed; rows and claims pool them)" if meta.get("pretrain_seeds") else
+              "pretraining seeds: each encoder's own (one checkpoint per encoder: the intervals do not cover "
+              "a second pretraining)", []),
              (f"corruption conditions (robustness): {meta['conditions']}", []),
              (f"wall time of this run: {meta['wall_s']:.0f} s (with everything cached, a run only rewrites the "
               "report)", [])]
     if meta.get("demo_size"):
         items.append((f"demo data size: {meta['demo_size']}", []))
-    if (meta.get("workers") or 1) > 1:
+    if meta.get("protocol"):
+        items.append((f"probing protocol: {meta['protocol']}; label fractions (p_s): "
+                      f"{', '.join(f'{f:g}' for f in meta.get('fractions') or []) or 'none'}; unlabeled pool: "
+                      f"{', '.join(meta.get('unlabeled_dirs') or []) or 'the task train splits present'}", []))
+    if meta.get("launcher") and meta["launcher"] != "local":
+        items.append((meta["launcher"], []))
+    elif (meta.get("workers") or 1) > 1:
         items.append((f"jobs ran {meta['workers']} at a time in worker processes of {meta.get('threads')} torch "
                       "thread(s) each (each job's output is in logs/)", []))
     items.append(("jobs (row label: what it is; seconds in this run):",

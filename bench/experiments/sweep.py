@@ -31,12 +31,15 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import plugins
 from bench.errors import BenchError
 from bench.run import log, split_options, variant_label
 from bench.settings import RunConfig, RunOutcome
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bench.launcher import SlurmLauncher
 
 SWEEP_HELP = ("-O KEY=V1,V2,... sweeps KEY over the values (several swept keys: every combination); a list value "
               "joins its names with '+' (-O label_task=mtat+gtzan,nsynth_pitch), or separate the sweep values with "
@@ -185,20 +188,27 @@ def check_variants(variants: list[Variant], fixed: dict[str, Any], config: RunCo
                 v.cached = None
 
 
-def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis], rank_on: str = "valid") -> RunOutcome:
+def run_sweep(config: RunConfig, variants: list[Variant], axes: list[Axis],
+              launcher: SlurmLauncher | None = None, rank_on: str = "valid") -> RunOutcome:
     """Pretrain (if needed) and evaluate every variant on every task; one leaderboard, a table and a plot
-    ranked on ``rank_on`` ("valid": the validation splits; "test")."""
-    from bench.jobs import Job, JobSet, run_jobs
+    ranked on ``rank_on`` ("valid": the validation splits; "test").
+
+    ``launcher``: each variant a cluster job (bench.launcher) instead of one after the other here."""
+    from bench.jobs import Job, JobSet, run_jobs, with_pretrain_seeds
 
     out = config.settings.out
     out.mkdir(parents=True, exist_ok=True)
     trained = sum(1 for v in variants if v.cached)
     log(f"sweep: {len(variants)} variant(s) x {len(config.tasks)} task(s); {trained} already pretrained, "
         f"{sum(1 for v in variants if v.cached is False)} to pretrain")
-    jobs = [Job(v.label, v.encoder, dict(v.options), tuple(config.tasks), tags={"sweep": dict(v.swept)},
-                title=f"variant {v.label}") for v in variants]
+    jobs = with_pretrain_seeds([Job(v.label, v.encoder, dict(v.options), tuple(config.tasks),
+                                    tags={"sweep": dict(v.swept)}, title=f"variant {v.label}") for v in variants],
+                               config.pretrain_seeds)
     failures: list[str] = []
-    records, _ = run_jobs(jobs, JobSet(config), failures=failures)
+    if launcher is not None:
+        records, _ = launcher.run_jobs(jobs, JobSet(config), failures)
+    else:
+        records, _ = run_jobs(jobs, JobSet(config), failures=failures)
     outcome = RunOutcome(records, failures, out)
     if records:
         outcome.files = write_outputs(records, out, [a.name for a in axes], rank_on)

@@ -10,12 +10,11 @@ trained again (resuming from its ``.run/`` state).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from bench import keys
 from bench.config import DataRoots
 from bench.encoder import Encoder, Recipe, TrainableEncoder
 from bench.filelock import exclusive
@@ -36,8 +35,7 @@ def checkpoint_key(encoder: TrainableEncoder, recipe: Recipe, plan: PoolPlan, da
     payload: dict[str, Any] = {"config": encoder.config(), "recipe": recipe.key_dict(), "pools": plan.data_sources()}
     if data_roots.general is None and not data_roots.per_task:
         payload["demo"] = [data_roots.demo_size, data_roots.demo_seed]
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return f"{encoder.name}-{digest}"
+    return f"{encoder.name}-{keys.make(payload).digest[:16]}"
 
 
 def checkpoint_ok(path: Path) -> bool:
@@ -85,8 +83,7 @@ def ensure_pretrained(encoder: Encoder, *, data_roots: DataRoots, cache_dir: str
     """
     folder = Path(cache_dir) / "checkpoints"
     if not isinstance(encoder, TrainableEncoder):
-        digest = hashlib.sha256(json.dumps(encoder.config(), sort_keys=True).encode()).hexdigest()[:16]
-        path = folder / f"{encoder.name}-{digest}.safetensors"
+        path = folder / f"{encoder.name}-{keys.make(encoder.config()).digest[:16]}.safetensors"
         if not checkpoint_ok(path):
             save_checkpoint(encoder, path, extra={"trained": False, "note": "seeded initial weights, never trained"})
         return path, load_checkpoint(encoder, path)

@@ -57,8 +57,9 @@ from bench.encoder import Recipe, TrainableEncoder
 from bench.errors import BenchError
 from bench.pretrain.pools import PoolPlan
 from bench.pretrain.runfolder import (METRICS_FILE, RECORD_FILE, STATE_FILE, identity, load_train_state,
-                                      rng_state, state_dict_cpu, write_atomic, write_atomic_text)
+                                      rng_state, state_dict_cpu, write_atomic)
 from bench.pretrain.state import TrainingState, setup
+from bench.store import atomic_write
 
 __all__ = ["PretrainResult", "PretrainingInterrupted", "TrainingState", "finish", "load_train_state", "pretrain",
            "setup", "train", "STATE_FILE", "METRICS_FILE", "RECORD_FILE"]
@@ -345,7 +346,7 @@ def finish(ts: TrainingState, step: int, loss: float | None) -> PretrainResult:
     record.update({"steps": step, "final_loss": loss,
                    "label_positive_pairs": float(np.mean(positives)) if positives else 0.0})
     if ts.main:
-        write_atomic_text(json.dumps(record, indent=2, default=str), ts.run_dir / RECORD_FILE)
+        atomic_write(ts.run_dir / RECORD_FILE, json.dumps(record, indent=2, default=str))
         ts.log({"event": "end", "step": step, "final_loss": loss,
                 "label_positive_pairs": record["label_positive_pairs"]})
     return PretrainResult(step, loss, ts.run_dir, record)

@@ -61,19 +61,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def write_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary name, then rename: a kill never leaves half a state."""
+    """``torch.save`` to a temporary name, then rename: a kill never leaves half a state (text files:
+    :func:`bench.store.atomic_write`)."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def write_atomic_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(text)
     os.replace(tmp, path)
 
 

@@ -137,16 +137,19 @@ def _embed_shape(enc: Any, device: str, batch_sizes: tuple[int, ...], seed: int)
         if not isinstance(out, torch.Tensor):
             raise _Fail(f"embed() of a batch of {b} returned {type(out).__name__}, not a torch.Tensor",
                         "return a torch.Tensor [B, dim] (convert numpy output with torch.from_numpy)")
-        if tuple(out.shape) != (b, enc.dim):
-            hint = (" (a squeeze() dropped the batch axis?)" if b == 1 and out.dim() == 1 else "")
+        want = enc.output_shape(b)
+        if tuple(out.shape) != want:
+            hint = (" (a squeeze() dropped the batch axis?)" if b == 1 and out.dim() == len(want) - 1 else "")
+            shape = "[B, dim]" if len(want) == 2 else "[B, layers, dim]"
             raise _Fail(f"embed() of a batch of {b} windows returned shape {tuple(out.shape)}, expected "
-                        f"[{b}, {enc.dim}]{hint}",
-                        "return [B, dim] for every batch size B, 1 included; pool over time inside embed() and "
+                        f"{list(want)}{hint}",
+                        f"return {shape} for every batch size B, 1 included; pool over time inside embed() and "
                         "make `dim` the size of what is returned")
         if not out.is_floating_point():
             raise _Fail(f"embed() returned dtype {out.dtype}, expected a floating-point tensor (float32)",
                         "return float32 embeddings (.float())")
-    return f"[B, {enc.dim}] {out.dtype} for B in {list(batch_sizes)}"
+    shape = f"[B, {enc.dim}]" if enc.layers == 1 else f"[B, {enc.layers}, {enc.dim}]"
+    return f"{shape} {out.dtype} for B in {list(batch_sizes)}"
 
 
 def _finite(enc: Any, device: str, seed: int) -> str:
@@ -199,7 +202,7 @@ def _batch_invariance(enc: Any, device: str, seed: int) -> str:
     alone = torch.cat([_embed(enc, x[i:i + 1], device) for i in range(len(x))])
     ok, diff, scale = _close(alone, batched, rtol=1e-4, atol=1e-5)
     if not ok:
-        rows = (alone.float() - batched.float()).abs().amax(dim=1)
+        rows = (alone.float() - batched.float()).abs().reshape(len(x), -1).amax(dim=1)
         worst = int(rows.argmax())
         raise _Fail(f"a window embedded alone differs from the same window in a batch of 5 by up to {diff:.3g} "
                     f"(window {worst}; embeddings up to {scale:.3g})",
