@@ -114,6 +114,9 @@ class SelectedProbe:
     weight_decay: float
     grid: list[dict[str, Any]] = field(default_factory=list)
     selection_metric: str = ""
+    #: the metrics and bootstrap interval of the chosen probe on the validation split (computed once, with
+    #: the probe, and kept in the probe cache: a warm run computes no bootstrap); None: not available
+    valid_figures: tuple[dict[str, float], dict[str, Any]] | None = None
 
 
 #: the largest probe learning rate a grid may name (Adam steps of ~lr per weight: far above it, the probe diverges)

@@ -72,7 +72,8 @@ def _write(folder: Path, sel: Any, metrics: dict, confidence: dict) -> None:
                         "selection_metric": sel.selection_metric},
            "result": {"valid_loss": res.valid_loss, "best_epoch": res.best_epoch, "epochs": res.epochs,
                       "seconds": res.seconds},
-           "metrics": metrics, "confidence": confidence}
+           "metrics": metrics, "confidence": confidence,
+           "valid": list(sel.valid_figures) if sel.valid_figures is not None else None}
     (folder / RESULT).write_text(json.dumps(doc, sort_keys=True, default=plain))
 
 
@@ -91,7 +92,9 @@ def _load(folder: Path, rows: dict[str, int]) -> tuple[Any, dict, dict]:
         result = ProbeResult(test_scores=arrays["test"], valid_loss=res["valid_loss"], best_epoch=res["best_epoch"],
                              epochs=res["epochs"], seconds=res["seconds"], valid_scores=arrays.get("valid"),
                              extra_scores=extra)
-        selected = SelectedProbe(result, sel["lr"], sel["weight_decay"], sel["grid"], sel["selection_metric"])
+        valid = doc.get("valid")  # absent from entries written before validation figures were kept
+        selected = SelectedProbe(result, sel["lr"], sel["weight_decay"], sel["grid"], sel["selection_metric"],
+                                 (valid[0], valid[1]) if valid else None)
         metrics, confidence = doc["metrics"], doc["confidence"]
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise EntryError(f"incomplete ({type(exc).__name__}: {exc})") from None

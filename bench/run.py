@@ -261,6 +261,7 @@ def _probe_and_score(data: IndexedTask, embs: dict[str, Embeddings], seed: int, 
         scores[cond] = (targets([it.label for it in e.items], n, task.kind), sel.result.extra_scores[cond])
     metrics = {c: task.score(yt, sc) for c, (yt, sc) in scores.items()}
     ci = {c: confidence.bootstrap(task.score, yt, sc, task.primary_metric) for c, (yt, sc) in scores.items()}
+    sel.valid_figures = _valid_figures(data, embs["valid"], sel.result.valid_scores)
     return sel, metrics, ci
 
 
@@ -275,7 +276,8 @@ def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embed
     task, res, sel = data.task, ev.selected.result, ev.selected
     proto = protocols.get(settings.protocol)
     probe_conf, _ = proto.probe_plan(task, settings.device, settings.probe_grid, embs["train"].window_seconds)
-    valid_metrics, valid_ci = _valid_figures(data, embs["valid"], res.valid_scores)
+    # stored with the probe; an entry of the probe cache written before they were: computed here
+    valid_metrics, valid_ci = sel.valid_figures or _valid_figures(data, embs["valid"], res.valid_scores) or (None, None)
     out = []
     for cond, metrics in ev.metrics.items():
         test = embs["test"] if cond == "clean" else conditions[cond]
@@ -337,7 +339,7 @@ def make_records(prep: PreparedEncoder, data: IndexedTask, embs: dict[str, Embed
 
 
 def _valid_figures(data: IndexedTask, valid: Embeddings,
-                   scores: Any) -> tuple[dict[str, float] | None, dict[str, Any] | None]:
+                   scores: Any) -> tuple[dict[str, float], dict[str, Any]] | None:
     """Metrics and bootstrap interval of the selected probe's validation scores (None when the probe result
     has none, or they do not match the validation tracks)."""
     from bench import confidence
@@ -346,12 +348,12 @@ def _valid_figures(data: IndexedTask, valid: Embeddings,
 
     task = data.task
     if scores is None or len(scores) != len(valid.items):
-        return None, None
+        return None
     y = targets([it.label for it in valid.items], len(data.classes), task.kind)
     try:
         return task.score(y, scores), confidence.bootstrap(task.score, y, scores, task.primary_metric)
     except NonFiniteScores:  # a diverged probe's validation scores: nothing to rank by (its test is refused too)
-        return None, None
+        return None
 
 
 def make_task(name: str, protocol: str = "bench") -> Task:

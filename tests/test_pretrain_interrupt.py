@@ -37,12 +37,13 @@ def test_sigint_at_step_55_of_300_saves_and_the_rerun_resumes_from_55(tiny_task,
     from bench_plugins.ssl_encoders import SemiSupConEncoder
 
     run = tmp_path / "run"
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler; SIG_IGN where the suite runs in the background
     with pytest.raises(PretrainingInterrupted, match=r"interrupted at step 55 of 300.*resume from step 55"):
         train(make(interrupting(55), **OPTS), tiny_task, run)  # SIGINT during step 55: it finishes, then saves
     assert torch.load(run / "train-state.pt", weights_only=True)["step"] == 55  # not the last checkpoint (none)
     events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events[-2:]] == ["checkpoint", "interrupted"] and events[-1]["step"] == 55
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
     r = train(make(SemiSupConEncoder, **OPTS), tiny_task, run, stop_after=56)  # one step is enough to see it
     assert r.record["resumed_from"] == 55 and r.steps == 56
 
