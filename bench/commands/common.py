@@ -136,13 +136,13 @@ def parse_seeds(text: str, flag: str = "--seeds", what: str = "probes") -> tuple
     return seeds
 
 
-def add_pretrain_seeds(p: argparse.ArgumentParser, default: str | None = None) -> None:
-    """``--pretrain-seeds``: one model per seed of every seeded encoder, pooled in one row."""
-    p.add_argument("--pretrain-seeds", default=default, metavar="SEEDS",
+def add_pretrain_seeds(p: argparse.ArgumentParser, default_text: str = "each encoder's own seed, one model") -> None:
+    """``--pretrain-seeds``: one model per seed of every seeded encoder, pooled in one row (not given: the
+    command's own default, which ``default_text`` names)."""
+    p.add_argument("--pretrain-seeds", default=None, metavar="SEEDS",
                    help="pretraining seeds, comma-separated: every seeded encoder (SampleCNN ones: trainable, "
                    "random) is trained (initialised) once per seed, and its row pools them; intervals are then a "
-                   "multi-bootstrap over pretraining seeds and test tracks"
-                   + (f" (default: {default})" if default else " (default: each encoder's own seed, one model)"))
+                   f"multi-bootstrap over pretraining seeds and test tracks (default: {default_text})")
 
 
 def pretrain_seeds(args: argparse.Namespace) -> tuple[int, ...]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bench.commands.common import (add_device, add_encoder_options, add_official_batchnorm, add_progress,
-                                   add_protocol, add_threads, report_failures)
+from bench.commands.common import (add_device, add_encoder_options, add_official_batchnorm, add_pretrain_seeds,
+                                   add_progress, add_protocol, add_threads, report_failures)
 
 EPILOG = """scales:
   demo   the generated demo data (no data root needed), demo preset, CPU, 3 pretraining seeds;
@@ -69,10 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="data root of the real datasets (--scale paper; repeatable, TASK=DIR per task)")
     p.add_argument("--plan", action="store_true",
                    help="print the protocol, p_s grid, pools, jobs and the claims' comparisons; run nothing")
-    p.add_argument("--pretrain-seeds", default=None, metavar="SEEDS",
-                   help="pretraining seeds, comma-separated: every seeded encoder is pretrained (initialised) once "
-                   "per seed, and rows and claims pool them (default: 0,1,2 at --scale demo; the preset's own "
-                   "seed at --scale paper)")
+    add_pretrain_seeds(p, "0,1,2 at --scale demo; the preset's own seed at --scale paper")
     add_protocol(p)
     add_official_batchnorm(p)
     p.add_argument("--unlabeled-dir", action="append", default=None, metavar="DIR",
