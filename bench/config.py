@@ -166,30 +166,42 @@ def demo_root(size: str = "small", seed: int = 0) -> Path:
 
 
 def ensure_demo(task: Any, size: str = "small", seed: int = 0, quiet: bool = False) -> Path:
-    """Build the demo dataset of ``task`` once (atomically) and return its data root."""
+    """Build the demo dataset of ``task`` once (atomically) and return its data root.
+
+    Processes that share the cache build each task once (a lock per task: a second one waits, then finds it
+    built) and may build different tasks side by side (tasks that write the same dataset folder, such as the
+    two NSynth tasks, move it in one at a time, with the same bytes).
+    """
+    from bench.filelock import exclusive
+
     root = demo_root(check_demo_size(size), seed)
     marker = root / f".{task.name}.done"
     if marker.exists():
         return root
     root.mkdir(parents=True, exist_ok=True)
-    # Build in a private folder, then move the dataset folders in: an
-    # interrupted build leaves nothing that looks complete.
-    tmp = root / f".building-{task.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    if not quiet:
-        print(f"Building demo data for {task.name} ({size}) in {root} ...", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    try:
-        task.make_demo(tmp, size=size, seed=seed)
-        for child in tmp.iterdir():
-            dest = root / child.name
-            if dest.exists():
-                shutil.rmtree(dest)
-            child.replace(dest)
-    finally:
+    with exclusive(root / f".{task.name}.lock",
+                   waiting=f"waiting for another process building the demo data of {task.name} in {root} ..."):
+        if marker.exists():
+            return root
+        # Build in a private folder, then move the dataset folders in: an
+        # interrupted build leaves nothing that looks complete.
+        tmp = root / f".building-{task.name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-    marker.write_text(f"built in {time.perf_counter() - t0:.1f}s\n")
+        tmp.mkdir()
+        if not quiet:
+            print(f"Building demo data for {task.name} ({size}) in {root} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            task.make_demo(tmp, size=size, seed=seed)
+            with exclusive(root / ".move.lock"):
+                for child in tmp.iterdir():
+                    dest = root / child.name
+                    if dest.exists():
+                        shutil.rmtree(dest)
+                    child.replace(dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        marker.write_text(f"built in {time.perf_counter() - t0:.1f}s\n")
     if not quiet:
-        print(f"  done in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+        print(f"  {task.name} done in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
     return root
