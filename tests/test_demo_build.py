@@ -1,17 +1,12 @@
-"""Demo data built once per task by processes sharing a cache, and side by side across tasks."""
+"""Demo data built once per task by processes sharing a cache."""
 
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-import pytest
-
-from bench import plugins
-from bench.config import DataRoots, demo_root, ensure_demo
-from bench.experiments.reproduce import _build_demo_data
+from bench.config import demo_root, ensure_demo
 
 
 class SlowTask:
@@ -42,19 +37,3 @@ def test_two_builders_of_one_task_build_it_once():
     assert roots[0] == roots[1] == demo_root("tiny")
     assert (roots[0] / "slowdemo" / "data.txt").read_text() == "built\n"
     assert not list(roots[0].glob(".building-*"))
-
-
-@pytest.mark.slow
-def test_tasks_that_share_a_dataset_folder_build_side_by_side_in_workers():
-    names = ("nsynth_pitch", "nsynth_instrument", "gtzan")
-    config = SimpleNamespace(settings=SimpleNamespace(data_roots=DataRoots(demo_size="tiny")))
-    _build_demo_data(config, names, workers=2)  # type: ignore[arg-type]
-    root = demo_root("tiny")
-    for name in names:
-        assert (root / f".{name}.done").exists(), name
-    assert not list(root.glob(".building-*"))
-    # the shared nsynth folder is whole: both tasks read their splits from it
-    for name in ("nsynth_pitch", "nsynth_instrument"):
-        task = plugins.get_task(name)
-        assert task.classes(root), name
-        assert all(len(task.items(s, root)) > 0 for s in ("train", "valid", "test")), name

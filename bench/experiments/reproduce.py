@@ -269,7 +269,7 @@ def run_plan(p: Plan, config: RunConfig, workers: int = 1, threads: int | None =
     failures: list[str] = []
     js = JobSet(config, p.scale.conditions, announce="reproduce")
     if launcher is not None or (workers > 1 and len(p.jobs) > 1):
-        _build_demo_data(config, p.tasks, 1 if launcher is not None else workers)
+        _build_demo_data(config, p.tasks)
     if launcher is not None:
         records, seconds = launcher.run_jobs(p.jobs, js, failures)
     else:
@@ -277,39 +277,23 @@ def run_plan(p: Plan, config: RunConfig, workers: int = 1, threads: int | None =
     return records, failures, seconds
 
 
-def _build_demo_data(config: RunConfig, names: tuple[str, ...], workers: int = 1) -> None:
-    """Build the demo data of the plan's tasks that use it before jobs run side by side, in ``workers``
-    processes (each task's build is one process's work: 5.5 minutes for the four medium ones in one).
+def _build_demo_data(config: RunConfig, names: tuple[str, ...]) -> None:
+    """Build the demo data of the plan's tasks that use it, here, before jobs run side by side.
 
-    Two jobs starting together would otherwise wait on each other's builds (their pretraining pools read every
-    task's data too). A task whose data cannot be built is left to its jobs, which report it with their context.
+    Two jobs starting together would otherwise both render the same datasets
+    (their pretraining pools read every task's data too). A task whose data
+    cannot be built is left to its jobs, which report it with their context.
     """
-    roots = config.settings.data_roots
-    todo = [name for name in names if roots.is_demo(name)]
-    if workers > 1 and len(todo) > 1:
-        from concurrent.futures.process import BrokenProcessPool
-
-        from bench.jobs import cores, start_pool
-
-        n = min(workers, len(todo))
-        try:
-            with start_pool(n, max(1, cores() // n)) as pool:
-                for future in [pool.submit(_build_one, roots, name) for name in todo]:
-                    future.result()
-            return
-        except BrokenProcessPool:  # a builder died (memory?): what is left is built here, one at a time
-            pass
-    for name in todo:
-        _build_one(roots, name)
-
-
-def _build_one(roots: DataRoots, name: str) -> None:
     from bench import plugins
 
-    try:
-        roots.root(plugins.get_task(name))
-    except Exception:  # noqa: BLE001 - reported by the jobs that need this task
-        pass
+    for name in names:
+        roots = config.settings.data_roots
+        if not roots.is_demo(name):
+            continue
+        try:
+            roots.root(plugins.get_task(name))
+        except Exception:  # noqa: BLE001 - reported by the jobs that need this task
+            continue
 
 
 @dataclass
