@@ -146,13 +146,20 @@ def main(argv: list[str] | None = None) -> int:
             allocator.tune()  # before torch allocates anything (bench/allocator.py says why)
             allocator.passive_omp_wait()  # before torch is imported (why: bench/allocator.py)
             apply_threads(args.threads)
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader gone before the last buffered lines is handled below
+        return code
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (`bench run ... | head`): what was computed is on disk already; no
+        # traceback, and no second one when Python flushes stdout at exit (the recipe of Python's signal docs)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as exc:
         if exc.errno not in DISK_ERRNOS:
             raise

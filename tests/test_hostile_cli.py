@@ -171,3 +171,16 @@ def test_checkpoint_whose_metadata_is_not_json_or_whose_tensors_do_not_fit(capsy
                          str(tmp_path / "o"))
     assert code == 2 and "tensors do not fit encoder 'random'" in err
     assert good.is_file()
+
+
+def test_a_reader_that_closes_stdout_early_gets_no_traceback():
+    """`bench list | head -1`: the pipe closes before bench writes; a quiet exit 1, not a BrokenPipeError trace."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # long before the child has imported bench and printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
