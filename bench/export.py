@@ -2,7 +2,7 @@
 
 Per encoder x task folder ``DIR/<variant>/<task>/``:
 
-- ``meta.json``: encoder, variant, weights hash, task, kind, classes, data
+- ``meta.json``: encoder, variant, weights hash, task, its settings and the protocol that set them, kind, classes, data
   fingerprint and root, embedding size, window length, tracks and skipped files
   per split, format, bench version;
 - per split, with ``--format npy``: ``<split>.embeddings.npy`` (float32
@@ -37,7 +37,7 @@ def folder(root: Path, variant: str, task: str) -> Path:
 
 
 def write_task(root: Path, fmt: str, *, encoder: str, variant: str, weights_hash: str, data: Any,
-               embs: dict[str, Any]) -> Path:
+               embs: dict[str, Any], protocol: str = "bench") -> Path:
     """Write every split of ``embs`` (bench.extract.Embeddings by split) and ``meta.json``; returns the folder."""
     from bench import __version__
 
@@ -64,7 +64,7 @@ def write_task(root: Path, fmt: str, *, encoder: str, variant: str, weights_hash
                 out / f"{split}.parquet", index=False)
     meta = {
         "encoder": encoder, "variant": variant, "weights_hash": weights_hash, "task": task.name,
-        "kind": task.kind, "classes": list(data.classes), "task_settings": task.settings,
+        "kind": task.kind, "classes": list(data.classes), "task_settings": task.settings, "protocol": protocol,
         "data_root": str(data.root), "data_fingerprint": data.fingerprint, "demo_data": data.demo,
         "embedding_dim": sorted(dims)[0] if len(dims) == 1 else sorted(dims),
         "window_seconds": next((e.window_seconds for e in embs.values() if e.window_seconds), None),

@@ -59,3 +59,16 @@ def test_multilabel_labels_are_multi_hot_in_npy(tmp_path):
             assert y.tolist() == [[1, 0, 1], [0, 1, 0]]
         else:
             assert [list(v) for v in y] == [[0, 2], [1]]
+
+
+def test_embed_applies_the_protocols_task_settings(nsynth_tiny, tmp_path):
+    """`--protocol marble` exports the task as MARBLE sets it (NSynth pitch over all 128 MIDI pitches), and says so."""
+    for protocol in ("bench", "marble"):
+        assert main(["embed", "-e", "logmel", "-t", "nsynth_pitch", "--data-root", str(nsynth_tiny), "--to",
+                     str(tmp_path / protocol), "--protocol", protocol, "--no-progress"]) == 0
+    bench_meta, marble_meta = (json.loads((tmp_path / p / "logmel" / "nsynth_pitch" / "meta.json").read_text())
+                               for p in ("bench", "marble"))
+    assert (bench_meta["protocol"], marble_meta["protocol"]) == ("bench", "marble")
+    assert (marble_meta["task_settings"]["pitch_min"], marble_meta["task_settings"]["pitch_max"]) == (0, 127)
+    assert bench_meta["task_settings"] != marble_meta["task_settings"]
+    assert len(marble_meta["classes"]) == 128 and len(bench_meta["classes"]) < 128

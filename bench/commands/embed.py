@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.commands.common import add_data_root, add_device, add_encoder_options, add_progress, add_threads
+from bench.commands.common import (add_data_root, add_device, add_encoder_options, add_progress, add_protocol,
+                                   add_threads)
 
 EPILOG = """examples:
   bench embed --encoder logmel --tasks gtzan --to embeddings/
   bench embed --encoder semisupcon --tasks all --to embeddings/ --format parquet --data-root ~/datasets
+  bench embed --encoder logmel --tasks nsynth_pitch --protocol marble --to emb/   # as MARBLE sets the task (all 128 pitches)
 """
 
 
@@ -27,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="npy: <split>.embeddings.npy, <split>.labels.npy, <split>.track_ids.json; "
                    "parquet: <split>.parquet with track_id, label, embedding (default: npy)")
     add_data_root(p)
+    add_protocol(p)
     add_device(p)
     p.add_argument("--checkpoint", default=None, help="encoder weights to use (skips pretraining)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default: 32)")
@@ -55,16 +58,17 @@ def run(args: argparse.Namespace) -> int:
     roots = data_roots(args)
     roots.check_tasks(plugins.tasks().names())
     settings = EvalSettings(out=check_out(args.to), data_roots=roots, device=resolve_device(args.device),
-                            batch_size=args.batch_size, progress=progress_enabled(args), cache=not args.no_cache)
+                            batch_size=args.batch_size, progress=progress_enabled(args), cache=not args.no_cache,
+                            protocol=args.protocol)
     config = RunConfig(encoders=encoders, tasks=tasks, settings=settings, checkpoint=args.checkpoint,
                        encoder_options=options)
     for name in encoders:
         prep = prepare_encoder(name, config)
         for task_name in tasks:
-            data = index_task(make_task(task_name), settings.data_roots)
+            data = index_task(make_task(task_name, args.protocol), settings.data_roots)
             embs, _ = embed(prep, data, settings)
             where = write_task(args.to, args.format, encoder=name, variant=prep.variant,
-                               weights_hash=prep.weights_hash, data=data, embs=embs)
+                               weights_hash=prep.weights_hash, data=data, embs=embs, protocol=args.protocol)
             sizes = ", ".join(f"{s} {len(e.items)}" for s, e in embs.items())
             print(f"{prep.variant} x {task_name}: {sizes} tracks -> {where}"
                   + (" (DEMO DATA)" if data.demo else ""))
