@@ -134,3 +134,16 @@ def test_no_task_to_probe_trains_without_the_curve_and_says_so(tiny_task, tmp_pa
               tmp_path / "run")
     assert "no classification task" in r.record["probe"]["off"] and "probe_curve" not in r.record
     assert not events(tmp_path / "run", "probe")
+
+
+def test_a_curve_without_unlabeled_pool_covers_the_tasks_of_all_not_every_registered_task():
+    """supervised (no unlabeled pool): the curve falls back to `--tasks all`; every registered task meant building
+    the demo data of eight more tasks (10 minutes of a supervised job in `bench reproduce`)."""
+    from bench import plugins
+    from bench.pretrain.pools import PoolPlan
+    from bench.pretrain.probing import probe_task_names
+
+    every, main_tasks = plugins.tasks().names(), plugins.tasks().resolve("all")
+    assert set(main_tasks) < set(every)  # the extended tasks are registered too
+    assert probe_task_names(PoolPlan(), None) == list(main_tasks)
+    assert probe_task_names(PoolPlan(), ("gtzan",)) == ["gtzan"]

@@ -3,8 +3,10 @@
 Every ``probe_every`` steps, at the first step (before any update) and at the
 last, the encoder is probed on the VALIDATION split of each task in the
 pretraining's pools (its labeled and unlabeled tasks; with no unlabeled pool,
-as for ``supervised``, the unlabeled tasks the recipe names, else every
-registered task whose data is present): a ridge-regression linear probe
+as for ``supervised``, the unlabeled tasks the recipe names, else the tasks of
+``--tasks all``, as the unlabeled pool's default; not every registered task:
+in demo mode that built the demo data of eight more tasks, 10 minutes of a
+supervised pretraining in `bench reproduce`): a ridge-regression linear probe
 (closed form, features standardised on train) fitted on the track-mean
 embeddings of a fixed subset of the task's train split (at most
 :data:`TRAIN_TRACKS` tracks) and scored with the task's primary metric on a
@@ -63,10 +65,11 @@ def _labels(item_label: Any) -> tuple[int, ...]:
 
 
 def probe_task_names(plan: PoolPlan, unlabeled_tasks: tuple[str, ...] | None) -> list[str]:
-    """The tasks a curve covers: those of the pools, else the recipe's unlabeled tasks, else every task."""
+    """The tasks a curve covers: those of the pools, else the recipe's unlabeled tasks, else those of
+    ``--tasks all``."""
     names = [d.task.name for d in plan.labeled + plan.unlabeled]
     if not plan.unlabeled and not plan.dirs:
-        names += list(unlabeled_tasks) if unlabeled_tasks is not None else plugins.tasks().names()
+        names += list(unlabeled_tasks) if unlabeled_tasks is not None else plugins.tasks().resolve("all")
     return list(dict.fromkeys(names))
 
 
