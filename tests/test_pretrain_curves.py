@@ -114,6 +114,18 @@ def test_plot_curves_draws_several_runs_side_by_side(tiny_task, tmp_path):
     out = plot_curves({"a": tmp_path / "a", "b": tmp_path / "b"}, tmp_path / "side.png")
     assert out is not None and out.stat().st_size > 1000
     assert plot_curves({"none": tmp_path / "missing"}, tmp_path / "none.png") is None
+    # the same curves again: the same bytes from the render cache, without matplotlib (a warm `bench reproduce`)
+    import sys
+
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "matplotlib", None)  # importing it now raises
+        mp.setitem(sys.modules, "matplotlib.pyplot", None)
+        again = plot_curves({"a": tmp_path / "a", "b": tmp_path / "b"}, tmp_path / "again.png")
+        assert again is not None and again.read_bytes() == out.read_bytes()
+        with pytest.raises(ImportError):
+            plot_curves({"a": tmp_path / "a"}, tmp_path / "other.png")  # other curves: drawn
 
 
 def test_curves_of_a_record_fall_back_to_its_probe_curve(tmp_path):

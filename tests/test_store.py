@@ -340,3 +340,24 @@ def test_the_digest_memo_serves_a_thread_other_than_the_one_that_opened_it(tmp_p
     t.start()
     t.join(30)
     assert got == [first] and "cannot be used" not in capsys.readouterr().err
+
+
+def test_resolve_gives_what_realpath_gives_with_links_and_dots(tmp_path, monkeypatch):
+    """The per-folder resolution of file paths (one lstat a file) equals os.path.realpath, links included."""
+    import os
+
+    from bench.store import resolve
+
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    (real / "a.wav").write_bytes(b"a")
+    (real / "sub" / "b.wav").write_bytes(b"b")
+    (tmp_path / "linkdir").symlink_to(real)
+    (real / "link.wav").symlink_to(real / "sub" / "b.wav")
+    (real / "sub" / "up").symlink_to(real)
+    monkeypatch.chdir(real)
+    paths = [real / "a.wav", tmp_path / "linkdir" / "a.wav", tmp_path / "linkdir" / "sub" / "b.wav",
+             real / "link.wav", tmp_path / "linkdir" / "link.wav", real / "sub" / ".." / "a.wav",
+             real / "sub" / "up" / "sub" / "b.wav", real / "missing.wav", tmp_path / "nowhere" / "x.wav",
+             "a.wav", "sub/b.wav", ".", "..", str(real / "sub") + "/"]
+    assert resolve(paths) == [os.path.realpath(p) for p in paths]

@@ -93,17 +93,33 @@ def plot_curves(runs: dict[str, str | Path | Curves], path: str | Path, title: s
     Top row: one panel per task probed in any run, the probe metric over the
     steps, one line per run. Bottom row: one panel per run, its loss and loss
     terms over the steps. None (nothing written) when no run has any curve.
+    The drawing goes through :mod:`bench.render_cache`: a warm rerun writes the
+    same bytes without importing matplotlib.
     """
+    from bench import render_cache
+
+    curves = {k: v if isinstance(v, Curves) else load_curves(v) for k, v in runs.items()}
+    if not any(c.probe or c.loss or c.terms for c in curves.values()):
+        return None
+    plain = json.loads(json.dumps({k: {"probe": c.probe, "metric": c.metric, "loss": c.loss, "terms": c.terms}
+                                   for k, c in curves.items()}))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(render_cache.png("curves", _draw, plain, title))
+    return path
+
+
+def _draw(curves: dict[str, dict[str, Any]], title: str | None) -> bytes:
+    """The PNG of :func:`plot_curves` from the curves as JSON (label -> probe, metric, loss, terms)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = {k: v if isinstance(v, Curves) else load_curves(v) for k, v in runs.items()}
-    tasks = sorted({t for c in curves.values() for t in c.probe})
-    with_loss = [k for k, c in curves.items() if c.loss or c.terms]
-    if not tasks and not with_loss:
-        return None
+    tasks = sorted({t for c in curves.values() for t in c["probe"]})
+    with_loss = [k for k, c in curves.items() if c["loss"] or c["terms"]]
     cols = max(len(tasks), len(with_loss), 1)
     rows = (1 if tasks else 0) + (1 if with_loss else 0)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
@@ -113,10 +129,10 @@ def plot_curves(runs: dict[str, str | Path | Curves], path: str | Path, title: s
         ax = axes[0, j]
         ax.set_visible(True)
         for label, c in curves.items():
-            pts = [(s, v) for s, v in c.probe.get(task, []) if v is not None]
+            pts = [(s, v) for s, v in c["probe"].get(task, []) if v is not None]
             if pts:
                 ax.plot(*zip(*pts), marker="o", ms=3, label=label)
-        metric = next((c.metric[task] for c in curves.values() if task in c.metric), "")
+        metric = next((c["metric"][task] for c in curves.values() if task in c["metric"]), "")
         ax.set_title(f"{task} (valid)", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.set_ylabel(metric, fontsize=8)
@@ -126,9 +142,9 @@ def plot_curves(runs: dict[str, str | Path | Curves], path: str | Path, title: s
         ax = axes[rows - 1, j]
         ax.set_visible(True)
         c = curves[label]
-        if c.loss:
-            ax.plot(*zip(*c.loss), color="black", lw=1.2, label="loss")
-        for name, pts in sorted(c.terms.items()):
+        if c["loss"]:
+            ax.plot(*zip(*c["loss"]), color="black", lw=1.2, label="loss")
+        for name, pts in sorted(c["terms"].items()):
             if name.endswith("_per_anchor") or not pts:
                 continue  # a count, not a part of the loss
             ax.plot(*zip(*pts), lw=1, label=name)
@@ -139,8 +155,7 @@ def plot_curves(runs: dict[str, str | Path | Curves], path: str | Path, title: s
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    return path
+    return buf.getvalue()
