@@ -2,9 +2,10 @@
 
 Per encoder x task folder ``DIR/<variant>/<task>/``:
 
-- ``meta.json``: encoder, variant, weights hash, task, its settings and the protocol that set them, kind, classes, data
-  fingerprint and root, embedding size, window length, tracks and skipped files
-  per split, format, bench version;
+- ``meta.json``: encoder, variant, weights hash, task, its settings and the
+  protocol that set them, kind, classes, data fingerprint and root, embedding
+  size, window length, tracks and skipped files per split, format, bench
+  version;
 - per split, with ``--format npy``: ``<split>.embeddings.npy`` (float32
   ``[N, D]``), ``<split>.labels.npy`` (int64 class indices ``[N]``, or a uint8
   multi-hot ``[N, C]`` for a multilabel task) and ``<split>.track_ids.json``;

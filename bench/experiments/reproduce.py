@@ -71,14 +71,15 @@ class Scale:
 
 SCALES = {
     # demo: with one pretraining seed sized to run from a fresh cache on 2 CPU cores within 30 minutes; three
-    # seeds take about 70 (docs/experiments.md has the measured figures): five pretrainings of the demo recipe (300 contrastive steps of 32 clips, 800
-    # supervised steps), three probe seeds, the default grid, five corruptions at one strength each. One
-    # label fraction, the 5% claim 1 names (with simclr at 0% and semisupcon at 100% the sweep has three
-    # points): a 20% variant cost 3.7 of the 37 minutes measured with it
+    # seeds take about 70 (docs/experiments.md has the measured figures): five pretrainings of the demo
+    # recipe (300 contrastive steps of 32 clips, 800 supervised steps), three probe seeds, the default grid,
+    # five corruptions at one strength each. One label fraction, the 5% claim 1 names (with simclr at 0% and
+    # semisupcon at 100% the sweep has three points): a 20% variant cost 3.7 of the 37 minutes measured with it
     # Three pretraining seeds: one checkpoint per encoder let a second pretraining (another thread count or
     # machine) flip verdicts, so a claim is about the procedure, not one checkpoint (docs/experiments.md)
     "demo": Scale("demo", {}, (0, 1, 2), "default", (0.05,), "mtat", "nsynth_pitch+gtzan",
-                  "augment@1;reverb@0.5;distortion@20;bitcrush@6;mp3@32", budget="about 70 min on 2 CPU cores (81 min measured, 10 of them since removed)",
+                  "augment@1;reverb@0.5;distortion@20;bitcrush@6;mp3@32",
+                  budget="about 70 min on 2 CPU cores (81 min measured, 10 of them since removed)",
                   pretrain_seeds=(0, 1, 2)),
     # paper: the paper's preset and recipe (50k steps, batch 96 x 2 views), three probe seeds, the default
     # grid, the official p_s grid and the full robustness suite; for real data and GPUs
