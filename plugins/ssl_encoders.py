@@ -155,7 +155,7 @@ class TrainableSampleCNN(SampleCNNEncoder, TrainableEncoder):
     """A SampleCNN encoder that ``bench pretrain`` trains: recipe and label spec from its preset and options."""
 
     #: recipe values of this encoder that differ from its preset's recipe
-    recipe_defaults: dict[str, Any] = {"augment": True}
+    recipe_defaults: dict[str, Any] = {}
     #: per preset: recipe values of this encoder (over the preset's recipe and recipe_defaults)
     preset_recipe: dict[str, dict[str, Any]] = {}
 
@@ -252,11 +252,10 @@ class SupervisedEncoder(TrainableSampleCNN):
 
     name = "supervised"
     objective_defaults = {"label_task": "mtat", "label_fraction": 1.0, "labeled_share": 1.0}
+    # one view, no augmentation, at every preset (the demo preset's recipe otherwise: the contrastive
+    # encoders' lr and steps); a step costs a quarter of a contrastive one
     recipe_defaults = {"augment": False, "views": 1}
     preset_objective = {"demo": {"label_task": DEMO_LABEL_TASKS}}
-    # one view, no augmentation: a step costs a quarter of a contrastive one, so 800 steps fit
-    # the 3-minute budget; lr 1e-3 (the contrastive demo runs use 3e-4)
-    preset_recipe = {"demo": {"steps": 800, "lr": 1e-3}}
     head_kind = None
     #: recipe_preset=official: the official code's supervised baseline recipe (config/finetuning/from_scratch/
     #: train_MTAT.yaml: Adam 3e-4, weight decay 1e-6, batch 64, one crop, no augmentation, early stopping

@@ -126,7 +126,7 @@ def test_supervised_head_and_loss():
 
 
 def test_presets_set_their_own_objective_and_recipe_defaults():
-    from bench_plugins.ssl_encoders import DEMO_LABEL_TASKS, SimCLREncoder, SupervisedEncoder
+    from bench_plugins.ssl_encoders import DEMO_LABEL_TASKS, SemiSupConEncoder, SimCLREncoder, SupervisedEncoder
 
     paper = SupervisedEncoder(preset="paper")
     demo = SupervisedEncoder(preset="demo")
@@ -140,7 +140,12 @@ def test_presets_set_their_own_objective_and_recipe_defaults():
     assert paper.recipe().steps == 50_000 and paper.recipe().lr == 1e-4
     assert paper.recipe().augment_variant == "official" and demo.recipe().augment_variant == "bench"
     assert demo.recipe().steps == 800 and demo.recipe().replace(steps="5").steps == 5
-    assert SimCLREncoder(preset="demo").recipe().lr == 3e-4
+    # one demo recipe for every pretrained encoder (docs/pretraining.md "Demo recipe"); the paper's augments
+    for enc in (SimCLREncoder(preset="demo"), SemiSupConEncoder(preset="demo"), demo):
+        r = enc.recipe()
+        assert (r.lr, r.steps, r.augment) == (1e-3, 800, False), enc.name
+    assert (demo.recipe().views, SimCLREncoder(preset="demo").recipe().views) == (1, 2)
+    assert SimCLREncoder(preset="paper").recipe().augment and not paper.recipe().augment
     assert SimCLREncoder(preset="demo", seed=7).recipe().seed == 7  # the training seed follows the encoder's
     with pytest.raises(PluginError, match="recipe options"):
         SupervisedEncoder(steps=5)  # recipe keys are not constructor options
