@@ -70,9 +70,8 @@ class Scale:
 
 
 SCALES = {
-    # demo: with one pretraining seed sized to run from a fresh cache on 2 CPU cores within 30 minutes; three
-    # seeds take about 70 (docs/experiments.md has the measured figures): five pretrainings of the demo
-    # recipe (300 contrastive steps of 32 clips, 800 supervised steps), three probe seeds, the default grid,
+    # demo: five pretrainings of the demo recipe (800 steps of 32 clips; docs/experiments.md has the measured
+    # figures: 3 seeds took 81 min with the earlier 300-step recipe), three probe seeds, the default grid,
     # five corruptions at one strength each. One label fraction, the 5% claim 1 names (with simclr at 0% and
     # semisupcon at 100% the sweep has three points): a 20% variant cost 3.7 of the 37 minutes measured with it
     # Three pretraining seeds: one checkpoint per encoder let a second pretraining (another thread count or
