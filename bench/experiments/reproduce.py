@@ -78,7 +78,7 @@ SCALES = {
     # machine) flip verdicts, so a claim is about the procedure, not one checkpoint (docs/experiments.md)
     "demo": Scale("demo", {}, (0, 1, 2), "default", (0.05,), "mtat", "nsynth_pitch+gtzan",
                   "augment@1;reverb@0.5;distortion@20;bitcrush@6;mp3@32",
-                  budget="about 70 min on 2 CPU cores (81 min measured, 10 of them since removed)",
+                  budget="about 90 min on 2 CPU cores from an empty cache (71 min measured with 3 of 15 pretrainings cached)",
                   pretrain_seeds=(0, 1, 2)),
     # paper: the paper's preset and recipe (50k steps, batch 96 x 2 views), three probe seeds, the default
     # grid, the official p_s grid and the full robustness suite; for real data and GPUs
