@@ -156,15 +156,12 @@ class TrainableSampleCNN(SampleCNNEncoder, TrainableEncoder):
 
     #: recipe values of this encoder that differ from its preset's recipe
     recipe_defaults: dict[str, Any] = {}
-    #: per preset: recipe values of this encoder (over the preset's recipe and recipe_defaults)
-    preset_recipe: dict[str, dict[str, Any]] = {}
 
     def recipe(self) -> Recipe:
         """The preset's recipe, then this encoder's defaults; the seed is the encoder's."""
         from bench_plugins import samplecnn
 
-        values = {**samplecnn.preset(self.preset)["recipe"], **self.recipe_defaults,
-                  **self.preset_recipe.get(self.preset, {}), "seed": self.seed}
+        values = {**samplecnn.preset(self.preset)["recipe"], **self.recipe_defaults, "seed": self.seed}
         return Recipe(**values)
 
     def label_spec(self) -> LabelSpec:
