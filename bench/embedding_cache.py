@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench import keys
+from bench import keys, snapshot
 from bench.store import EntryError, Store, log, open_root, persist_digests, remove
 
 #: tracks per persisted chunk: the granularity at which an interrupted extraction resumes
@@ -32,7 +32,7 @@ def key_for(encoder_name: str, encoder: Any, weights_hash: str, task: Any, split
     return keys.embeddings_key(
         encoder=encoder_name, encoder_config=encoder.config(), weights=weights_hash,
         plugin=keys.plugin_identity("encoder", encoder_name), task=task.name, task_settings=dict(task.settings),
-        split=split, data=keys.data_fingerprint({split: items}, data_root), max_windows=task.max_windows,
+        split=split, data=snapshot.fingerprint({split: items}, data_root), max_windows=task.max_windows,
         window=encoder.window, sample_rate=encoder.sample_rate, transform=transform, per_window=per_window)
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import plugins
+from bench import plugins, snapshot
 from bench import run as steps
 from bench.corruptions import Condition, parse_conditions
 from bench.errors import BenchError
@@ -201,7 +201,8 @@ def run_jobs(jobs: list[Job], js: JobSet, workers: int = 1, threads: int | None 
         return _parallel(jobs, js, workers, threads, failures)
     names = list(dict.fromkeys(t for j in jobs for t in j.tasks))
     tasks = make_tasks(names, js.config.settings.protocol, failures, js.config.settings.out)
-    done = [_execute(i, job, js, tasks, failures, len(jobs)) for i, job in enumerate(jobs)]
+    with snapshot.scope():  # each task's data read once for all the jobs
+        done = [_execute(i, job, js, tasks, failures, len(jobs)) for i, job in enumerate(jobs)]
     return [r for d in done for r in d.records], {jobs[d.index].name: d.seconds for d in done}
 
 
@@ -408,6 +409,7 @@ def _init(threads: int, extra: list[tuple[str, object]], parent: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["BENCH_THREADS"] = str(threads)
     plugins.register_all(extra)
+    snapshot.begin()  # the worker lives for one command's jobs: each task's data read once in it
     if "torch" in sys.modules:  # the parent's plugins, unpickled, may have imported it already
         sys.modules["torch"].set_num_threads(threads)
 

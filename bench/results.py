@@ -41,17 +41,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def data_fingerprint(splits: dict[str, Iterable[Any]], data_root: Path) -> str:
-    """The data fingerprint of a record: :func:`bench.keys.data_fingerprint` over all splits.
-
-    It hashes every file's bytes (memoised by stat, so a warm run rereads
-    nothing), the same definition the embedding cache keys use.
-    """
-    from bench.keys import data_fingerprint as content_fingerprint
-
-    return content_fingerprint(splits, data_root)
-
-
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 

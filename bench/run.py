@@ -149,10 +149,10 @@ def index_task(task: Task, data_roots: DataRoots, limit: int | None = None) -> I
     """Index every split of ``task`` under its data root; an empty split is an error naming the task.
 
     ``limit``: keep at most that many tracks per split (:func:`limit_items`; ``bench run --limit``)."""
-    from bench import results
+    from bench import snapshot
 
     root = data_roots.root(task)
-    splits = {s: task.items(s, root) for s in SPLITS}
+    splits = {s: snapshot.items(task, s, root) for s in SPLITS}
     if limit is not None:
         for s in SPLITS:
             splits[s].items = limit_items(splits[s].items, limit)
@@ -168,7 +168,7 @@ def index_task(task: Task, data_roots: DataRoots, limit: int | None = None) -> I
     for s in SPLITS:
         if len(splits[s]) == 0:
             raise BenchError(f"task {task.name}: the {s} split is empty under {root}. {task.data_help()}")
-    fingerprint = results.data_fingerprint({s: splits[s].items for s in SPLITS}, root)
+    fingerprint = snapshot.fingerprint({s: splits[s].items for s in SPLITS}, root)
     return IndexedTask(task, root, data_roots.demo_data(task, root), splits, list(task.classes(root)), problems,
                     fingerprint)
 

@@ -55,7 +55,7 @@ def _noise_over(path: Path, seed: int) -> None:
 
 def test_same_size_noise_changes_the_cache_key_the_fingerprint_and_the_embeddings(nsynth_copy, tmp_path):
     """Every NSynth WAV has the same size: overwriting the test split with noise must not be a cache hit."""
-    from bench import plugins, results
+    from bench import plugins
     from bench.weights import weights_hash
 
     data = nsynth_copy
@@ -68,14 +68,14 @@ def test_same_size_noise_changes_the_cache_key_the_fingerprint_and_the_embedding
     def embed(split):
         return C.embed_split(store, "logmel", enc, wh, task, split, splits[split], data, progress=False)
 
-    before_fp = results.data_fingerprint(splits, data)
+    before_fp = keys.data_fingerprint(splits, data)
     before_key = C.key_for("logmel", enc, wh, task, "test", splits["test"], data).digest
     train_key = C.key_for("logmel", enc, wh, task, "train", splits["train"], data).digest
     X0, info0 = embed("test")
     assert embed("test")[1]["status"] == "hit"
     for i, item in enumerate(splits["test"]):
         _noise_over(Path(item.path), seed=i)
-    assert results.data_fingerprint(splits, data) != before_fp
+    assert keys.data_fingerprint(splits, data) != before_fp
     assert C.key_for("logmel", enc, wh, task, "test", splits["test"], data).digest != before_key
     X1, info1 = embed("test")
     assert info1["status"] == "miss" and info1["fingerprint"] != info0["fingerprint"]

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import plugins
+from bench import plugins, snapshot
 from bench.config import DataRoots, demo_root
 from bench.encoder import LabelGroup, LabelSpace, LabelSpec, Recipe
 from bench.errors import BenchError, DataError
@@ -82,10 +82,10 @@ class PoolPlan:
         of its audio files (every file's bytes, memoised by stat: :mod:`bench.keys`),
         so changed audio under the same path is another checkpoint, never a stale one.
         """
-        from bench.keys import data_fingerprint, folder_fingerprint
+        from bench.keys import folder_fingerprint
 
         def source(d: TaskData) -> dict[str, str]:
-            return {"origin": "demo" if d.demo else str(d.root), "train": data_fingerprint({"train": d.items}, d.root)}
+            return {"origin": "demo" if d.demo else str(d.root), "train": snapshot.fingerprint({"train": d.items}, d.root)}
 
         from bench.pretrain.fma import fingerprint
 
@@ -127,7 +127,7 @@ def _train_data(name: str, data_roots: DataRoots) -> TaskData:
     """The train split of task ``name``; DataError when its data is not there."""
     task = plugins.get_task(name)
     root = data_roots.root(task)
-    split = task.items("train", root)
+    split = snapshot.items(task, "train", root)
     if not split.items:
         raise DataError(f"task {name!r} has no train tracks under {root}. {task.data_help()}")
     return TaskData(task, root, data_roots.is_demo(name), list(split.items), len(split.problems))

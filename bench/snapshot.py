@@ -1,0 +1,72 @@
+"""One command's reading of the data: each task split indexed, and each list of tracks fingerprinted, once per
+process while the command's jobs run (:func:`scope`), instead of once per job and pair.
+
+Why: ``bench reproduce`` runs 18 jobs on the same four tasks. Each job indexed every task (its annotation
+files parsed, every audio file's identity checked for the data key) and planned its pretraining pools again:
+72 indexings and 15 plans, most of a warm rerun's time (benchmarks/README.md). Within a scope the first
+job reads the data and the others reuse what it read; data changed while a command runs is seen by the next
+command. A failed indexing is not kept (the next job tries again and reports it). Outside a scope nothing is
+kept and every call reads the data, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bench.task import Split, Task
+
+#: what this process read in the open scope; None: no scope open
+_memo: dict[tuple[Any, ...], Any] | None = None
+
+
+@contextmanager
+def scope() -> Iterator[None]:
+    """Read each split once inside the block (nested scopes share the outer one)."""
+    global _memo
+    if _memo is not None:
+        yield
+        return
+    _memo = {}
+    try:
+        yield
+    finally:
+        _memo = None
+
+
+def begin() -> None:
+    """Open a scope for the rest of this process: a worker process that runs the jobs of one command."""
+    global _memo
+    _memo = {}
+
+
+def items(task: Task, split: str, root: Path) -> Split:
+    """``task.items(split, root)``, read once per scope (a copy: callers may cut its items, ``--limit``)."""
+    from bench.task import Split
+
+    if _memo is None:
+        return task.items(split, root)
+    key = ("items", type(task).__module__, type(task).__qualname__, task.name,
+           json.dumps(task.settings, sort_keys=True, default=str), split, os.fspath(root))
+    if key not in _memo:
+        _memo[key] = task.items(split, root)
+    got = _memo[key]
+    return Split(got.name, list(got.items), list(got.problems))
+
+
+def fingerprint(splits: dict[str, Iterable[Any]], root: Path) -> str:
+    """:func:`bench.keys.data_fingerprint` of ``splits``, computed once per scope for the same track objects."""
+    from bench.keys import data_fingerprint
+
+    if _memo is None:
+        return data_fingerprint(splits, root)
+    lists: dict[str, Iterable[Any]] = {s: list(splits[s]) for s in sorted(splits)}
+    # the entry holds the tracks themselves, so their ids cannot be reused by other objects while it is kept
+    key = ("fingerprint", os.path.abspath(root), tuple((s, tuple(map(id, v))) for s, v in lists.items()))
+    if key not in _memo:
+        _memo[key] = (data_fingerprint(lists, root), lists)
+    return _memo[key][0]
