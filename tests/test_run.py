@@ -1,7 +1,10 @@
 """The main job end to end on tiny generated data, and how it treats bad input."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -242,6 +245,17 @@ def test_checkpoint_brings_its_encoder_options_and_dash_o_sets_them(tmp_path):
     # explicit options win, and a mismatch with the checkpoint is refused with both configs shown
     with pytest.raises(PluginError, match="label_fraction"):
         prepare_encoder("semisupcon", config(checkpoint=str(path), encoder_options={"label_fraction": 0.5}))
+
+
+def test_threads_before_torch_is_imported_go_through_the_environment():
+    """A command whose workers compute (bench reproduce --jobs 2) sets the thread count without importing
+    torch in its own process; torch, imported later, runs with that count."""
+    code = ("import sys; from bench.commands.common import apply_threads; apply_threads(1); "
+            "assert 'torch' not in sys.modules; import torch; print(torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "BENCH_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1"]
 
 
 def test_threads_option_and_environment(monkeypatch):

@@ -152,7 +152,8 @@ def pretrain_seeds(args: argparse.Namespace) -> tuple[int, ...]:
 
 
 def apply_threads(threads: int | None) -> int | None:
-    """Set torch's CPU thread count from ``--threads`` or ``BENCH_THREADS``; None leaves torch's default."""
+    """Set torch's CPU thread count from ``--threads`` or ``BENCH_THREADS`` (through ``OMP_NUM_THREADS`` when
+    torch is not imported yet); None leaves torch's default."""
     if threads is None:
         env = os.environ.get("BENCH_THREADS", "").strip()
         if not env:
@@ -166,9 +167,10 @@ def apply_threads(threads: int | None) -> int | None:
     from bench.limits import clamp_threads
 
     threads = clamp_threads(threads)
-    import torch
-
-    torch.set_num_threads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:  # read when torch loads: a command whose workers do the computing never imports it here (2-3 s)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     return threads
 
 
