@@ -8,7 +8,7 @@ Every time printed is an estimate, and each says where it comes from:
   holding a training state resumes from its last saved step, read from its ``metrics.jsonl``) x the batch
   size, at the median clips/s that earlier pretrainings logged in the cache's run folders (the same encoder
   and window on the same kind of device, else any encoder with that window), else at a stated rough default:
-  :data:`CPU_CLIPS_PER_S` on a CPU, scaled by the window; none for another device.
+  :data:`CPU_VIEWS_PER_S` on a CPU, scaled by the window and views; none for another device.
 - **extraction**: the pair's own extraction time measured here before, else the tracks of the task (seen by
   an earlier run on the same data) at the encoder's measured tracks/s. A fresh pretraining means no cached
   embeddings; otherwise cached embeddings make it faster than said.
@@ -34,10 +34,11 @@ from typing import Any
 from bench.settings import RunConfig
 
 FILE = "timings.json"
-#: the rough default pretraining rate on a CPU, clips (all views) per second for a window of
-#: :data:`DEFAULT_WINDOW` samples: the median of 31 logged rates of demo-preset pretrainings (batch 32,
-#: augmentation on, 2 torch threads) on a 2-core machine shared with other jobs; scaled by the window
-CPU_CLIPS_PER_S, DEFAULT_WINDOW = 13.0, 19683
+#: the rough default pretraining rate on a CPU, views (a clip's crops) per second for a window of
+#: :data:`DEFAULT_WINDOW` samples, without and with augmentation; scaled by the window and the recipe's views.
+#: Without: demo-preset pretrainings (batch 32 x 2 views, 2 torch threads, idle 2-core machine) logged medians
+#: of 86 and 96 clips/s, and the supervised baseline (1 view) 208. With: 60 clips/s (session 2, idle)
+CPU_VIEWS_PER_S, DEFAULT_WINDOW = {False: 180.0, True: 120.0}, 19683
 
 
 def _cache() -> Path:
@@ -202,7 +203,7 @@ def _pretraining(enc: str, config: RunConfig) -> tuple[str, float | None, bool] 
     clips = steps * recipe.batch_size
     what = (f"resumes at step {start} of {recipe.steps}: {steps} steps" if start else f"{steps} steps") + \
         f" x {recipe.batch_size} clips = {clips} clips"
-    rate, source = _pretrain_rate(enc, encoder.window, config.settings.device)
+    rate, source = _pretrain_rate(enc, encoder.window, config.settings.device, recipe.views, recipe.augment)
     if rate is None:
         return f"{what}; time not estimated ({source})", None, True
     seconds = clips / rate
@@ -234,8 +235,10 @@ def _events(path: Path) -> Iterator[dict[str, Any]]:
             yield e
 
 
-def _pretrain_rate(enc: str, window: int, device: str) -> tuple[float | None, str]:
-    """(clips per second, where it comes from) for pretraining ``enc`` (its window in samples) on ``device``."""
+def _pretrain_rate(enc: str, window: int, device: str, views: int = 2,
+                   augment: bool = True) -> tuple[float | None, str]:
+    """(clips per second, where it comes from) for pretraining ``enc`` (its window in samples; ``views`` crops
+    of each clip, ``augment``: the recipe augments them) on ``device``."""
     kind = device.split(":")[0]
     same: list[float] = []
     other: list[float] = []
@@ -265,9 +268,10 @@ def _pretrain_rate(enc: str, window: int, device: str) -> tuple[float | None, st
     if other:
         return statistics.median(other), f"measured in {runs[1]} earlier run(s) of encoders with this window"
     if kind == "cpu":
-        rate = CPU_CLIPS_PER_S * DEFAULT_WINDOW / window
-        return rate, (f"a rough default for a CPU: {CPU_CLIPS_PER_S:g} clips/s at a {DEFAULT_WINDOW}-sample window, "
-                      "measured on a 2-core machine")
+        per_view = CPU_VIEWS_PER_S[bool(augment)]
+        rate = per_view / max(1, views) * DEFAULT_WINDOW / window
+        return rate, (f"a rough default for a CPU: {per_view:g} views/s at a {DEFAULT_WINDOW}-sample window "
+                      f"{'with' if augment else 'without'} augmentation, measured on an idle 2-core machine")
     return None, f"no earlier pretraining on {kind} in the cache to measure from"
 
 

@@ -90,9 +90,15 @@ def _checkpoint(cfg):
 def test_pretraining_is_estimated_from_logged_rates_else_a_stated_default(nsynth_tiny, _cache):
     opts = {"semisupcon:steps": 130, "semisupcon:batch_size": 10}
     cfg = _config(encoders=("semisupcon",), tasks=("nsynth_pitch",), root=nsynth_tiny, options=opts)
-    # nothing logged: the CPU default, 13 clips/s at this window: 1300 clips in 100 s
-    assert ("pretraining: 130 steps x 10 clips = 1300 clips at ~13 clips/s (a rough default for a CPU: 13 clips/s "
-            "at a 19683-sample window, measured on a 2-core machine): about 2 min") in _text(cfg)
+    # nothing logged: the CPU default, 180 views/s without augmentation (the demo recipe's) at this window,
+    # 2 views a clip: 1300 clips in 14 s
+    assert ("pretraining: 130 steps x 10 clips = 1300 clips at ~90 clips/s (a rough default for a CPU: 180 views/s "
+            "at a 19683-sample window without augmentation, measured on an idle 2-core machine)") in _text(cfg)
+    # with augmentation, 120 views/s; one view a clip doubles the clips a second
+    aug = _config(encoders=("semisupcon",), tasks=("nsynth_pitch",), root=nsynth_tiny,
+                  options={**opts, "semisupcon:augment": True, "semisupcon:views": 1})
+    assert "1300 clips at ~120 clips/s (a rough default for a CPU: 120 views/s at a 19683-sample window with " \
+        "augmentation" in _text(aug)
     # on another device there is no default
     cuda = _config(encoders=("semisupcon",), tasks=("nsynth_pitch",), root=nsynth_tiny, options=opts, device="cuda")
     assert "time not estimated (no earlier pretraining on cuda in the cache to measure from)" in _text(cuda)
