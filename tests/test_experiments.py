@@ -440,3 +440,14 @@ def test_records_are_reused_when_the_grid_chose_another_lr_than_the_default(tiny
     assert "reusing 2 record(s)" in capsys.readouterr().err
     assert main([*base, "--probe-grid", "lr=3e-3;wd=1e-3"]) == 0
     assert "reusing" not in capsys.readouterr().err
+
+
+def test_claim_2_says_when_its_recipe_does_not_augment():
+    """Claim 2's premise is pitch-shift augmentation; the demo recipe trains without it, and the report says so."""
+    from bench import plugins
+    from bench.experiments import reproduce
+
+    demo, paper = (reproduce.claims_for(reproduce.plan(s))[1].reading for s in ("demo", "paper"))
+    assert plugins.encoders().get("simclr").create().recipe().augment is False  # the demo preset's recipe
+    assert "does not augment" in demo and "does not augment" not in paper
+    assert plugins.encoders().get("simclr").create(preset="paper").recipe().augment is True

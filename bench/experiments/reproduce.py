@@ -236,7 +236,10 @@ def claims_for(p: Plan) -> list[Claim]:
                Spec("random", "simclr", PITCH, counted=False, note="context: does SimCLR lose what the "
                     "untrained network has?"),
                Spec("random", "simclr", KEY, counted=False, note="context")],
-              "SemiSupCon against SimCLR on pitch (NSynth accuracy) and key (MIREX weighted score)."),
+              "SemiSupCon against SimCLR on pitch (NSynth accuracy) and key (MIREX weighted score)."
+              + (" At demo scale the pretraining recipe does not augment (docs/pretraining.md), so SimCLR is not "
+                 "taught to ignore pitch here: the comparison asks whether the labels add pitch and key "
+                 "information to what both learn without augmentation." if s.demo else "")),
         Claim(3, "SemiSupCon's representation is more robust to audio corruptions than SimCLR's.",
               [Spec("semisupcon", "simclr", t, kind="drop") for t in next(
                   (j.robustness_tasks for j in p.jobs if j.label == "semisupcon"), ())],
