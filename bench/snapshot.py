@@ -4,9 +4,10 @@ process while the command's jobs run (:func:`scope`), instead of once per job an
 Why: ``bench reproduce`` runs 18 jobs on the same four tasks. Each job indexed every task (its annotation
 files parsed, every audio file's identity checked for the data key) and planned its pretraining pools again:
 72 indexings and 15 plans, most of a warm rerun's time (benchmarks/README.md). Within a scope the first
-job reads the data and the others reuse what it read; data changed while a command runs is seen by the next
-command. A failed indexing is not kept (the next job tries again and reports it). Outside a scope nothing is
-kept and every call reads the data, as before.
+job reads the data and the others reuse what it read: the annotations as they were when first read (a
+value is keyed by the labels it was computed with), the data key only while every audio file keeps its
+identity (a file changed during the command is hashed again). A failed indexing is not kept (the next job
+tries again and reports it). Outside a scope nothing is kept and every call reads the data, as before.
 """
 
 from __future__ import annotations
@@ -59,14 +60,19 @@ def items(task: Task, split: str, root: Path) -> Split:
 
 
 def fingerprint(splits: dict[str, Iterable[Any]], root: Path) -> str:
-    """:func:`bench.keys.data_fingerprint` of ``splits``, computed once per scope for the same track objects."""
+    """:func:`bench.keys.data_fingerprint` of ``splits``, computed once per scope for the same track objects
+    while every file keeps its identity (:func:`bench.store.identity`: size, times, inode): a file changed
+    during the command gets its content hashed again, so no value is keyed by content it was not made from."""
     from bench.keys import data_fingerprint
+    from bench.store import identity
 
     if _memo is None:
         return data_fingerprint(splits, root)
-    lists: dict[str, Iterable[Any]] = {s: list(splits[s]) for s in sorted(splits)}
+    lists: dict[str, list[Any]] = {s: list(splits[s]) for s in sorted(splits)}
+    files = tuple(identity(it.path) for v in lists.values() for it in v)
     # the entry holds the tracks themselves, so their ids cannot be reused by other objects while it is kept
     key = ("fingerprint", os.path.abspath(root), tuple((s, tuple(map(id, v))) for s, v in lists.items()))
-    if key not in _memo:
-        _memo[key] = (data_fingerprint(lists, root), lists)
-    return _memo[key][0]
+    got = _memo.get(key)
+    if got is None or got[1] != files:
+        got = _memo[key] = (data_fingerprint(dict(lists), root), files, lists)
+    return str(got[0])

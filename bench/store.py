@@ -91,7 +91,8 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
 
-def _stat(path: str) -> Stat | None:
+def identity(path: str) -> Stat | None:
+    """A file's identity by the one rule of this module (size, mtime_ns, ctime_ns, inode); None when it is gone."""
     try:
         st = os.stat(path)
     except OSError:
@@ -169,7 +170,7 @@ class FileDigests:
         out: dict[str, str] = {}
         todo = []
         for p in dict.fromkeys(real):
-            st, known = _stat(p), self._mem.get(p)
+            st, known = identity(p), self._mem.get(p)
             if st is None or (known is not None and known[0] == st):
                 out[p] = MISSING if st is None else known[1]
             else:
@@ -181,7 +182,7 @@ class FileDigests:
                 out[p] = digest or UNREADABLE
                 self._mem.pop(p, None)
                 # memoised only when stable while read and not racily recent (a second write in the same tick)
-                if digest and _stat(p) == st and max(st[1], st[2]) < started - RACY_NS:
+                if digest and identity(p) == st and max(st[1], st[2]) < started - RACY_NS:
                     self._mem[p] = (st, digest)
                     fresh.append((p, *st, digest))
         if fresh:

@@ -3,6 +3,7 @@ scope every call reads the data again."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 from bench import snapshot
@@ -78,7 +79,14 @@ def test_fingerprints_are_the_data_key_and_computed_once_per_scope(tmp_path, mon
         assert len(computed) == 1
         other = [Item(it.track_id, it.path, it.label) for it in items]  # equal tracks, other objects
         assert snapshot.fingerprint({"train": other}, tmp_path) == want and len(computed) == 2
-    assert snapshot.fingerprint({"train": items}, tmp_path) == want and len(computed) == 3
+        # a file rewritten during the command (same size): its content is hashed again, never the old key
+        f = tmp_path / "train1.wav"
+        before = f.stat().st_mtime_ns
+        f.write_bytes(b"yz")
+        os.utime(f, ns=(before + 10**9, before + 10**9))  # a later time even where timestamps are coarse
+        changed = snapshot.fingerprint({"train": items}, tmp_path)
+        assert changed != want and changed == data_fingerprint({"train": items}, tmp_path) and len(computed) == 3
+    assert snapshot.fingerprint({"train": items}, tmp_path) == changed and len(computed) == 4
 
 
 def test_the_jobs_of_one_run_index_the_task_once(tiny_task, tmp_path, monkeypatch):
