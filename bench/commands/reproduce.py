@@ -9,8 +9,8 @@ from bench.commands.common import (add_device, add_encoder_options, add_official
 
 EPILOG = """scales:
   demo   the generated demo data (no data root needed), demo preset, CPU, 3 pretraining seeds;
-         about 90 minutes on 2 cores from a fresh cache (800-step pretrainings; 71 min measured
-         with 3 of the 15 cached; --pretrain-seeds 0 runs a one-seed plan); see docs/experiments.md
+         about 85 minutes on 2 cores from a fresh cache (800-step pretrainings; 83 min measured;
+         --pretrain-seeds 0 runs a one-seed plan); see docs/experiments.md
   paper  the paper's recipe for real data and GPUs: preset paper (SampleCNN at 22.05 kHz, 50k-step
          pretraining), the official p_s grid 0.05/0.1/0.25/0.5/0.75, the full robustness suite, 3 probe
          seeds; needs --data-root with the four datasets (see docs/experiments.md); --plan shows the jobs,

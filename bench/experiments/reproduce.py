@@ -71,14 +71,14 @@ class Scale:
 
 SCALES = {
     # demo: five pretrainings of the demo recipe (800 steps of 32 clips; docs/experiments.md has the measured
-    # figures: 3 seeds took 81 min with the earlier 300-step recipe), three probe seeds, the default grid,
+    # figures: 3 seeds took 83 min from an empty cache), three probe seeds, the default grid,
     # five corruptions at one strength each. One label fraction, the 5% claim 1 names (with simclr at 0% and
     # semisupcon at 100% the sweep has three points): a 20% variant cost 3.7 of the 37 minutes measured with it
     # Three pretraining seeds: one checkpoint per encoder let a second pretraining (another thread count or
     # machine) flip verdicts, so a claim is about the procedure, not one checkpoint (docs/experiments.md)
     "demo": Scale("demo", {}, (0, 1, 2), "default", (0.05,), "mtat", "nsynth_pitch+gtzan",
                   "augment@1;reverb@0.5;distortion@20;bitcrush@6;mp3@32",
-                  budget="about 90 min on 2 CPU cores from an empty cache (71 min measured with 3 of 15 pretrainings cached)",
+                  budget="about 85 min on 2 CPU cores from an empty cache (83 min measured)",
                   pretrain_seeds=(0, 1, 2)),
     # paper: the paper's preset and recipe (50k steps, batch 96 x 2 views), three probe seeds, the default
     # grid, the official p_s grid and the full robustness suite; for real data and GPUs
