@@ -63,16 +63,25 @@ def fingerprint(splits: dict[str, Iterable[Any]], root: Path) -> str:
     """:func:`bench.keys.data_fingerprint` of ``splits``, computed once per scope for the same track objects
     while every file keeps its identity (:func:`bench.store.identity`: size, times, inode): a file changed
     during the command gets its content hashed again, so no value is keyed by content it was not made from."""
+    import time
+
+    from bench import store
     from bench.keys import data_fingerprint
-    from bench.store import identity
 
     if _memo is None:
         return data_fingerprint(splits, root)
     lists: dict[str, list[Any]] = {s: list(splits[s]) for s in sorted(splits)}
-    files = tuple(identity(it.path) for v in lists.values() for it in v)
+    files = tuple(store.identity(it.path) for v in lists.values() for it in v)
     # the entry holds the tracks themselves, so their ids cannot be reused by other objects while it is kept
     key = ("fingerprint", os.path.abspath(root), tuple((s, tuple(map(id, v))) for s, v in lists.items()))
     got = _memo.get(key)
-    if got is None or got[1] != files:
-        got = _memo[key] = (data_fingerprint(dict(lists), root), files, lists)
-    return str(got[0])
+    if got is not None and got[1] == files:
+        return str(got[0])
+    started = time.time_ns()
+    value = data_fingerprint(dict(lists), root)
+    # kept only when no file is missing or racily recent: a rewrite within one timestamp tick keeps the identity
+    if all(f is not None and max(f[1], f[2]) < started - store.RACY_NS for f in files):
+        _memo[key] = (value, files, lists)
+    else:
+        _memo.pop(key, None)
+    return value

@@ -63,7 +63,23 @@ def test_a_failed_indexing_is_not_kept(tmp_path):
     assert calls["test"] == 2
 
 
+def test_a_racily_recent_file_is_fingerprinted_again_each_time(tmp_path, monkeypatch):
+    import bench.keys
+
+    for i in range(2):  # written just now: a same-size rewrite within the same tick would keep the identity
+        (tmp_path / f"train{i}.wav").write_bytes(b"x" * (i + 1))
+    items = Counting(Counter()).items("train", tmp_path).items
+    computed = []
+    real = bench.keys.data_fingerprint
+    monkeypatch.setattr(bench.keys, "data_fingerprint", lambda s, r: computed.append(1) or real(s, r))
+    with snapshot.scope():
+        for _ in range(3):
+            snapshot.fingerprint({"train": items}, tmp_path)
+    assert len(computed) == 3
+
+
 def test_fingerprints_are_the_data_key_and_computed_once_per_scope(tmp_path, monkeypatch):
+    monkeypatch.setattr("bench.store.RACY_NS", -10**18)  # the files of this test count as settled
     for i in range(2):
         (tmp_path / f"train{i}.wav").write_bytes(b"x" * (i + 1))
     items = Counting(Counter()).items("train", tmp_path).items
