@@ -6,14 +6,16 @@ files parsed, every audio file's identity checked for the data key) and planned 
 72 indexings and 15 plans, most of a warm rerun's time (benchmarks/README.md). Within a scope the first
 job reads the data and the others reuse what it read: the annotations as they were when first read (a
 value is keyed by the labels it was computed with), the data key only while every audio file keeps its
-identity (a file changed during the command is hashed again). A failed indexing is not kept (the next job
-tries again and reports it). Outside a scope nothing is kept and every call reads the data, as before.
+identity and was not written in the last seconds (a file changed during the command is hashed again). A
+failed indexing is not kept (the next job tries again and reports it). Outside a scope nothing is kept and
+every call reads the data, as before.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -63,8 +65,6 @@ def fingerprint(splits: dict[str, Iterable[Any]], root: Path) -> str:
     """:func:`bench.keys.data_fingerprint` of ``splits``, computed once per scope for the same track objects
     while every file keeps its identity (:func:`bench.store.identity`: size, times, inode): a file changed
     during the command gets its content hashed again, so no value is keyed by content it was not made from."""
-    import time
-
     from bench import store
     from bench.keys import data_fingerprint
 
@@ -80,7 +80,7 @@ def fingerprint(splits: dict[str, Iterable[Any]], root: Path) -> str:
     started = time.time_ns()
     value = data_fingerprint(dict(lists), root)
     # kept only when no file is missing or racily recent: a rewrite within one timestamp tick keeps the identity
-    if all(f is not None and max(f[1], f[2]) < started - store.RACY_NS for f in files):
+    if all(store.settled(f, started) for f in files):
         _memo[key] = (value, files, lists)
     else:
         _memo.pop(key, None)

@@ -100,6 +100,12 @@ def identity(path: str) -> Stat | None:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
+def settled(st: Stat | None, since_ns: int) -> bool:
+    """Whether a file of identity ``st`` was last written or changed more than :data:`RACY_NS` before
+    ``since_ns``, so that a rewrite cannot hide in the same timestamp tick (False when it is gone)."""
+    return st is not None and max(st[1], st[2]) < since_ns - RACY_NS
+
+
 def resolve(paths: Iterable[str | Path]) -> list[str]:
     """``os.path.realpath`` of each path, each folder resolved once: a warm run checks tens of thousands of files
     in a few folders, and ``realpath`` costs one ``lstat`` per path component (most of a 3-seed warm
@@ -182,7 +188,7 @@ class FileDigests:
                 out[p] = digest or UNREADABLE
                 self._mem.pop(p, None)
                 # memoised only when stable while read and not racily recent (a second write in the same tick)
-                if digest and identity(p) == st and max(st[1], st[2]) < started - RACY_NS:
+                if digest and identity(p) == st and settled(st, started):
                     self._mem[p] = (st, digest)
                     fresh.append((p, *st, digest))
         if fresh:
