@@ -143,8 +143,10 @@ def _pretrain_audio(tmp_path, monkeypatch):
 
     fresh = value(tmp_path / "fresh")
     builds: list[int] = []
-    real = AudioStore._build
-    monkeypatch.setattr(AudioStore, "_build", staticmethod(lambda *a: builds.append(1) or real(*a)))
+    from bench.pretrain import decode
+
+    real = decode.write_pool
+    monkeypatch.setattr(decode, "write_pool", lambda *a: builds.append(1) or real(*a))
 
     def run():
         before = len(builds)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from bench.errors import BenchError, DataError
-from bench.pretrain.audio_store import INT16_SCALE, AudioStore
+from bench.pretrain.audio_store import AudioStore
+from bench.pretrain.decode import INT16_SCALE
 from bench.pretrain.pools import Pools, Track
 
 __all__ = ["AudioStore", "BatchSampler", "crop_views", "label_rows", "validation_batches"]
