@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench import keys, snapshot
+from bench import keys
 from bench.store import EntryError, Store, log, open_root, persist_digests, remove
 
 #: tracks per persisted chunk: the granularity at which an interrupted extraction resumes
@@ -24,37 +24,6 @@ CHUNK_TRACKS = 512
 #: a split is cut into at least this many chunks (of at least MIN_CHUNK_TRACKS), so that several processes share it
 MIN_CHUNKS, MIN_CHUNK_TRACKS = 16, 16
 META, DATA, WINDOWS = "meta.json", "data", "windows"
-
-
-def key_for(encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str, items: Sequence[Any],
-            data_root: Path, transform: str | None = None, per_window: bool = False) -> keys.Key:
-    """The key of one split of ``task`` embedded by ``encoder`` (registered as ``encoder_name``)."""
-    return keys.embeddings_key(
-        encoder=encoder_name, encoder_config=encoder.config(), weights=weights_hash,
-        plugin=keys.plugin_identity("encoder", encoder_name), task=task.name, task_settings=dict(task.settings),
-        split=split, data=snapshot.fingerprint({split: items}, data_root), max_windows=task.max_windows,
-        window=encoder.window, sample_rate=encoder.sample_rate, transform=transform, per_window=per_window)
-
-
-def embed_split(cache: "EmbeddingCache", encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str,
-                items: Sequence[Any], data_root: Path, *, device: str = "cpu", batch_size: int = 32,
-                progress: bool = True, transform: Any = None, windows: bool = False) -> tuple[Any, dict[str, Any]]:
-    """Embeddings of one split through the cache (``windows``: every window's too), and ``{"status", "key",
-    "fingerprint"}`` for the record (status: hit, miss, resumed, rebuilt, off)."""
-    from bench import extract as ex
-
-    key = key_for(encoder_name, encoder, weights_hash, task, split, items, data_root,
-                  transform=transform.id if transform is not None else None, per_window=windows)
-
-    def run(sub: Sequence[Any], label: str) -> Any:
-        desc = f"{encoder.name} x {task.name} [{split}{' ' + transform.id if transform else ''}]" + (
-            f" {label}" if label else "")
-        return ex.extract(encoder, sub, device=device, batch_size=batch_size, max_windows=task.max_windows,
-                          progress=progress, desc=desc, transform=transform, keep_windows=windows)
-
-    emb, status = cache.get_or_extract(key, items, run, dim=encoder.row_size)
-    emb.key = key.digest
-    return emb, {"status": status, "key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
 
 
 def chunk_size(n_tracks: int) -> int:
@@ -130,26 +99,12 @@ class EmbeddingCache(Store):
         if resumed:
             log(f"[cache] resumed {key.name}: {resumed} of {n_chunks} chunk(s) came from an interrupted extraction")
             status = "resumed" if status == "miss" else status
-        emb = assemble(parts, dim)
+        from bench.extract import Embeddings
+
+        emb = Embeddings.concat(parts, dim)
         if self.write(key, emb):
             self.drop_partial(key)
         return emb, status
-
-
-def assemble(parts: list[Any], dim: int) -> Any:
-    """One split's embeddings from its chunks, in chunk order (window embeddings too, when every chunk has them)."""
-    import numpy as np
-
-    from bench.extract import Embeddings
-
-    X = np.concatenate([p.X for p in parts]) if parts else np.zeros((0, dim), np.float32)
-    emb = Embeddings([it for p in parts for it in p.items], X.astype(np.float32, copy=False),
-                     [s for p in parts for s in p.skipped], sum(p.windows for p in parts),
-                     sum(p.seconds for p in parts), [w for p in parts for w in p.warnings])
-    if parts and all(p.window_X is not None for p in parts):
-        emb.window_X = np.concatenate([p.window_X for p in parts]).astype(np.float32, copy=False)
-        emb.window_counts = np.concatenate([p.window_counts for p in parts]).astype(np.int64)
-    return emb
 
 
 def _write(folder: Path, emb: Any) -> None:

@@ -186,7 +186,7 @@ def embed(prep: PreparedEncoder, data: IndexedTask, settings: EvalSettings, spli
     if group.several and set(splits) & set(per_window):
         raise BenchError(f"protocol {settings.protocol!r} keeps every window's embedding, which extraction across "
                          "several processes does not do yet: run it in one process (without accelerate launch)")
-    embed_split = partial(shard.embed_split, group) if group.several else partial(embcache.embed_split)
+    embed_split = partial(shard.embed_split_shared, group) if group.several else partial(shard.embed_split)
     embs, status = {}, {}
     with _weights_for(prep, data, settings) as weights:
         for s in splits:

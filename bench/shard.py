@@ -1,8 +1,10 @@
-"""One split's extraction shared by several processes (``accelerate launch -m bench.cli run ...``).
+"""One split's embeddings through the embedding cache (:mod:`bench.embedding_cache`): keyed by the key
+chain (:func:`key_for`), extracted in this process (:func:`embed_split`) or shared by several processes
+(:func:`embed_split_shared`, under ``accelerate launch -m bench.cli run ...``).
 
 The split is cut into the embedding cache's chunks (:func:`bench.embedding_cache.chunk_size`,
 which depends on the number of tracks only, so one process and N processes
-batch exactly the same windows and compute the same bytes). Chunk ``c`` is
+batch exactly the same windows and compute the same bytes). Shared, chunk ``c`` is
 extracted by the process of rank ``c mod N``, which writes it as a shard under
 the entry's ``.partial/`` folder (so an interrupted extraction resumes, on
 each machine, from the shards it finished) and sends it to the main process.
@@ -26,24 +28,56 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from bench import keys, snapshot
+from bench.embedding_cache import EmbeddingCache, chunk_size
 from bench.errors import BenchError
 from bench.store import log
 
 
-def embed_split(procs: Any, store: Any, encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str,
+def key_for(encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str, items: Sequence[Any],
+            data_root: Path, transform: str | None = None, per_window: bool = False) -> keys.Key:
+    """The key of one split of ``task`` embedded by ``encoder`` (registered as ``encoder_name``)."""
+    return keys.embeddings_key(
+        encoder=encoder_name, encoder_config=encoder.config(), weights=weights_hash,
+        plugin=keys.plugin_identity("encoder", encoder_name), task=task.name, task_settings=dict(task.settings),
+        split=split, data=snapshot.fingerprint({split: items}, data_root), max_windows=task.max_windows,
+        window=encoder.window, sample_rate=encoder.sample_rate, transform=transform, per_window=per_window)
+
+
+def embed_split(cache: EmbeddingCache, encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str,
+                items: Sequence[Any], data_root: Path, *, device: str = "cpu", batch_size: int = 32,
+                progress: bool = True, transform: Any = None, windows: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Embeddings of one split through the cache, in this process (``windows``: every window's too), and
+    ``{"status", "key", "fingerprint"}`` for the record (status: hit, miss, resumed, rebuilt, off)."""
+    from bench import extract as ex
+
+    key = key_for(encoder_name, encoder, weights_hash, task, split, items, data_root,
+                  transform=transform.id if transform is not None else None, per_window=windows)
+
+    def run(sub: Sequence[Any], label: str) -> Any:
+        desc = f"{encoder.name} x {task.name} [{split}{' ' + transform.id if transform else ''}]" + (
+            f" {label}" if label else "")
+        return ex.extract(encoder, sub, device=device, batch_size=batch_size, max_windows=task.max_windows,
+                          progress=progress, desc=desc, transform=transform, keep_windows=windows)
+
+    emb, status = cache.get_or_extract(key, items, run, dim=encoder.row_size)
+    emb.key = key.digest
+    return emb, {"status": status, "key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
+
+
+def embed_split_shared(procs: Any, store: EmbeddingCache, encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str,
                 items: Sequence[Any], data_root: Path, *, device: str = "cpu", batch_size: int = 32,
                 progress: bool = True, transform: Any = None) -> tuple[Any, dict[str, Any]]:
-    """Like :func:`bench.embedding_cache.embed_split`, shared over ``procs``; non-main processes get no rows back.
+    """Like :func:`embed_split`, shared over ``procs``; non-main processes get no rows back.
 
     Returns ``(embeddings, {"status", "key", "fingerprint"})``; on a process
     other than the main one the embeddings are an empty placeholder.
     """
     import numpy as np
 
-    from bench import embedding_cache as embcache
     from bench import extract as ex
 
-    key = embcache.key_for(encoder_name, encoder, weights_hash, task, split, items, data_root,
+    key = key_for(encoder_name, encoder, weights_hash, task, split, items, data_root,
                            transform=transform.id if transform is not None else None)
     info = {"key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
     placeholder = ex.Embeddings([], np.zeros((0, encoder.row_size), np.float32), key=key.digest)
@@ -61,7 +95,7 @@ def embed_split(procs: Any, store: Any, encoder_name: str, encoder: Any, weights
 
     # 2. every process extracts its chunks (or reads the shards it finished before)
     t0 = time.perf_counter()
-    chunk = embcache.chunk_size(len(items))
+    chunk = chunk_size(len(items))
     n_chunks = max(1, -(-len(items) // chunk))
     desc = f"{encoder.name} x {task.name} [{split}{' ' + transform.id if transform else ''}]"
     try:
@@ -93,7 +127,7 @@ def embed_split(procs: Any, store: Any, encoder_name: str, encoder: Any, weights
             outcome = ("error", "; ".join(errors))
         else:
             merged = {c: p for g in got for c, p in g[1].items()}
-            emb = embcache.assemble([merged[c] for c in range(n_chunks)], encoder.row_size)
+            emb = ex.Embeddings.concat([merged[c] for c in range(n_chunks)], encoder.row_size)
             emb.seconds = time.perf_counter() - t0
             resumed = sum(g[2] for g in got)
             if resumed:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench import embedding_cache as C
-from bench import keys
+from bench import keys, shard
 from bench.extract import Embeddings
 from bench.task import Item
 from conftest import forget_results
@@ -277,7 +277,7 @@ def test_changed_test_split_recomputes_only_test(demo_cache, tmp_path, monkeypat
     wh = weights_hash(enc)
 
     def embed_all():
-        return {s: C.embed_split(store, "logmel", enc, wh, task, s, task.items(s, data).items, data,
+        return {s: shard.embed_split(store, "logmel", enc, wh, task, s, task.items(s, data).items, data,
                                  progress=False)[1]["status"] for s in ("train", "valid", "test")}
 
     assert embed_all() == {"train": "miss", "valid": "miss", "test": "miss"}
@@ -288,7 +288,7 @@ def test_changed_test_split_recomputes_only_test(demo_cache, tmp_path, monkeypat
     assert embed_all() == {"train": "hit", "valid": "hit", "test": "miss"}
     other = plugins.get_encoder("logmel")
     other.options["note"] = "changed config"
-    assert C.embed_split(store, "logmel", other, wh, task, "valid", task.items("valid", data).items, data,
+    assert shard.embed_split(store, "logmel", other, wh, task, "valid", task.items("valid", data).items, data,
                          progress=False)[1]["status"] == "miss"
 
 
@@ -326,3 +326,29 @@ def test_table_writer_writes_the_bytes_datasets_from_dict_writes(tmp_path):
         names = sorted(p.name for p in ref.iterdir())
         assert sorted(p.name for p in ours.iterdir()) == names
         assert all(filecmp.cmp(ours / f, ref / f, shallow=False) for f in names)
+
+
+def test_the_shared_path_over_one_process_keys_and_stores_as_the_local_path(tmp_path, demo_cache, monkeypatch):
+    """``shard.embed_split_shared`` (the accelerate path, here with a group of one process) computes the same key
+    and rows as ``shard.embed_split`` and serves what the local path stored, and the other way round."""
+    import numpy as np
+
+    from bench import plugins
+    from bench.config import DataRoots
+    from bench.procs import Procs
+    from bench.weights import weights_hash
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(demo_cache))
+    task, enc = plugins.get_task("nsynth_pitch"), plugins.get_encoder("logmel")
+    root = DataRoots(demo_size="tiny").root(task)
+    wh, items = weights_hash(enc), task.items("valid", root).items
+    shared = C.EmbeddingCache.open(tmp_path / "shared")
+    local = C.EmbeddingCache.open(tmp_path / "local")
+    a, info_a = shard.embed_split_shared(Procs(), shared, "logmel", enc, wh, task, "valid", items, root,
+                                         progress=False)
+    b, info_b = shard.embed_split(local, "logmel", enc, wh, task, "valid", items, root, progress=False)
+    assert info_a == {**info_b, "status": "miss"} and np.array_equal(a.X, b.X) and a.key == b.key == info_a["key"]
+    assert shard.embed_split(shared, "logmel", enc, wh, task, "valid", items, root, progress=False)[1]["status"] == "hit"
+    again, info = shard.embed_split_shared(Procs(), local, "logmel", enc, wh, task, "valid", items, root,
+                                           progress=False)
+    assert info["status"] == "hit" and np.array_equal(again.X, b.X)

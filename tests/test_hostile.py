@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from bench import embedding_cache as C
-from bench import keys
+from bench import keys, shard
 from bench import store as F
 from bench.cli import main
 from bench.errors import DataError
@@ -66,22 +66,22 @@ def test_same_size_noise_changes_the_cache_key_the_fingerprint_and_the_embedding
     splits = {s: task.items(s, data).items for s in ("train", "valid", "test")}
 
     def embed(split):
-        return C.embed_split(store, "logmel", enc, wh, task, split, splits[split], data, progress=False)
+        return shard.embed_split(store, "logmel", enc, wh, task, split, splits[split], data, progress=False)
 
     before_fp = keys.data_fingerprint(splits, data)
-    before_key = C.key_for("logmel", enc, wh, task, "test", splits["test"], data).digest
-    train_key = C.key_for("logmel", enc, wh, task, "train", splits["train"], data).digest
+    before_key = shard.key_for("logmel", enc, wh, task, "test", splits["test"], data).digest
+    train_key = shard.key_for("logmel", enc, wh, task, "train", splits["train"], data).digest
     X0, info0 = embed("test")
     assert embed("test")[1]["status"] == "hit"
     for i, item in enumerate(splits["test"]):
         _noise_over(Path(item.path), seed=i)
     assert keys.data_fingerprint(splits, data) != before_fp
-    assert C.key_for("logmel", enc, wh, task, "test", splits["test"], data).digest != before_key
+    assert shard.key_for("logmel", enc, wh, task, "test", splits["test"], data).digest != before_key
     X1, info1 = embed("test")
     assert info1["status"] == "miss" and info1["fingerprint"] != info0["fingerprint"]
     assert not np.allclose(X0.X, X1.X)
     # the train split's files are untouched: its key (and so its cache entry) stays
-    assert C.key_for("logmel", enc, wh, task, "train", splits["train"], data).digest == train_key
+    assert shard.key_for("logmel", enc, wh, task, "train", splits["train"], data).digest == train_key
 
 
 def test_memo_rereads_nothing_when_unchanged_and_sees_an_overwrite_with_the_old_mtime(tmp_path, monkeypatch):
@@ -617,7 +617,7 @@ def test_held_corrupt_audio_is_skipped_and_counted_and_stays_counted_on_a_cache_
     (Path(items[1].path)).write_bytes(b"RIFF\x00\x00garbage" * 50)
     store = C.EmbeddingCache.open(tmp_path / "emb")
     for status in ("miss", "hit"):
-        emb, info = C.embed_split(store, "logmel", enc, weights_hash(enc), task, "test", items, nsynth_copy,
+        emb, info = shard.embed_split(store, "logmel", enc, weights_hash(enc), task, "test", items, nsynth_copy,
                                   progress=False)
         assert info["status"] == status
         assert [s["track_id"] for s in emb.skipped] == [items[1].track_id] and "decode" in emb.skipped[0]["reason"]

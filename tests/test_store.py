@@ -245,7 +245,8 @@ def _same_size_edit(path: Path, old: str, new: str) -> None:
 
 def test_editing_an_encoder_plugins_source_or_version_misses_the_embedding_cache(fake_module, tmp_path):
     from bench import plugins
-    from bench.embedding_cache import EmbeddingCache, key_for
+    from bench.embedding_cache import EmbeddingCache
+    from bench.shard import key_for
     from bench.plugins import PluginInfo
 
     module, source = fake_module
