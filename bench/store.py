@@ -452,20 +452,6 @@ def _alive(pid: int) -> bool:
 # -- every kind: listing and clearing for `bench cache` ---------------------------------------------
 
 
-def parse_kinds(text: str | None, default: Sequence[str] = KINDS) -> tuple[str, ...]:
-    """``"embeddings,probes"`` / ``"all"`` / None -> kinds; an unknown kind is a usage error naming the known ones."""
-    from bench.errors import BenchError
-
-    names = [k.strip().lower() for k in (text or "").split(",") if k.strip()]
-    if not text or "all" in names:
-        return tuple(default) if not text else KINDS
-    bad = [k for k in names if k not in KINDS]
-    if bad or not names:
-        raise BenchError(f"--kind {text!r}: unknown kind {bad[0] if bad else ''!r}; use {', '.join(KINDS)} or all "
-                         "(comma-separated)")
-    return tuple(k for k in KINDS if k in names)
-
-
 def entries(kinds: Sequence[str] = KINDS) -> list[dict[str, Any]]:
     """One row per entry of the given kinds (see :func:`row`)."""
     out: list[dict[str, Any]] = []

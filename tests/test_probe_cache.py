@@ -113,7 +113,8 @@ def test_cache_list_and_clear_by_kind(nsynth_tiny, tmp_path, capsys):
     import re
 
     from bench.errors import BenchError
-    from bench.store import kind_root, parse_kinds
+    from bench.commands.cache import parse_kinds
+    from bench.store import kind_root
 
     def checkpoints_root():
         return kind_root("checkpoints")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Sequence
 
-KIND_HELP = "demo, pretrain-audio, checkpoints, embeddings, probes, results, renders or all (comma-separated)"
+from bench.errors import BenchError
+from bench.store import CLEAR_DEFAULT, KINDS
+
+KIND_HELP = f"{', '.join(KINDS)} or all (comma-separated)"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +48,7 @@ def run_list(args: argparse.Namespace) -> int:
     from bench import store as inv
     from bench.config import cache_dir
 
-    rows = inv.entries(inv.parse_kinds(args.kind))
+    rows = inv.entries(parse_kinds(args.kind))
     print(f"Cache: {cache_dir()}")
     if not rows:
         print("  (empty)")
@@ -53,7 +57,7 @@ def run_list(args: argparse.Namespace) -> int:
               human_size(r["size"]), r["created"], r["status"], Path(r["path"]).name] for r in rows]
     print(tabulate(table, headers=["kind", "encoder", "task", "split", "tracks", "skipped", "size", "created",
                                    "status", "entry"], tablefmt="github"))
-    by_kind = {k: [r for r in rows if r["kind"] == k] for k in inv.KINDS}
+    by_kind = {k: [r for r in rows if r["kind"] == k] for k in KINDS}
     parts = [f"{k} {len(v)} ({human_size(sum(r['size'] for r in v))})" for k, v in by_kind.items() if v]
     print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}, {human_size(sum(r['size'] for r in rows))}: "
           + ", ".join(parts))
@@ -64,7 +68,7 @@ def run_clear(args: argparse.Namespace) -> int:
     from bench import store as inv
     from bench.config import cache_dir
 
-    kinds = inv.parse_kinds(args.kind, default=inv.CLEAR_DEFAULT)
+    kinds = parse_kinds(args.kind, default=CLEAR_DEFAULT)
     removed = inv.clear(kinds, encoder=args.encoder, task=args.task)
     what = " and ".join(f"{k} {v}" for k, v in (("encoder", args.encoder), ("task", args.task)) if v) or "all"
     print(f"Removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} ({', '.join(kinds)}; {what}) "
@@ -83,3 +87,15 @@ def human_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
+
+
+def parse_kinds(text: str | None, default: Sequence[str] = KINDS) -> tuple[str, ...]:
+    """``"embeddings,probes"`` / ``"all"`` / None -> kinds; an unknown kind is a usage error naming the known ones."""
+    names = [k.strip().lower() for k in (text or "").split(",") if k.strip()]
+    if not text or "all" in names:
+        return tuple(default) if not text else KINDS
+    bad = [k for k in names if k not in KINDS]
+    if bad or not names:
+        raise BenchError(f"--kind {text!r}: unknown kind {bad[0] if bad else ''!r}; use {', '.join(KINDS)} or all "
+                         "(comma-separated)")
+    return tuple(k for k in KINDS if k in names)
