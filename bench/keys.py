@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from bench.store import FileDigests, file_digests, safe
+from bench.store import MISSING, UNREADABLE, FileDigests, file_digests, safe
 
 #: bump when the extraction code changes what it computes (windowing, pooling, resampling)
 EXTRACT_VERSION = "2"
@@ -90,15 +90,19 @@ def plugin_identity(kind: str, name: str) -> dict[str, str]:
 # -- the chain -------------------------------------------------------------------------------------
 
 
-def data_fingerprint(splits: dict[str, Iterable[Any]], data_root: Path, digests: FileDigests | None = None) -> str:
+def data_fingerprint(splits: dict[str, Iterable[Any]], data_root: Path, digests: FileDigests | None = None,
+                     unread: list[str] | None = None) -> str:
     """Data key: SHA-256 over every split's items (track id, path relative to the data root, the file's content
-    digest, label, span). One definition for the embedding key (one split) and the record (all splits)."""
+    digest, label, span). One definition for the embedding key (one split) and the record (all splits).
+    ``unread``: gets the paths of files that were missing or could not be read (keyed as such)."""
     root = os.path.abspath(data_root)  # not resolved: a dataset folder that is a link keeps its relative paths
     h = hashlib.sha256()
     h.update(b"bench-data-fingerprint v2 (sha256 of file bytes)\n")
     for split in sorted(splits):
         items = list(splits[split])
         for item, digest in zip(items, (digests or file_digests()).digests([it.path for it in items])):
+            if unread is not None and digest in (MISSING, UNREADABLE):
+                unread.append(item.path)
             path = os.path.abspath(item.path)
             rel = path[len(root) + 1 :] if path.startswith(root + os.sep) else path
             h.update(f"{split}\t{item.track_id}\t{rel}\t{digest}\t{item.label}\t{item.start}\t{item.end}\n".encode())

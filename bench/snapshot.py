@@ -7,7 +7,8 @@ files parsed, every audio file's identity checked for the data key) and planned 
 job reads the data and the others reuse what it read: the annotations as they were when first read (a
 value is keyed by the labels it was computed with), the data key only while every audio file keeps its
 identity and was not written in the last seconds (a file changed during the command is hashed again). A
-failed indexing is not kept (the next job tries again and reports it). Outside a scope nothing is kept and
+failed or empty indexing, and a data key with a file that could not be read, are not kept (the next job
+tries again and reports it). Outside a scope nothing is kept and
 every call reads the data, as before.
 """
 
@@ -55,9 +56,9 @@ def items(task: Task, split: str, root: Path) -> Split:
         return task.items(split, root)
     key = ("items", type(task).__module__, type(task).__qualname__, task.name,
            json.dumps(task.settings, sort_keys=True, default=str), split, os.fspath(root))
-    if key not in _memo:
-        _memo[key] = task.items(split, root)
-    got = _memo[key]
+    got = _memo.get(key) or task.items(split, root)
+    if got.items:  # an empty listing is an error the next job reports again, from a fresh reading
+        _memo[key] = got
     return Split(got.name, list(got.items), list(got.problems))
 
 
@@ -77,10 +78,11 @@ def fingerprint(splits: dict[str, Iterable[Any]], root: Path) -> str:
     got = _memo.get(key)
     if got is not None and got[1] == files:
         return str(got[0])
-    started = time.time_ns()
-    value = data_fingerprint(dict(lists), root)
-    # kept only when no file is missing or racily recent: a rewrite within one timestamp tick keeps the identity
-    if all(store.settled(f, started) for f in files):
+    started, unread = time.time_ns(), list[str]()
+    value = data_fingerprint(dict(lists), root, unread=unread)
+    # kept only when every file was read and is not racily recent (a rewrite within one timestamp tick keeps
+    # the identity): an unreadable file (a transient I/O error) is tried again by the next job
+    if not unread and all(store.settled(f, started) for f in files):
         _memo[key] = (value, files, lists)
     else:
         _memo.pop(key, None)

@@ -71,11 +71,44 @@ def test_a_racily_recent_file_is_fingerprinted_again_each_time(tmp_path, monkeyp
     items = Counting(Counter()).items("train", tmp_path).items
     computed = []
     real = bench.keys.data_fingerprint
-    monkeypatch.setattr(bench.keys, "data_fingerprint", lambda s, r: computed.append(1) or real(s, r))
+    monkeypatch.setattr(bench.keys, "data_fingerprint", lambda s, r, **kw: computed.append(1) or real(s, r, **kw))
     with snapshot.scope():
         for _ in range(3):
             snapshot.fingerprint({"train": items}, tmp_path)
     assert len(computed) == 3
+
+
+def test_an_empty_listing_is_read_again_by_the_next_job(tmp_path):
+    calls: Counter = Counter()
+    with snapshot.scope():
+        assert len(snapshot.items(Counting(calls, n=0), "train", tmp_path)) == 0
+        snapshot.items(Counting(calls, n=0), "train", tmp_path)  # the data may have been written since
+    assert calls["train"] == 2
+
+
+def test_a_data_key_with_an_unreadable_file_is_computed_again(tmp_path, monkeypatch):
+    """A transient read error is keyed as 'unreadable' for the job that met it, never kept for the next one."""
+    import bench.keys
+    from bench import store
+
+    monkeypatch.setattr("bench.store.RACY_NS", -10**18)  # the files of this test count as settled
+    for i in range(2):
+        (tmp_path / f"train{i}.wav").write_bytes(b"x" * (i + 1))
+    items = Counting(Counter()).items("train", tmp_path).items
+    want = data_fingerprint({"train": items}, tmp_path)
+    fail = {"on": True}
+    real_hash = store._hash_or_none
+    monkeypatch.setattr(store, "_hash_or_none", lambda p: None if fail["on"] and p.endswith("train1.wav")
+                        else real_hash(p))
+    store.file_digests()._mem.clear()
+    computed = []
+    real = bench.keys.data_fingerprint
+    monkeypatch.setattr(bench.keys, "data_fingerprint", lambda s, r, **kw: computed.append(1) or real(s, r, **kw))
+    with snapshot.scope():
+        broken = snapshot.fingerprint({"train": items}, tmp_path)
+        fail["on"] = False
+        assert broken != want and snapshot.fingerprint({"train": items}, tmp_path) == want and len(computed) == 2
+        assert snapshot.fingerprint({"train": items}, tmp_path) == want and len(computed) == 2  # now kept
 
 
 def test_fingerprints_are_the_data_key_and_computed_once_per_scope(tmp_path, monkeypatch):
@@ -88,7 +121,7 @@ def test_fingerprints_are_the_data_key_and_computed_once_per_scope(tmp_path, mon
     import bench.keys
 
     real = bench.keys.data_fingerprint
-    monkeypatch.setattr(bench.keys, "data_fingerprint", lambda s, r: computed.append(1) or real(s, r))
+    monkeypatch.setattr(bench.keys, "data_fingerprint", lambda s, r, **kw: computed.append(1) or real(s, r, **kw))
     with snapshot.scope():
         assert snapshot.fingerprint({"train": items}, tmp_path) == want
         assert snapshot.fingerprint({"train": list(items)}, tmp_path) == want  # the same tracks
