@@ -86,24 +86,31 @@ def test_an_empty_listing_is_read_again_by_the_next_job(tmp_path):
     assert calls["train"] == 2
 
 
-def test_a_data_key_with_an_unreadable_file_is_computed_again(tmp_path, monkeypatch):
-    """A transient read error is keyed as 'unreadable' for the job that met it, never kept for the next one."""
+def _settled_pair(tmp_path, monkeypatch):
+    """Two settled files, their items, their data key, and a list that grows by one per data key computed."""
     import bench.keys
-    from bench import store
 
     monkeypatch.setattr("bench.store.RACY_NS", -10**18)  # the files of this test count as settled
     for i in range(2):
         (tmp_path / f"train{i}.wav").write_bytes(b"x" * (i + 1))
     items = Counting(Counter()).items("train", tmp_path).items
     want = data_fingerprint({"train": items}, tmp_path)
+    computed: list[int] = []
+    real = bench.keys.data_fingerprint
+    monkeypatch.setattr(bench.keys, "data_fingerprint", lambda s, r, **kw: computed.append(1) or real(s, r, **kw))
+    return items, want, computed
+
+
+def test_a_data_key_with_an_unreadable_file_is_computed_again(tmp_path, monkeypatch):
+    """A transient read error is keyed as 'unreadable' for the job that met it, never kept for the next one."""
+    from bench import store
+
+    items, want, computed = _settled_pair(tmp_path, monkeypatch)
     fail = {"on": True}
     real_hash = store._hash_or_none
     monkeypatch.setattr(store, "_hash_or_none", lambda p: None if fail["on"] and p.endswith("train1.wav")
                         else real_hash(p))
     monkeypatch.setattr(store, "_digests", store.FileDigests())  # nothing memoised: every file is read
-    computed = []
-    real = bench.keys.data_fingerprint
-    monkeypatch.setattr(bench.keys, "data_fingerprint", lambda s, r, **kw: computed.append(1) or real(s, r, **kw))
     with snapshot.scope():
         broken = snapshot.fingerprint({"train": items}, tmp_path)
         fail["on"] = False
@@ -112,16 +119,7 @@ def test_a_data_key_with_an_unreadable_file_is_computed_again(tmp_path, monkeypa
 
 
 def test_fingerprints_are_the_data_key_and_computed_once_per_scope(tmp_path, monkeypatch):
-    monkeypatch.setattr("bench.store.RACY_NS", -10**18)  # the files of this test count as settled
-    for i in range(2):
-        (tmp_path / f"train{i}.wav").write_bytes(b"x" * (i + 1))
-    items = Counting(Counter()).items("train", tmp_path).items
-    want = data_fingerprint({"train": items}, tmp_path)
-    computed = []
-    import bench.keys
-
-    real = bench.keys.data_fingerprint
-    monkeypatch.setattr(bench.keys, "data_fingerprint", lambda s, r, **kw: computed.append(1) or real(s, r, **kw))
+    items, want, computed = _settled_pair(tmp_path, monkeypatch)
     with snapshot.scope():
         assert snapshot.fingerprint({"train": items}, tmp_path) == want
         assert snapshot.fingerprint({"train": list(items)}, tmp_path) == want  # the same tracks
