@@ -6,9 +6,11 @@ Every time printed is an estimate, and each says where it comes from:
 - **pretraining** (a trainable encoder without ``--checkpoint``): whether its pretrained weights are in the
   cache (the checkpoint key of :func:`bench.pretrain.default_checkpoint`), else the steps left (a run folder
   holding a training state resumes from its last saved step, read from its ``metrics.jsonl``) x the batch
-  size, at the median clips/s that earlier pretrainings logged in the cache's run folders (the same encoder
-  and window on the same kind of device, else any encoder with that window), else at a stated rough default:
-  :data:`CPU_VIEWS_PER_S` on a CPU, scaled by the window and views; none for another device.
+  size, at the median clips/s that earlier pretrainings logged in the cache's run folders (runs on the same
+  kind of device with the same window, views a clip and augmentation on or off, as their log's start event
+  says: those of the same encoder, else of any encoder; a log that does not say its views and augmentation is
+  not used), else at a stated rough default: :data:`CPU_VIEWS_PER_S` on a CPU, scaled by the window and views;
+  none for another device.
 - **extraction**: the pair's own extraction time measured here before, else the tracks of the task (seen by
   an earlier run on the same data) at the encoder's measured tracks/s. A fresh pretraining means no cached
   embeddings; otherwise cached embeddings make it faster than said.
@@ -238,7 +240,8 @@ def _events(path: Path) -> Iterator[dict[str, Any]]:
 def _pretrain_rate(enc: str, window: int, device: str, views: int = 2,
                    augment: bool = True) -> tuple[float | None, str]:
     """(clips per second, where it comes from) for pretraining ``enc`` (its window in samples; ``views`` crops
-    of each clip, ``augment``: the recipe augments them) on ``device``."""
+    of each clip, ``augment``: the recipe augments them) on ``device``. Measured rates come only from runs of
+    the same views and augmentation (:func:`_same_views`)."""
     kind = device.split(":")[0]
     same: list[float] = []
     other: list[float] = []
@@ -256,7 +259,8 @@ def _pretrain_rate(enc: str, window: int, device: str, views: int = 2,
                     first = False
                     continue
                 ok = (str(meta.get("device", "")).split(":")[0] == kind
-                      and (meta.get("config") or {}).get("window") == window)
+                      and (meta.get("config") or {}).get("window") == window
+                      and _same_views(meta, views, augment))
                 if ok:
                     rates.append(float(e["clips_per_s"]))
                     mine = mine or meta.get("encoder") == enc
@@ -273,6 +277,18 @@ def _pretrain_rate(enc: str, window: int, device: str, views: int = 2,
         return rate, (f"a rough default for a CPU: {per_view:g} views/s at a {DEFAULT_WINDOW}-sample window "
                       f"{'with' if augment else 'without'} augmentation, measured on an idle 2-core machine")
     return None, f"no earlier pretraining on {kind} in the cache to measure from"
+
+
+def _same_views(start: dict[str, Any], views: int, augment: bool) -> bool:
+    """Whether the run a ``start``/``resume`` event opens cropped ``views`` views of each clip with augmentation
+    on or off as ``augment`` says: its clips/s hold for that recipe only (a clip costs about its views, and the
+    augmentation more). A log whose event does not say both is not used."""
+    recipe = start.get("recipe")
+    if not isinstance(recipe, dict):
+        return False
+    logged_views, logged_augment = recipe.get("views"), recipe.get("augment")
+    return (isinstance(logged_views, int) and not isinstance(logged_views, bool) and logged_views == views
+            and isinstance(logged_augment, bool) and logged_augment == bool(augment))
 
 
 def _mtime(path: Path) -> float:

@@ -67,9 +67,16 @@ def test_extraction_is_tracks_at_the_encoders_measured_rate_and_probing_borrows_
     assert "gtzan under a minute [as other encoders' probes of it]" in text
 
 
-def _start(path, encoder="semisupcon", device="cpu", window=19683, rates=(), saved=None):
+#: the demo recipe's views and augmentation, as a start event logs them
+_DEMO_RECIPE = {"views": 2, "augment": False}
+
+
+def _start(path, encoder="semisupcon", device="cpu", window=19683, rates=(), saved=None, recipe=_DEMO_RECIPE):
+    """A run folder's log as the pretraining writes it: a start event (the run's identity, device and recipe;
+    ``recipe=None`` leaves the recipe out, as a log that does not say it), then ``train`` events."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    events = [{"event": "start", "step": 0, "encoder": encoder, "device": device, "config": {"window": window}}]
+    events = [{"event": "start", "step": 0, "encoder": encoder, "device": device, "config": {"window": window},
+               **({"recipe": recipe} if recipe is not None else {})}]
     events += [{"event": "train", "step": i + 1, "clips_per_s": r} for i, r in enumerate(rates)]
     if saved:
         events.append({"event": "interrupted", "step": saved})
@@ -122,6 +129,32 @@ def test_pretraining_is_estimated_from_logged_rates_else_a_stated_default(nsynth
     text = _text(cfg)
     assert f"pretraining: none, pretrained weights cached ({path.name})" in text
     assert "less where embeddings are cached" not in text  # nothing estimated for the extraction yet
+
+
+def test_logged_rates_are_pooled_only_from_runs_of_the_same_views_and_augmentation(nsynth_tiny, _cache):
+    # the recipe: 2 views a clip, no augmentation (the demo recipe's), 130 x 10 = 1300 clips
+    cfg = _config(encoders=("semisupcon",), tasks=("nsynth_pitch",), root=nsynth_tiny,
+                  options={"semisupcon:steps": 130, "semisupcon:batch_size": 10})
+    runs = _cache / "checkpoints"
+    # runs of this encoder and window on a CPU that are not this recipe: 1 view a clip (about twice the clips a
+    # second), augmentation on, and a log that does not say its recipe; none is this recipe's rate
+    _start(runs / "semisupcon-1view.run" / "metrics.jsonl", recipe={"views": 1, "augment": False},
+           rates=(1, 200, 200, 200))
+    _start(runs / "semisupcon-augment.run" / "metrics.jsonl", recipe={"views": 2, "augment": True},
+           rates=(1, 60, 60, 60))
+    _start(runs / "semisupcon-unsaid.run" / "metrics.jsonl", recipe=None, rates=(1, 300, 300, 300))
+    _start(runs / "semisupcon-noviews.run" / "metrics.jsonl", recipe={"augment": False}, rates=(1, 300, 300))
+    # none is used: the CPU default
+    assert "1300 clips at ~90 clips/s (a rough default for a CPU" in _text(cfg)
+    # another encoder's run of this recipe is used before them, then this encoder's own
+    _start(runs / "simclr-2view.run" / "metrics.jsonl", encoder="simclr", rates=(1, 20, 20))
+    assert "1300 clips at ~20 clips/s (measured in 1 earlier run(s) of encoders with this window)" in _text(cfg)
+    _start(runs / "semisupcon-2view.run" / "metrics.jsonl", rates=(1, 10, 10))
+    assert "1300 clips at ~10 clips/s (measured in 1 earlier run(s) of semisupcon in the cache)" in _text(cfg)
+    # a 1-view recipe uses the 1-view run's rate
+    one = _config(encoders=("semisupcon",), tasks=("nsynth_pitch",), root=nsynth_tiny,
+                  options={"semisupcon:steps": 130, "semisupcon:batch_size": 10, "semisupcon:views": 1})
+    assert "1300 clips at ~200 clips/s (measured in 1 earlier run(s) of semisupcon in the cache)" in _text(one)
 
 
 def test_a_request_the_results_memo_holds_is_said_cached_and_nothing_else_is_planned():

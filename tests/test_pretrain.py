@@ -99,9 +99,17 @@ def test_valid_and_test_tracks_are_excluded_and_recorded(tiny_task, tmp_path):
     reasons = [e["reason"] for e in held["excluded"]]
     assert sum("same file" in r for r in reasons) == 4 and sum("track id" in r for r in reasons) == 4
 
-    result = train(semisupcon(steps=1, unlabeled_tasks=(), unlabeled_dirs=(str(pool),)), tiny_task, tmp_path / "run")
+    pair = semisupcon(steps=1, unlabeled_tasks=(), unlabeled_dirs=(str(pool),))
+    result = train(pair, tiny_task, tmp_path / "run")
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["event"] == "start" and lines[0]["held_out_check"]["excluded_count"] == 4
+    # the start event says the recipe's views and augmentation, which bench.plan matches logged clips/s by
+    from bench.plan import _same_views
+
+    recipe = pair[1]
+    assert _same_views(lines[0], recipe.views, recipe.augment)
+    assert not _same_views(lines[0], recipe.views + 1, recipe.augment)
+    assert not _same_views(lines[0], recipe.views, not recipe.augment)
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["held_out_check"]["checked"]["tiny"] == {"valid": 2, "test": 2}
     assert result.steps == 1
