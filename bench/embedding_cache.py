@@ -99,12 +99,28 @@ class EmbeddingCache(Store):
         if resumed:
             log(f"[cache] resumed {key.name}: {resumed} of {n_chunks} chunk(s) came from an interrupted extraction")
             status = "resumed" if status == "miss" else status
-        from bench.extract import Embeddings
-
-        emb = Embeddings.concat(parts, dim)
+        emb = assemble(parts, dim)
         if self.write(key, emb):
             self.drop_partial(key)
         return emb, status
+
+
+def assemble(parts: list[Any], dim: int) -> Any:
+    """One split's embeddings from its chunks, in chunk order (window embeddings too, when every chunk has them).
+    Here, not in :mod:`bench.extract`: that module's code is in every embeddings key, and assembling does not
+    change a value."""
+    import numpy as np
+
+    from bench.extract import Embeddings
+
+    X = np.concatenate([p.X for p in parts]) if parts else np.zeros((0, dim), np.float32)
+    emb = Embeddings([it for p in parts for it in p.items], X.astype(np.float32, copy=False),
+                     [s for p in parts for s in p.skipped], sum(p.windows for p in parts),
+                     sum(p.seconds for p in parts), [w for p in parts for w in p.warnings])
+    if parts and all(p.window_X is not None for p in parts):
+        emb.window_X = np.concatenate([p.window_X for p in parts]).astype(np.float32, copy=False)
+        emb.window_counts = np.concatenate([p.window_counts for p in parts]).astype(np.int64)
+    return emb
 
 
 def _write(folder: Path, emb: Any) -> None:

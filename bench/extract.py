@@ -57,18 +57,6 @@ class Embeddings:
     #: the encoder's window length in seconds (set by bench.run.embed; segment probes need it)
     window_seconds: float | None = None
 
-    @classmethod
-    def concat(cls, parts: list["Embeddings"], dim: int) -> "Embeddings":
-        """One split's embeddings from its chunks, in order (window embeddings too, when every chunk has them)."""
-        X = np.concatenate([p.X for p in parts]) if parts else np.zeros((0, dim), np.float32)
-        emb = cls([it for p in parts for it in p.items], X.astype(np.float32, copy=False),
-                  [s for p in parts for s in p.skipped], sum(p.windows for p in parts),
-                  sum(p.seconds for p in parts), [w for p in parts for w in p.warnings])
-        if parts and all(p.window_X is not None for p in parts):
-            emb.window_X = np.concatenate([p.window_X for p in parts]).astype(np.float32, copy=False)
-            emb.window_counts = np.concatenate([p.window_counts for p in parts]).astype(np.int64)
-        return emb
-
 
 @dataclass(frozen=True)
 class AudioTransform:

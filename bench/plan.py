@@ -270,13 +270,14 @@ def _pretrain_rate(enc: str, window: int, device: str, views: int = 2,
     if same:
         return statistics.median(same), f"measured in {runs[0]} earlier run(s) of {enc} in the cache"
     if other:
-        return statistics.median(other), f"measured in {runs[1]} earlier run(s) of encoders with this window"
+        return statistics.median(other), f"measured in {runs[1]} earlier run(s) of encoders with this window, views and augmentation"
     if kind == "cpu":
         per_view = CPU_VIEWS_PER_S[bool(augment)]
         rate = per_view / max(1, views) * DEFAULT_WINDOW / window
         return rate, (f"a rough default for a CPU: {per_view:g} views/s at a {DEFAULT_WINDOW}-sample window "
                       f"{'with' if augment else 'without'} augmentation, measured on an idle 2-core machine")
-    return None, f"no earlier pretraining on {kind} in the cache to measure from"
+    return None, (f"no earlier pretraining on {kind} with this window, views and augmentation in the cache to "
+                  "measure from")
 
 
 def _same_views(start: dict[str, Any], views: int, augment: bool) -> bool:

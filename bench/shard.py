@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench import keys, snapshot
-from bench.embedding_cache import EmbeddingCache, chunk_size
+from bench.embedding_cache import EmbeddingCache, assemble, chunk_size
 from bench.errors import BenchError
 from bench.store import log
 
@@ -65,9 +65,10 @@ def embed_split(cache: EmbeddingCache, encoder_name: str, encoder: Any, weights_
     return emb, {"status": status, "key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
 
 
-def embed_split_shared(procs: Any, store: EmbeddingCache, encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str,
-                items: Sequence[Any], data_root: Path, *, device: str = "cpu", batch_size: int = 32,
-                progress: bool = True, transform: Any = None) -> tuple[Any, dict[str, Any]]:
+def embed_split_shared(procs: Any, store: EmbeddingCache, encoder_name: str, encoder: Any, weights_hash: str,
+                       task: Any, split: str, items: Sequence[Any], data_root: Path, *, device: str = "cpu",
+                       batch_size: int = 32, progress: bool = True,
+                       transform: Any = None) -> tuple[Any, dict[str, Any]]:
     """Like :func:`embed_split`, shared over ``procs``; non-main processes get no rows back.
 
     Returns ``(embeddings, {"status", "key", "fingerprint"})``; on a process
@@ -78,7 +79,7 @@ def embed_split_shared(procs: Any, store: EmbeddingCache, encoder_name: str, enc
     from bench import extract as ex
 
     key = key_for(encoder_name, encoder, weights_hash, task, split, items, data_root,
-                           transform=transform.id if transform is not None else None)
+                  transform=transform.id if transform is not None else None)
     info = {"key": key.digest, "fingerprint": key.fields["data_fingerprint"]}
     placeholder = ex.Embeddings([], np.zeros((0, encoder.row_size), np.float32), key=key.digest)
 
@@ -127,12 +128,12 @@ def embed_split_shared(procs: Any, store: EmbeddingCache, encoder_name: str, enc
             outcome = ("error", "; ".join(errors))
         else:
             merged = {c: p for g in got for c, p in g[1].items()}
-            emb = ex.Embeddings.concat([merged[c] for c in range(n_chunks)], encoder.row_size)
+            emb = assemble([merged[c] for c in range(n_chunks)], encoder.row_size)
             emb.seconds = time.perf_counter() - t0
             resumed = sum(g[2] for g in got)
             if resumed:
                 log(f"[cache] resumed {key.name}: {resumed} of {n_chunks} chunk(s) came from an "
-                             "interrupted extraction")
+                    "interrupted extraction")
             status = "resumed" if resumed and decision["status"] == "miss" else decision["status"]
             if not store.enabled:
                 status = "off"

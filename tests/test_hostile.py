@@ -618,7 +618,7 @@ def test_held_corrupt_audio_is_skipped_and_counted_and_stays_counted_on_a_cache_
     store = C.EmbeddingCache.open(tmp_path / "emb")
     for status in ("miss", "hit"):
         emb, info = shard.embed_split(store, "logmel", enc, weights_hash(enc), task, "test", items, nsynth_copy,
-                                  progress=False)
+                                      progress=False)
         assert info["status"] == status
         assert [s["track_id"] for s in emb.skipped] == [items[1].track_id] and "decode" in emb.skipped[0]["reason"]
         assert len(emb.items) == len(items) - 1

@@ -108,7 +108,8 @@ def test_pretraining_is_estimated_from_logged_rates_else_a_stated_default(nsynth
         "augmentation" in _text(aug)
     # on another device there is no default
     cuda = _config(encoders=("semisupcon",), tasks=("nsynth_pitch",), root=nsynth_tiny, options=opts, device="cuda")
-    assert "time not estimated (no earlier pretraining on cuda in the cache to measure from)" in _text(cuda)
+    assert ("time not estimated (no earlier pretraining on cuda with this window, views and augmentation in the "
+            "cache to measure from)") in _text(cuda)
     assert list(plan.describe(cuda))[-1] == "  no estimate of the whole (not estimated: semisupcon pretraining; " \
         "semisupcon extraction of 1 task(s); semisupcon probing of 1 task(s))"
     # logged rates: the median after each start's first (warm-up) line; another window or device is not used
@@ -148,7 +149,8 @@ def test_logged_rates_are_pooled_only_from_runs_of_the_same_views_and_augmentati
     assert "1300 clips at ~90 clips/s (a rough default for a CPU" in _text(cfg)
     # another encoder's run of this recipe is used before them, then this encoder's own
     _start(runs / "simclr-2view.run" / "metrics.jsonl", encoder="simclr", rates=(1, 20, 20))
-    assert "1300 clips at ~20 clips/s (measured in 1 earlier run(s) of encoders with this window)" in _text(cfg)
+    assert ("1300 clips at ~20 clips/s (measured in 1 earlier run(s) of encoders with this window, views and "
+            "augmentation)") in _text(cfg)
     _start(runs / "semisupcon-2view.run" / "metrics.jsonl", rates=(1, 10, 10))
     assert "1300 clips at ~10 clips/s (measured in 1 earlier run(s) of semisupcon in the cache)" in _text(cfg)
     # a 1-view recipe uses the 1-view run's rate

@@ -1,9 +1,9 @@
 """The pretraining audio store: every pool track decoded once at the encoder's sample rate into one
-memory-mapped file (:mod:`bench.pretrain.decode` builds it), a :mod:`bench.store` entry (kind
-``pretrain-audio``) shared by runs and by the processes of a DDP run. Keyed by each track's content SHA-256
-and span, the sample rate and the sample type (audio changed in place, size and mtime kept, is decoded again);
-a flipped or truncated store fails its check and is rebuilt. A float32 store keeps the key and the bytes it
-had before int16 existed.
+memory-mapped file (:mod:`bench.pretrain.decode` builds it, one worker a CPU core by default), a
+:mod:`bench.store` entry (kind ``pretrain-audio``) shared by runs and by the processes of a DDP run. Keyed by
+each track's content SHA-256 and span, the sample rate and the sample type (audio changed in place, size and
+mtime kept, is decoded again); a flipped or truncated store fails its check and is rebuilt. A float32 store
+keeps the key and the bytes it had before int16 existed.
 """
 
 from __future__ import annotations
