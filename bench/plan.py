@@ -270,7 +270,8 @@ def _pretrain_rate(enc: str, window: int, device: str, views: int = 2,
     if same:
         return statistics.median(same), f"measured in {runs[0]} earlier run(s) of {enc} in the cache"
     if other:
-        return statistics.median(other), f"measured in {runs[1]} earlier run(s) of encoders with this window, views and augmentation"
+        return statistics.median(other), (f"measured in {runs[1]} earlier run(s) of encoders with this window, "
+                                          "views and augmentation")
     if kind == "cpu":
         per_view = CPU_VIEWS_PER_S[bool(augment)]
         rate = per_view / max(1, views) * DEFAULT_WINDOW / window

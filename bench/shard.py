@@ -44,6 +44,11 @@ def key_for(encoder_name: str, encoder: Any, weights_hash: str, task: Any, split
         window=encoder.window, sample_rate=encoder.sample_rate, transform=transform, per_window=per_window)
 
 
+def _desc(encoder: Any, task: Any, split: str, transform: Any) -> str:
+    """The progress bar's label of one split's extraction."""
+    return f"{encoder.name} x {task.name} [{split}{' ' + transform.id if transform else ''}]"
+
+
 def embed_split(cache: EmbeddingCache, encoder_name: str, encoder: Any, weights_hash: str, task: Any, split: str,
                 items: Sequence[Any], data_root: Path, *, device: str = "cpu", batch_size: int = 32,
                 progress: bool = True, transform: Any = None, windows: bool = False) -> tuple[Any, dict[str, Any]]:
@@ -55,8 +60,7 @@ def embed_split(cache: EmbeddingCache, encoder_name: str, encoder: Any, weights_
                   transform=transform.id if transform is not None else None, per_window=windows)
 
     def run(sub: Sequence[Any], label: str) -> Any:
-        desc = f"{encoder.name} x {task.name} [{split}{' ' + transform.id if transform else ''}]" + (
-            f" {label}" if label else "")
+        desc = _desc(encoder, task, split, transform) + (f" {label}" if label else "")
         return ex.extract(encoder, sub, device=device, batch_size=batch_size, max_windows=task.max_windows,
                           progress=progress, desc=desc, transform=transform, keep_windows=windows)
 
@@ -98,7 +102,7 @@ def embed_split_shared(procs: Any, store: EmbeddingCache, encoder_name: str, enc
     t0 = time.perf_counter()
     chunk = chunk_size(len(items))
     n_chunks = max(1, -(-len(items) // chunk))
-    desc = f"{encoder.name} x {task.name} [{split}{' ' + transform.id if transform else ''}]"
+    desc = _desc(encoder, task, split, transform)
     try:
         if decision["key"] != key.digest:
             raise BenchError(f"process {procs.rank} sees other data for {task.name} {split} than the main process "

@@ -8,8 +8,7 @@ job reads the data and the others reuse what it read: the annotations as they we
 value is keyed by the labels it was computed with), the data key only while every audio file keeps its
 identity and was not written in the last seconds (a file changed during the command is hashed again). A
 failed or empty indexing, and a data key with a file that could not be read, are not kept (the next job
-tries again and reports it). Outside a scope nothing is kept and
-every call reads the data, as before.
+tries again and reports it). Outside a scope nothing is kept and every call reads the data, as before.
 """
 
 from __future__ import annotations
@@ -78,7 +77,8 @@ def fingerprint(splits: dict[str, Iterable[Any]], root: Path) -> str:
     got = _memo.get(key)
     if got is not None and got[1] == files:
         return str(got[0])
-    started, unread = time.time_ns(), list[str]()
+    started = time.time_ns()
+    unread: list[str] = []
     value = data_fingerprint(dict(lists), root, unread=unread)
     # kept only when every file was read and is not racily recent (a rewrite within one timestamp tick keeps
     # the identity): an unreadable file (a transient I/O error) is tried again by the next job

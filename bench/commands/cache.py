@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Sequence
 
 from bench.errors import BenchError
-from bench.store import CLEAR_DEFAULT, KINDS
+from bench import store
 
-KIND_HELP = f"{', '.join(KINDS)} or all (comma-separated)"
+KIND_HELP = f"{', '.join(store.KINDS)} or all (comma-separated)"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,10 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from bench import store as inv
     from bench.config import cache_dir
 
-    rows = inv.entries(parse_kinds(args.kind))
+    rows = store.entries(parse_kinds(args.kind))
     print(f"Cache: {cache_dir()}")
     if not rows:
         print("  (empty)")
@@ -57,7 +56,7 @@ def run_list(args: argparse.Namespace) -> int:
               human_size(r["size"]), r["created"], r["status"], Path(r["path"]).name] for r in rows]
     print(tabulate(table, headers=["kind", "encoder", "task", "split", "tracks", "skipped", "size", "created",
                                    "status", "entry"], tablefmt="github"))
-    by_kind = {k: [r for r in rows if r["kind"] == k] for k in KINDS}
+    by_kind = {k: [r for r in rows if r["kind"] == k] for k in store.KINDS}
     parts = [f"{k} {len(v)} ({human_size(sum(r['size'] for r in v))})" for k, v in by_kind.items() if v]
     print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}, {human_size(sum(r['size'] for r in rows))}: "
           + ", ".join(parts))
@@ -65,16 +64,15 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_clear(args: argparse.Namespace) -> int:
-    from bench import store as inv
     from bench.config import cache_dir
 
-    kinds = parse_kinds(args.kind, default=CLEAR_DEFAULT)
-    removed = inv.clear(kinds, encoder=args.encoder, task=args.task)
+    kinds = parse_kinds(args.kind, default=store.CLEAR_DEFAULT)
+    removed = store.clear(kinds, encoder=args.encoder, task=args.task)
     what = " and ".join(f"{k} {v}" for k, v in (("encoder", args.encoder), ("task", args.task)) if v) or "all"
     print(f"Removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} ({', '.join(kinds)}; {what}) "
           f"from {cache_dir()}, {human_size(sum(r['size'] for r in removed))} freed.")
     for kind in ("demo", "checkpoints"):
-        kept = [] if kind in kinds else inv.entries((kind,))
+        kept = [] if kind in kinds else store.entries((kind,))
         if kept:
             print(f"Kept {len(kept)} {kind} entr{'y' if len(kept) == 1 else 'ies'} "
                   f"({human_size(sum(r['size'] for r in kept))}); `bench cache clear --kind {kind}` deletes them.")
@@ -89,13 +87,12 @@ def human_size(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def parse_kinds(text: str | None, default: Sequence[str] = KINDS) -> tuple[str, ...]:
+def parse_kinds(text: str | None, default: Sequence[str] = store.KINDS) -> tuple[str, ...]:
     """``"embeddings,probes"`` / ``"all"`` / None -> kinds; an unknown kind is a usage error naming the known ones."""
     names = [k.strip().lower() for k in (text or "").split(",") if k.strip()]
     if not text or "all" in names:
-        return tuple(default) if not text else KINDS
-    bad = [k for k in names if k not in KINDS]
+        return tuple(default) if not text else store.KINDS
+    bad = [k for k in names if k not in store.KINDS]
     if bad or not names:
-        raise BenchError(f"--kind {text!r}: unknown kind {bad[0] if bad else ''!r}; use {', '.join(KINDS)} or all "
-                         "(comma-separated)")
-    return tuple(k for k in KINDS if k in names)
+        raise BenchError(f"--kind {text!r}: unknown kind {bad[0] if bad else ''!r}; use {KIND_HELP}")
+    return tuple(k for k in store.KINDS if k in names)
